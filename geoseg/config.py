@@ -1,0 +1,59 @@
+"""Typed, immutable run configurations. The CLI, QGIS and Dask only build these."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+Blend = Literal["cosine", "gaussian", "crop"]
+Device = Literal["auto", "cpu", "cuda"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+
+@dataclass(frozen=True)
+class VectorizeConfig:
+    """How a probability raster becomes footprints.
+
+    ``threshold`` is a probability in [0, 1] (None: the model card's). ``min_area_m2``
+    drops small instances; ``simplify_m`` is the Douglas-Peucker tolerance in metres
+    (None: one pixel). ``regularize`` squares building outlines, falling back to the
+    raw polygon when the squared one has IoU < ``regularize_min_iou`` with it.
+    ``band_rows``/``halo_rows`` bound memory: the raster is processed in row bands.
+    """
+
+    threshold: float | None = None
+    split_touching: bool = True
+    min_area_m2: float = 4.0
+    simplify_m: float | None = None
+    regularize: bool = False
+    regularize_min_iou: float = 0.85
+    boundary_band: int | None = None
+    band_rows: int = 2048
+    halo_rows: int = 256
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """Everything ``geoseg segment`` needs besides the input and output paths."""
+
+    model: str = "default"
+    device: Device = "auto"
+    precision: Precision = "auto"
+    batch_size: int = 8
+    gsd_m: float | None = None  # None: the model's training GSD
+    tile_size: int | None = None  # None: the model card's
+    overlap: int | None = None  # None: the model card's
+    blend: Blend = "cosine"
+    dst_crs: str | None = None
+    compress: Literal["deflate", "zstd"] = "deflate"
+    cog: bool = False
+    resume: bool = True
+    keep_work: bool = False
+    read_threads: int = 1
+    vectorize: VectorizeConfig = field(default_factory=VectorizeConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,83 @@
+"""Ground resolution and metric working grids (pure maths over CRSs; opens no file)."""
+
+from __future__ import annotations
+
+import math
+
+from geoseg.errors import InputError
+from geoseg.grid import RasterGrid
+
+
+def _crs(crs: object):
+    from rasterio.crs import CRS
+
+    return CRS.from_user_input(crs)
+
+
+def center_lonlat(grid: RasterGrid) -> tuple[float, float]:
+    from rasterio.warp import transform
+
+    x, y = grid.transform * (grid.width / 2, grid.height / 2)
+    lon, lat = transform(_crs(grid.crs), "EPSG:4326", [x], [y])
+    return float(lon[0]), float(lat[0])
+
+
+def ground_gsd_m(grid: RasterGrid) -> float:
+    """True ground size of one pixel at the raster centre, in metres (geodesic).
+
+    Correct for geographic CRSs (degrees) and for Web Mercator, whose nominal
+    metres are stretched by ``1/cos(latitude)``.
+    """
+    from pyproj import Geod
+    from rasterio.warp import transform
+
+    if grid.crs is None:
+        raise InputError("the raster has no CRS; assign one first, e.g. `gdal_edit.py -a_srs EPSG:32633 FILE`")
+    c, r = grid.width / 2, grid.height / 2
+    pts = [grid.transform * p for p in ((c, r), (c + 1, r), (c, r + 1))]
+    lons, lats = transform(_crs(grid.crs), "EPSG:4326", [p[0] for p in pts], [p[1] for p in pts])
+    geod = Geod(ellps="WGS84")
+    _, _, dx = geod.inv(lons[0], lats[0], lons[1], lats[1])
+    _, _, dy = geod.inv(lons[0], lats[0], lons[2], lats[2])
+    if not (dx > 0 and dy > 0) or not math.isfinite(dx * dy):
+        raise InputError("cannot measure the raster's ground resolution; check its CRS and geotransform")
+    return math.sqrt(dx * dy)
+
+
+def utm_crs_for(lon: float, lat: float):
+    """The WGS84 UTM zone CRS containing ``(lon, lat)``."""
+    zone = int(math.floor((lon + 180.0) / 6.0)) % 60 + 1
+    return _crs(f"EPSG:{(32600 if lat >= 0 else 32700) + zone}")
+
+
+def is_metric_faithful(grid: RasterGrid, rel_tol: float = 0.01) -> bool:
+    """True if the grid's CRS units are metres that match ground distance (to ``rel_tol``)."""
+    crs = _crs(grid.crs)
+    if not crs.is_projected:
+        return False
+    try:
+        _, factor = crs.linear_units_factor
+    except Exception:  # noqa: BLE001 - unknown units: not trustworthy
+        return False
+    nominal = math.sqrt(grid.res_xy[0] * grid.res_xy[1]) * factor
+    return abs(nominal / ground_gsd_m(grid) - 1.0) <= rel_tol
+
+
+def metric_crs_for(grid: RasterGrid):
+    """The CRS to work in: the grid's own if it is faithfully metric, else the local UTM zone."""
+    if is_metric_faithful(grid):
+        return _crs(grid.crs)
+    return utm_crs_for(*center_lonlat(grid))
+
+
+def reproject_grid(grid: RasterGrid, dst_crs: object, res_m: float) -> RasterGrid:
+    """A north-up grid in ``dst_crs`` at ``res_m`` covering ``grid``, snapped to multiples of ``res_m``."""
+    from affine import Affine
+    from rasterio.warp import transform_bounds
+
+    left, bottom, right, top = transform_bounds(_crs(grid.crs), _crs(dst_crs), *grid.bounds, densify_pts=21)
+    left = math.floor(left / res_m) * res_m
+    top = math.ceil(top / res_m) * res_m
+    width = max(1, math.ceil((right - left) / res_m - 1e-9))
+    height = max(1, math.ceil((top - bottom) / res_m - 1e-9))
+    return RasterGrid((height, width), Affine(res_m, 0.0, left, 0.0, -res_m, top), _crs(dst_crs))

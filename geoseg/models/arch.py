@@ -1,0 +1,30 @@
+"""Network construction from a model card's ``architecture`` block (torch imported here only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from geoseg.errors import ModelIntegrityError
+
+
+def build_module(arch: dict[str, Any]):
+    """Build an untrained ``torch.nn.Module`` from an architecture description.
+
+    ``arch`` holds ``name`` (an smp architecture such as ``"unet"``), ``encoder``,
+    ``in_channels`` and ``classes``, plus optional ``decoder_channels``.
+    """
+    import segmentation_models_pytorch as smp
+
+    name = str(arch.get("name", "unet")).lower()
+    kwargs: dict[str, Any] = {
+        "encoder_name": arch.get("encoder", "resnet18"),
+        "encoder_weights": None,
+        "in_channels": int(arch.get("in_channels", 3)),
+        "classes": int(arch.get("classes", 1)),
+    }
+    if "decoder_channels" in arch:
+        kwargs["decoder_channels"] = tuple(arch["decoder_channels"])
+    try:
+        return smp.create_model(name, **kwargs)
+    except (KeyError, ValueError) as exc:
+        raise ModelIntegrityError(f"model card architecture {arch!r} cannot be built: {exc}") from None

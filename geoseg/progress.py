@@ -1,0 +1,96 @@
+"""Progress reporting and cancellation, shared by the library, the CLI and the QGIS plugin.
+
+The library calls ``progress.update(done, total, stage)`` and checks
+``progress.cancelled()``; raising :class:`geoseg.errors.Cancelled` is the
+library's job, not the reporter's.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Protocol, TextIO, runtime_checkable
+
+from geoseg.errors import Cancelled
+
+
+@runtime_checkable
+class Progress(Protocol):
+    def update(self, done: int, total: int, stage: str) -> None: ...
+
+    def cancelled(self) -> bool: ...
+
+
+class NullProgress:
+    """Reports nothing, never cancels."""
+
+    def update(self, done: int, total: int, stage: str) -> None:
+        pass
+
+    def cancelled(self) -> bool:
+        return False
+
+
+def check_cancel(progress: Progress) -> None:
+    if progress.cancelled():
+        raise Cancelled("cancelled; rerun the same command to resume from the finished tiles")
+
+
+class _Eta:
+    def __init__(self) -> None:
+        self.stage: str | None = None
+        self.t0 = time.monotonic()
+        self.d0 = 0
+
+    def eta(self, done: int, total: int, stage: str) -> float | None:
+        if stage != self.stage:
+            self.stage, self.t0, self.d0 = stage, time.monotonic(), done
+            return None
+        rate = (done - self.d0) / max(1e-9, time.monotonic() - self.t0)
+        return (total - done) / rate if rate > 0 else None
+
+
+class JsonProgress:
+    """One JSON object per line: ``{"stage", "done", "total", "eta_s"}`` (for programs driving the CLI)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self._eta = _Eta()
+
+    def update(self, done: int, total: int, stage: str) -> None:
+        eta = self._eta.eta(done, total, stage)
+        rec = {"stage": stage, "done": done, "total": total, "eta_s": None if eta is None else round(eta, 1)}
+        self.stream.write(json.dumps(rec) + "\n")
+        self.stream.flush()
+
+    def cancelled(self) -> bool:
+        return False
+
+
+class BarProgress:
+    """A tqdm progress bar per stage, on stderr."""
+
+    def __init__(self) -> None:
+        self._bar = None
+        self._stage: str | None = None
+
+    def update(self, done: int, total: int, stage: str) -> None:
+        from tqdm import tqdm
+
+        if stage != self._stage:
+            self.close()
+            self._stage = stage
+            self._bar = tqdm(total=total, desc=stage, unit="step", dynamic_ncols=True, leave=True)
+        assert self._bar is not None
+        self._bar.total = total
+        self._bar.n = done
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def cancelled(self) -> bool:
+        return False

@@ -1,0 +1,137 @@
+"""Tiles and the tile grid: pure window arithmetic over a raster shape (no I/O).
+
+A :class:`Tile` has a *read* window (what the model sees: core plus halo, always
+inside the raster) and a *core* window (the pixels it owns). The cores of a
+:class:`TileGrid` partition the raster exactly. Tiles come in rows; a row of
+tiles is the unit of streaming (see :meth:`TileGrid.final_rows_after`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from geoseg.window import PixelWindow
+
+
+def _starts(length: int, tile: int, stride: int) -> list[int]:
+    """Tile start offsets along one axis: regular stride, last tile shifted to end at the edge."""
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile, stride))
+    starts.append(length - tile)
+    return starts
+
+
+def _core_bounds(starts: list[int], tile: int, length: int) -> list[tuple[int, int]]:
+    """Split ``[0, length)`` among tiles: boundaries at the middle of each overlap."""
+    bounds = [0]
+    for a, b in zip(starts, starts[1:]):
+        end_a = min(a + tile, length)
+        bounds.append((b + end_a) // 2)
+    bounds.append(length)
+    return list(zip(bounds, bounds[1:]))
+
+
+@dataclass(frozen=True, slots=True)
+class Tile:
+    """One tile: ``index = (row, col)`` in the grid, ``read`` window (core + halo), ``core`` window."""
+
+    index: tuple[int, int]
+    read: PixelWindow
+    core: PixelWindow
+
+    @property
+    def core_in_read(self) -> PixelWindow:
+        """The core in the read window's own pixel frame."""
+        return self.core.relative_to(self.read)
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """Tiles of ``tile_size`` pixels with ``overlap`` pixels shared by neighbours.
+
+    Rasters smaller than a tile give a single tile whose read window is the whole
+    raster (the predictor pads it). ``overlap`` must be ``< tile_size / 2`` so that
+    only adjacent rows of tiles overlap.
+    """
+
+    shape_yx: tuple[int, int]
+    tile_size: int
+    overlap: int
+
+    def __post_init__(self) -> None:
+        h, w = self.shape_yx
+        if h <= 0 or w <= 0:
+            raise ValueError(f"raster shape must be positive, got {self.shape_yx}")
+        if self.tile_size <= 0 or not 0 <= 2 * self.overlap < self.tile_size:
+            raise ValueError(f"need tile_size > 0 and 0 <= overlap < tile_size/2, got {self.tile_size}, {self.overlap}")
+
+    @property
+    def stride(self) -> int:
+        return self.tile_size - self.overlap
+
+    @cached_property
+    def row_starts(self) -> list[int]:
+        return _starts(self.shape_yx[0], self.tile_size, self.stride)
+
+    @cached_property
+    def col_starts(self) -> list[int]:
+        return _starts(self.shape_yx[1], self.tile_size, self.stride)
+
+    @cached_property
+    def _row_cores(self) -> list[tuple[int, int]]:
+        return _core_bounds(self.row_starts, self.tile_size, self.shape_yx[0])
+
+    @cached_property
+    def _col_cores(self) -> list[tuple[int, int]]:
+        return _core_bounds(self.col_starts, self.tile_size, self.shape_yx[1])
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.row_starts)
+
+    @property
+    def n_cols(self) -> int:
+        return len(self.col_starts)
+
+    def __len__(self) -> int:
+        return self.n_rows * self.n_cols
+
+    def tile(self, row: int, col: int) -> Tile:
+        h, w = self.shape_yx
+        r0, c0 = self.row_starts[row], self.col_starts[col]
+        read = PixelWindow(r0, c0, min(self.tile_size, h - r0), min(self.tile_size, w - c0))
+        (cr0, cr1), (cc0, cc1) = self._row_cores[row], self._col_cores[col]
+        return Tile((row, col), read, PixelWindow(cr0, cc0, cr1 - cr0, cc1 - cc0))
+
+    def row(self, row: int) -> list[Tile]:
+        return [self.tile(row, c) for c in range(self.n_cols)]
+
+    def __iter__(self):
+        for r in range(self.n_rows):
+            yield from self.row(r)
+
+    def row_read_window(self, row: int) -> PixelWindow:
+        """The rows read by tile row ``row``, across the full width."""
+        r0 = self.row_starts[row]
+        return PixelWindow(r0, 0, min(self.tile_size, self.shape_yx[0] - r0), self.shape_yx[1])
+
+    def row_core_window(self, row: int) -> PixelWindow:
+        r0, r1 = self._row_cores[row]
+        return PixelWindow(r0, 0, r1 - r0, self.shape_yx[1])
+
+    def final_rows_after(self, row: int) -> PixelWindow:
+        """Raster rows that no later tile row touches once tile row ``row`` is done, and
+        that earlier rows did not already finalise: the chunk a streaming stitcher may
+        flush after that row. The chunks of all rows partition the raster."""
+        start = 0 if row == 0 else self.row_starts[row]
+        end = self.row_starts[row + 1] if row + 1 < self.n_rows else self.shape_yx[0]
+        return PixelWindow(start, 0, end - start, self.shape_yx[1])
+
+    def first_row_touching(self, raster_row: int) -> int:
+        """Index of the first tile row whose read window reaches ``raster_row`` or below."""
+        for i, r0 in enumerate(self.row_starts):
+            if r0 + self.tile_size > raster_row:
+                return i
+        return self.n_rows - 1

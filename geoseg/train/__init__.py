@@ -1,0 +1,1 @@
+"""Training: labelled regions -> scale-jittered chips -> fitted weights + model card."""

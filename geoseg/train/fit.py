@@ -1,0 +1,124 @@
+"""The training loop: resumable, checkpointed, logged per epoch (JSON lines)."""
+
+from __future__ import annotations
+
+import glob
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geoseg.models.normalize import DEFAULT_NORMALIZATION, normalize
+from geoseg.train.chips import ChipSampler
+from geoseg.train.regions import Region, load_region
+
+
+def _loss(logits, target, valid):
+    import torch
+    import torch.nn.functional as F
+
+    logits = logits.float()
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    bce = (bce * valid).sum() / valid.sum().clamp(min=1)
+    p = torch.sigmoid(logits) * valid
+    inter = (p * target).sum(dim=(1, 2, 3))
+    denom = p.sum(dim=(1, 2, 3)) + (target * valid).sum(dim=(1, 2, 3))
+    dice = 1 - ((2 * inter + 1) / (denom + 1)).mean()
+    return bce + dice
+
+
+def val_chips(region: Region, size: int, min_valid: float = 0.5):
+    h, w = region.label.shape
+    out = []
+    for y in range(0, h - size + 1, size):
+        for x in range(0, w - size + 1, size):
+            v = region.valid[y:y + size, x:x + size]
+            if v.mean() >= min_valid:
+                out.append((region.image[:, y:y + size, x:x + size], region.label[y:y + size, x:x + size], v))
+    return out
+
+
+def evaluate_iou(model, chips, norm, threshold: float = 0.5, batch: int = 16, autocast: bool = True) -> dict[str, float]:
+    import torch
+
+    model.eval()
+    tp = fp = fn = 0
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        for i in range(0, len(chips), batch):
+            part = chips[i:i + batch]
+            x = normalize(torch.from_numpy(np.stack([c[0] for c in part])), norm)
+            p = torch.sigmoid(model(x).float())[:, 0].numpy() >= threshold
+            lab = np.stack([c[1] for c in part]) > 0
+            val = np.stack([c[2] for c in part])
+            tp += int((p & lab & val).sum())
+            fp += int((p & ~lab & val).sum())
+            fn += int((~p & lab & val).sum())
+    model.train()
+    iou = tp / max(1, tp + fp + fn)
+    return {"iou": iou, "precision": tp / max(1, tp + fp), "recall": tp / max(1, tp + fn)}
+
+
+def fit(cfg: dict[str, Any], out_dir: Path) -> Path:
+    import torch
+
+    from geoseg.models.arch import build_module
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tcfg, dcfg = cfg["train"], cfg["data"]
+    seed = int(tcfg.get("seed", 0))
+    torch.manual_seed(seed)
+    norm = cfg.get("normalization", DEFAULT_NORMALIZATION)
+    regions = [load_region(d["raster"], d["labels"], dcfg["base_gsd_m"], d.get("name")) for d in dcfg["train"]]
+    val = []
+    for d in dcfg.get("val", []):
+        rasters = sorted(glob.glob(d["raster_glob"])) if "raster_glob" in d else [d["raster"]]
+        for r in rasters:
+            val += val_chips(load_region(r, d["labels"], d["gsd_m"], d.get("name")), tcfg.get("val_chip_size", 192))
+    print(f"train regions: {[(r.name, r.label.shape) for r in regions]}; val chips: {len(val)}", flush=True)
+    sampler = ChipSampler(regions, tcfg["chip_size"], tuple(tcfg["gsd_range"]), seed=seed)
+    model = build_module(cfg["architecture"])
+    opt = torch.optim.AdamW(model.parameters(), lr=tcfg["lr"], weight_decay=1e-4)
+    epochs, steps = int(tcfg["epochs"]), int(tcfg["steps_per_epoch"])
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tcfg["lr"], total_steps=epochs * steps, pct_start=0.1)
+    start, best = 0, -1.0
+    last = out_dir / "last.pt"
+    if last.exists():
+        ck = torch.load(last, weights_only=False)
+        model.load_state_dict(ck["model"]), opt.load_state_dict(ck["opt"]), sched.load_state_dict(ck["sched"])
+        start, best = ck["epoch"] + 1, ck["best"]
+        sampler.rng = np.random.default_rng([seed, start])
+        print(f"resumed at epoch {start}", flush=True)
+    use_bf16 = tcfg.get("precision", "bf16") == "bf16"
+    model.train()
+    for epoch in range(start, epochs):
+        t0, losses = time.time(), []
+        for _ in range(steps):
+            img, lab, val_m = sampler.batch(tcfg["batch_size"])
+            x = normalize(torch.from_numpy(img), norm)
+            y = torch.from_numpy(lab).float()[:, None]
+            v = torch.from_numpy(val_m).float()[:, None]
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+                logits = model(x)
+            loss = _loss(logits, y, v)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss))
+        metrics = evaluate_iou(model, val, norm) if val else {}
+        rec = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": round(time.time() - t0, 1), **metrics}
+        with open(out_dir / "log.jsonl", "a") as fh:
+            fh.write(json.dumps(rec) + "\n")
+        print(json.dumps(rec), flush=True)
+        score = metrics.get("iou", -float(np.mean(losses)))
+        state = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                 "epoch": epoch, "best": max(best, score), "config": cfg}
+        if score > best:
+            best = score
+            torch.save({"model": model.state_dict(), "epoch": epoch, "metrics": metrics, "config": cfg}, out_dir / "best.pt.tmp")
+            (out_dir / "best.pt.tmp").replace(out_dir / "best.pt")
+        torch.save(state, out_dir / "last.pt.tmp")
+        (out_dir / "last.pt.tmp").replace(last)
+    return out_dir / "best.pt"

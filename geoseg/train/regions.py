@@ -1,0 +1,52 @@
+"""Load a labelled training region into memory on a metric grid.
+
+A region is a raster plus vector labels (any CRS). It is resampled once, into
+the local metric CRS at a fixed base GSD, with labels rasterised on that grid;
+chips at other GSDs are then cut and resized from memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from geoseg import georef
+from geoseg.grid import RasterGrid
+
+
+@dataclass(frozen=True)
+class Region:
+    name: str
+    image: np.ndarray  # (3, Y, X) uint8
+    label: np.ndarray  # (Y, X) uint8, 1 = building
+    valid: np.ndarray  # (Y, X) bool
+    gsd_m: float
+
+
+def load_region(raster: str, labels: str, base_gsd_m: float, name: str | None = None) -> Region:
+    import geopandas as gpd
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.features import rasterize
+    from rasterio.vrt import WarpedVRT
+
+    with rasterio.open(raster) as src:
+        src_grid = RasterGrid((src.height, src.width), src.transform, src.crs)
+        crs = georef.metric_crs_for(src_grid)
+        grid = georef.reproject_grid(src_grid, crs, base_gsd_m)
+        with WarpedVRT(
+            src, crs=crs, transform=grid.transform, width=grid.width, height=grid.height,
+            resampling=Resampling.average, add_alpha=True,
+        ) as vrt:
+            image = vrt.read(indexes=[1, 2, 3])
+            valid = vrt.dataset_mask() > 0  # alpha band carries the source's internal mask
+    gdf = gpd.read_file(labels).to_crs(crs)
+    geoms = [g for g in gdf.geometry if g is not None and not g.is_empty]
+    label = rasterize(((g, 1) for g in geoms), out_shape=grid.shape_yx, transform=grid.transform, dtype="uint8")
+    rows = np.flatnonzero(valid.any(axis=1))
+    cols = np.flatnonzero(valid.any(axis=0))
+    if rows.size == 0:
+        raise ValueError(f"{raster}: no valid pixels")
+    ys, xs = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+    return Region(name or raster, image[:, ys, xs].copy(), label[ys, xs].copy(), valid[ys, xs].copy(), base_gsd_m)
