@@ -52,7 +52,7 @@ class SegmentConfig:
     cog: bool = False
     resume: bool = True
     keep_work: bool = False
-    read_threads: int = 1
+    bands: tuple[int, ...] | None = None  # 1-based source bands in model order; None: first data bands
     vectorize: VectorizeConfig = field(default_factory=VectorizeConfig)
 
     def to_dict(self) -> dict:

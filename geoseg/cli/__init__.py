@@ -1,0 +1,1 @@
+"""The ``geoseg`` command line: builds typed configs and calls the library."""

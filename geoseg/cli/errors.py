@@ -1,0 +1,43 @@
+"""Turn geoseg errors into one-line messages and exit code 2 (no tracebacks for bad input)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import warnings
+
+import click
+
+from geoseg.errors import Cancelled, GeosegError
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    click.echo(f"geoseg: warning: {message}", err=True)
+
+
+def handle_errors(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        warnings.showwarning = _show_warning
+        try:
+            return fn(*args, **kwargs)
+        except Cancelled as exc:
+            click.echo(f"geoseg: {exc}", err=True)
+            sys.exit(130)
+        except KeyboardInterrupt:
+            click.echo("geoseg: interrupted; rerun the same command to resume from the finished tiles", err=True)
+            sys.exit(130)
+        except GeosegError as exc:
+            click.echo(f"geoseg: error: {exc}", err=True)
+            sys.exit(2)
+        except MemoryError:
+            click.echo("geoseg: error: out of memory; lower --batch-size or --tile-size", err=True)
+            sys.exit(2)
+        except Exception as exc:  # noqa: BLE001 - a bug: keep the message, offer the traceback
+            if os.environ.get("GEOSEG_DEBUG"):
+                raise
+            click.echo(f"geoseg: internal error: {type(exc).__name__}: {exc} (set GEOSEG_DEBUG=1 for the traceback and report it)", err=True)
+            sys.exit(1)
+
+    return wrapper

@@ -1,0 +1,49 @@
+"""``geoseg`` click group; subcommands are imported only when invoked (fast ``--help``)."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from geoseg import __version__
+
+COMMANDS = {
+    "segment": ("geoseg.cli.segment", "segment", "Find buildings in a raster: footprints and probabilities."),
+    "plan": ("geoseg.cli.plan", "plan", "Dry run: tiles, GSD, memory and time estimate."),
+    "vectorize": ("geoseg.cli.vectorize", "vectorize", "Footprints from an existing probability raster."),
+    "models": ("geoseg.cli.models", "models", "List installed models or show a model card."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="geoseg")
+def cli() -> None:
+    """geoseg: find buildings in aerial and satellite imagery.
+
+    \b
+    geoseg segment ortho.tif -o buildings.gpkg
+    geoseg plan ortho.tif
+    geoseg vectorize prob.tif -o buildings.fgb
+    geoseg models list
+    """
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,39 @@
+"""Options shared by several commands, so a flag means the same thing everywhere."""
+
+from __future__ import annotations
+
+import click
+
+model = click.option("--model", "-m", default="default", show_default=True, help="Model name (see `geoseg models list`) or a model card path (*.json).")
+gsd = click.option("--gsd", type=float, default=None, help="Ground resolution (m) to run the model at; default: the model's training GSD.")
+tile_size = click.option("--tile-size", type=int, default=None, help="Tile size in pixels (multiple of 32); default: the model card's.")
+overlap = click.option("--overlap", type=int, default=None, help="Overlap between tiles in pixels; default: the model card's.")
+batch_size = click.option("--batch-size", type=int, default=8, show_default=True, help="Tiles per forward pass.")
+bands = click.option("--bands", default=None, help="Source bands in model order, 1-based, e.g. 3,2,1; default: the first data bands.")
+threshold = click.option("--threshold", type=float, default=None, help="Probability threshold (0-1); default: the model card's.")
+min_area = click.option("--min-area", type=float, default=4.0, show_default=True, help="Drop footprints smaller than this (m2).")
+simplify = click.option("--simplify", type=float, default=None, help="Simplification tolerance (m); default: one pixel.")
+regularize = click.option("--regularize/--no-regularize", default=False, show_default=True, help="Square building outlines (falls back to the raw outline when squaring distorts it).")
+no_split = click.option("--no-split", is_flag=True, help="Do not split touching buildings.")
+progress = click.option("--progress", "progress_mode", type=click.Choice(["bar", "json", "none"]), default="bar", show_default=True, help="Progress display; json prints one object per line on stderr.")
+
+
+def parse_bands(text: str | None) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    try:
+        return tuple(int(b) for b in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: give comma-separated band numbers, e.g. 3,2,1", param_hint="--bands") from None
+
+
+def make_progress(mode: str):
+    from geoseg.progress import BarProgress, JsonProgress, NullProgress
+
+    return {"bar": BarProgress, "json": JsonProgress, "none": NullProgress}[mode]()
+
+
+def vectorize_config(threshold, min_area, simplify, regularize, no_split):
+    from geoseg.config import VectorizeConfig
+
+    return VectorizeConfig(threshold=threshold, min_area_m2=min_area, simplify_m=simplify, regularize=regularize, split_touching=not no_split)

@@ -1,0 +1,63 @@
+"""``geoseg segment``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from geoseg.cli import options as o
+from geoseg.cli.errors import handle_errors
+
+
+@click.command()
+@click.argument("input_path", metavar="INPUT")
+@click.option("--output", "-o", default=None, help="Footprints: .gpkg .parquet .fgb .geojson .shp")
+@click.option("--prob", default=None, help="Also write the probability raster here (GeoTIFF, uint8 0-255).")
+@o.model
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True)
+@o.batch_size
+@o.gsd
+@o.tile_size
+@o.overlap
+@click.option("--blend", type=click.Choice(["cosine", "gaussian", "crop"]), default="cosine", show_default=True, help="How overlapping tiles are merged.")
+@click.option("--dst-crs", default=None, help="CRS of the outputs (e.g. EPSG:4326); default: the input's.")
+@click.option("--compress", type=click.Choice(["deflate", "zstd"]), default="deflate", show_default=True)
+@click.option("--cog", is_flag=True, help="Finish the probability raster as a Cloud-Optimized GeoTIFF.")
+@o.bands
+@o.threshold
+@o.min_area
+@o.simplify
+@o.regularize
+@o.no_split
+@click.option("--no-resume", is_flag=True, help="Start over even if an interrupted run left finished tiles.")
+@click.option("--keep-work", is_flag=True, help="Keep the intermediate work folder.")
+@o.progress
+@handle_errors
+def segment(input_path, output, prob, model, device, precision, batch_size, gsd, tile_size, overlap, blend, dst_crs,
+            compress, cog, bands, threshold, min_area, simplify, regularize, no_split, no_resume, keep_work, progress_mode):
+    """Find buildings in INPUT (any GDAL raster) and write footprints (-o) and/or probabilities (--prob)."""
+    from geoseg.config import SegmentConfig
+    from geoseg.engine.segment import segment as run
+
+    if not output and not prob:
+        raise click.UsageError("give --output/-o for footprints and/or --prob for the probability raster")
+    cfg = SegmentConfig(model=model, device=device, precision=precision, batch_size=batch_size, gsd_m=gsd,
+                        tile_size=tile_size, overlap=overlap, blend=blend, dst_crs=dst_crs, compress=compress, cog=cog,
+                        resume=not no_resume, keep_work=keep_work, bands=o.parse_bands(bands),
+                        vectorize=o.vectorize_config(threshold, min_area, simplify, regularize, no_split))
+    reporter = o.make_progress(progress_mode)
+    try:
+        result = run(input_path, output, prob, cfg, reporter, return_footprints=bool(output))
+    finally:
+        getattr(reporter, "close", lambda: None)()
+    n = 0 if result.footprints is None else len(result.footprints)
+    summary = {"footprints": n, "output": str(output) if output else None, "prob": str(prob) if prob else None,
+               "tiles_predicted": result.stats.tiles_predicted, "tiles_empty": result.stats.tiles_empty,
+               "chunks_reused": result.stats.chunks_reused, "work_gsd_m": result.plan.work_gsd_m}
+    if progress_mode == "json":
+        click.echo(json.dumps({"stage": "done", **summary}), err=True)
+    else:
+        resumed = f", resumed {result.stats.chunks_reused} finished rows" if result.stats.chunks_reused else ""
+        click.echo(f"{n} buildings -> {output or prob} ({result.stats.tiles_predicted} tiles at {result.plan.work_gsd_m} m{resumed})", err=True)

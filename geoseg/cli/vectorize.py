@@ -1,0 +1,52 @@
+"""``geoseg vectorize``: footprints from an existing probability raster."""
+
+from __future__ import annotations
+
+import click
+
+from geoseg.cli import options as o
+from geoseg.cli.errors import handle_errors
+
+
+@click.command()
+@click.argument("prob_path", metavar="PROB")
+@click.option("--output", "-o", required=True, help="Footprints: .gpkg .parquet .fgb .geojson .shp")
+@o.threshold
+@o.min_area
+@o.simplify
+@o.regularize
+@o.no_split
+@click.option("--dst-crs", default=None, help="CRS of the footprints; default: the raster's.")
+@o.progress
+@handle_errors
+def vectorize(prob_path, output, threshold, min_area, simplify, regularize, no_split, dst_crs, progress_mode):
+    """Turn PROB (band 1 = building probability, uint8 0-255 or float 0-1) into footprints."""
+    import os
+
+    from geoseg import __version__
+    from geoseg.io.raster import _open
+    from geoseg.io.vector import check_vector_output, write_vectors
+    from geoseg.vectorize.raster import vectorize_raster
+
+    check_vector_output(output)
+    with _open(prob_path) as ds:
+        tags = ds.tags()
+    cfg = o.vectorize_config(threshold if threshold is not None else _card_threshold(tags), min_area, simplify, regularize, no_split)
+    reporter = o.make_progress(progress_mode)
+    try:
+        gdf = vectorize_raster(prob_path, cfg, model_name=tags.get("model", ""), out_crs=dst_crs, progress=reporter)
+    finally:
+        getattr(reporter, "close", lambda: None)()
+    meta = {k: v for k, v in tags.items() if k in ("geoseg_version", "model", "model_sha256", "settings")}
+    meta.update({"vectorized_by": __version__, "source": os.path.abspath(prob_path), "vectorize": str(cfg.to_dict())})
+    write_vectors(gdf, output, meta)
+    click.echo(f"{len(gdf)} buildings -> {output}", err=True)
+
+
+def _card_threshold(tags: dict) -> float | None:
+    import json
+
+    try:
+        return json.loads(tags["settings"])["vectorize"]["threshold"]
+    except (KeyError, ValueError, TypeError):
+        return None

@@ -1,0 +1,1 @@
+"""The tiling engine: plan, read, predict, stitch, write."""

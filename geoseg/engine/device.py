@@ -1,0 +1,39 @@
+"""Device and precision choice (torch imported lazily)."""
+
+from __future__ import annotations
+
+from geoseg.errors import ConfigError
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu or cuda")
+    return device
+
+
+def cpu_has_bf16() -> bool:
+    import torch
+
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool((probe and probe()) or (amx and amx()))
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    import torch
+
+    if precision == "auto":
+        if device == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if cpu_has_bf16() else "fp32"
+    if precision == "fp16" and device == "cpu":
+        raise ConfigError("--precision fp16 is for CUDA; on CPU use bf16 or fp32")
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise ConfigError(f"unknown precision {precision!r}; use auto, fp32, bf16 or fp16")
+    return precision

@@ -1,0 +1,101 @@
+"""The run plan: which grids, how many tiles, and what it will cost (no torch, no pixel reads)."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+from geoseg import georef
+from geoseg.config import SegmentConfig
+from geoseg.errors import ConfigError, GsdWarning, InputError
+from geoseg.grid import RasterGrid
+from geoseg.io.raster import RasterInfo
+from geoseg.models.card import ModelCard
+from geoseg.tiling import TileGrid
+
+FAR_OUT_OF_RANGE = 4.0  # a native GSD this many times coarser than the valid range is refused
+
+
+@dataclass(frozen=True)
+class Plan:
+    input_grid: RasterGrid
+    work_grid: RasterGrid  # metric grid at the model's GSD: the model runs here
+    out_grid: RasterGrid  # where probability outputs land (input grid, or --dst-crs)
+    tiles: TileGrid
+    native_gsd_m: float
+    work_gsd_m: float
+    n_channels: int
+    est_peak_bytes: int
+    est_seconds: float | None
+
+    @property
+    def resampled(self) -> bool:
+        return not self.work_grid.same_as(self.input_grid)
+
+    def describe(self) -> dict:
+        t = self.tiles
+        return {
+            "input_shape_yx": list(self.input_grid.shape_yx), "input_crs": str(self.input_grid.crs),
+            "native_gsd_m": round(self.native_gsd_m, 4), "work_gsd_m": self.work_gsd_m,
+            "work_crs": str(self.work_grid.crs), "work_shape_yx": list(self.work_grid.shape_yx),
+            "resampled": self.resampled, "output_crs": str(self.out_grid.crs),
+            "tile_size": t.tile_size, "overlap": t.overlap, "tiles": len(t), "tile_rows": t.n_rows,
+            "tile_cols": t.n_cols, "work_megapixels": round(self.work_grid.width * self.work_grid.height / 1e6, 2),
+            "est_peak_memory_mb": round(self.est_peak_bytes / 2**20), "est_seconds": None if self.est_seconds is None else round(self.est_seconds, 1),
+        }
+
+
+def _work_gsd(card: ModelCard, cfg: SegmentConfig, native: float, path: str) -> float:
+    lo, hi = card.gsd_valid_m
+    if cfg.gsd_m is not None:
+        if not lo <= cfg.gsd_m <= hi:
+            raise ConfigError(f"--gsd {cfg.gsd_m} m is outside model {card.name!r}'s valid range {lo}-{hi} m; pick a value inside it")
+        return float(cfg.gsd_m)
+    if native > hi * FAR_OUT_OF_RANGE:
+        raise InputError(f"{path} has a ground resolution of {native:.2f} m, far coarser than model {card.name!r} supports ({lo}-{hi} m); use finer imagery or another model")
+    if not lo <= native <= hi:
+        warnings.warn(f"{path}: ground resolution {native:.3f} m is outside model {card.name!r}'s valid range {lo}-{hi} m; results may be poor", GsdWarning, stacklevel=3)
+    return card.gsd_m
+
+
+def _out_grid(info: RasterInfo, dst_crs: str | None) -> RasterGrid:
+    if dst_crs is None:
+        return info.grid
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+    from rasterio.warp import calculate_default_transform
+
+    try:
+        crs = CRS.from_user_input(dst_crs)
+    except CRSError:
+        raise ConfigError(f"--dst-crs {dst_crs!r} is not a CRS; use e.g. EPSG:32633") from None
+    g = info.grid
+    transform, w, h = calculate_default_transform(g.crs, crs, g.width, g.height, *g.bounds)
+    return RasterGrid((h, w), transform, crs)
+
+
+def make_plan(info: RasterInfo, card: ModelCard, cfg: SegmentConfig) -> Plan:
+    native = georef.ground_gsd_m(info.grid)
+    gsd = _work_gsd(card, cfg, native, info.path)
+    grid = info.grid
+    if georef.is_metric_faithful(grid) and abs(native / gsd - 1) < 0.01:
+        work = grid
+    else:
+        work = georef.reproject_grid(grid, georef.metric_crs_for(grid), gsd)
+    tile = cfg.tile_size or card.tile_size
+    overlap = card.overlap if cfg.overlap is None else cfg.overlap
+    if tile % 32:
+        raise ConfigError(f"--tile-size {tile} must be a multiple of 32")
+    try:
+        tiles = TileGrid(work.shape_yx, tile, overlap)
+    except ValueError as exc:
+        raise ConfigError(f"invalid tiling: {exc}") from None
+    k = len(card.outputs)
+    width = work.width
+    peak = (2 * tile * width * (card.bands + 1)  # prefetched row bands
+            + (k * 4 + 5) * (tile + tiles.stride) * width  # stitcher accumulators
+            + cfg.batch_size * tile * tile * 4 * 120  # activations, UNet-sized
+            + 300 * 2**20)  # interpreter, torch, GDAL cache
+    mps = card.raw.get("throughput_mps", {}).get("cpu")
+    est = None if not mps else len(tiles) * tile * tile / 1e6 / mps
+    return Plan(info.grid, work, _out_grid(info, cfg.dst_crs), tiles, native, gsd, k, int(peak), est)

@@ -1,0 +1,54 @@
+"""Batched forward passes: uint8 tiles in, float32 probabilities out."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from geoseg.engine.device import resolve_device, resolve_precision
+from geoseg.models.card import ModelCard
+from geoseg.models.normalize import normalize
+
+
+class Predictor:
+    """Runs a model on batches of ``uint8 (N, C, Y, X)`` tiles.
+
+    Tiles are shipped as uint8 and normalised on the device. CUDA uses autocast
+    (bf16/fp16) and channels_last; CPU uses bf16 autocast where supported. Tiles
+    whose sides are not multiples of 32 are reflect-padded and cropped back.
+    """
+
+    def __init__(self, module, card: ModelCard, device: str = "auto", precision: str = "auto", batch_size: int = 8):
+        import torch
+
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.batch_size = max(1, int(batch_size))
+        self.card = card
+        self.module = module.to(self.device).eval()
+        if self.device == "cuda":
+            self.module = self.module.to(memory_format=torch.channels_last)
+        self._dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
+
+    def __call__(self, tiles_u8: np.ndarray) -> np.ndarray:
+        out = [self._forward(tiles_u8[i:i + self.batch_size]) for i in range(0, len(tiles_u8), self.batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, len(self.card.outputs)) + tiles_u8.shape[2:], np.float32)
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+        import torch.nn.functional as F
+
+        h, w = batch.shape[-2:]
+        ph, pw = (-h) % 32, (-w) % 32
+        x = torch.from_numpy(np.ascontiguousarray(batch))
+        if self.device == "cuda":
+            x = x.pin_memory().to(self.device, non_blocking=True)
+        x = normalize(x, self.card.normalization)
+        if ph or pw:
+            mode = "reflect" if ph < h and pw < w else "replicate"
+            x = F.pad(x, (0, pw, 0, ph), mode=mode)
+        if self.device == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), torch.autocast(self.device, dtype=self._dtype or torch.float32, enabled=self._dtype is not None):
+            logits = self.module(x)
+        probs = torch.sigmoid(logits.float())[..., :h, :w]
+        return probs.cpu().numpy()

@@ -1,0 +1,105 @@
+"""``segment``: GeoTIFF in, georeferenced probability raster and footprints out."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from geoseg.config import SegmentConfig
+from geoseg.engine.plan import Plan, make_plan
+from geoseg.engine.run import RunStats, predict_rows
+from geoseg.engine.workdir import WorkDir, fingerprint, work_dir_for
+from geoseg.errors import InputError
+from geoseg.io.prob_raster import check_raster_output, write_probability
+from geoseg.io.raster import inspect_raster
+from geoseg.models.registry import get_card
+from geoseg.progress import NullProgress, Progress
+
+
+@dataclass
+class SegmentResult:
+    footprints: object  # geopandas.GeoDataFrame, or None when not requested
+    plan: Plan
+    stats: RunStats
+    vector_path: Path | None
+    prob_path: Path | None
+    resumed: bool
+
+
+def provenance(card, cfg: SegmentConfig, plan: Plan, input_path: str) -> dict[str, str]:
+    from geoseg import __version__
+
+    return {
+        "geoseg_version": __version__, "model": card.name, "model_sha256": card.sha256,
+        "input": os.path.abspath(input_path), "work_crs": str(plan.work_grid.crs), "gsd_m": str(plan.work_gsd_m),
+        "settings": json.dumps(cfg.to_dict(), sort_keys=True),
+    }
+
+
+def segment(input_path: str, output: str | Path | None = None, prob: str | Path | None = None,
+            config: SegmentConfig | None = None, progress: Progress | None = None,
+            return_footprints: bool = True) -> SegmentResult:
+    """Run a building model over ``input_path``.
+
+    Writes footprints to ``output`` (by extension) and the probability raster to
+    ``prob`` when given; returns the footprints as a GeoDataFrame. Interrupted runs
+    with an output path resume from the finished rows of tiles.
+    """
+    from geoseg.io.vector import check_vector_output, write_vectors
+    from geoseg.vectorize.raster import vectorize_raster
+
+    cfg, progress = config or SegmentConfig(), progress or NullProgress()
+    output, prob = (Path(output) if output else None), (Path(prob) if prob else None)
+    card = get_card(cfg.model)
+    if output is not None:
+        check_vector_output(output)
+    if prob is not None:
+        check_raster_output(prob)
+    info = inspect_raster(input_path, card.bands, cfg.bands)
+    plan = make_plan(info, card, cfg)
+
+    predictor = _predictor(card, cfg)
+    anchor = output or prob
+    tmp_root = None if anchor else tempfile.TemporaryDirectory(prefix="geoseg-")
+    wd_path = work_dir_for(anchor) if anchor else Path(tmp_root.name) / "work"
+    st = os.stat(input_path) if os.path.exists(input_path) else None
+    fp = fingerprint({"input": os.path.abspath(input_path), "size": st and st.st_size, "mtime": st and st.st_mtime_ns,
+                      "model": card.sha256, "plan": plan.describe(), "blend": cfg.blend, "bands": info.bands,
+                      "scale": info.scale, "device": predictor.device, "precision": predictor.precision})
+    work = WorkDir(wd_path, plan.work_grid, plan.n_channels, fp, resume=cfg.resume)
+    try:
+        stats = predict_rows(info, plan, predictor, cfg.blend, work, progress)
+        if not stats.any_valid:
+            raise InputError(f"{input_path} has no valid pixels (all nodata or masked); nothing to segment")
+        mosaic = work.vrt([plan.tiles.final_rows_after(r) for r in range(plan.tiles.n_rows)])
+        meta = provenance(card, cfg, plan, input_path)
+        gdf = None
+        if output is not None or return_footprints:
+            vcfg = cfg.vectorize
+            if vcfg.boundary_band is None and card.boundary_band is not None:
+                from dataclasses import replace
+
+                vcfg = replace(vcfg, boundary_band=card.boundary_band)
+            gdf = vectorize_raster(mosaic, vcfg, threshold_default=card.threshold, model_name=card.name,
+                                   out_crs=plan.out_grid.crs, progress=progress)
+        if prob is not None:
+            write_probability(mosaic, prob, plan.out_grid, plan.n_channels, compress=cfg.compress, cog=cfg.cog,
+                              tags=meta, progress=progress)
+        if output is not None:
+            write_vectors(gdf, output, meta)
+    finally:
+        if tmp_root is not None:
+            tmp_root.cleanup()
+    if not cfg.keep_work:
+        work.remove()
+    return SegmentResult(gdf, plan, stats, output, prob, work.resumed)
+
+
+def _predictor(card, cfg: SegmentConfig):
+    from geoseg.engine.predictor import Predictor
+    from geoseg.models.loading import load_module
+
+    return Predictor(load_module(card), card, cfg.device, cfg.precision, cfg.batch_size)

@@ -1,0 +1,94 @@
+"""Crash-safe intermediate storage for a run, and the resume manifest.
+
+A run's working directory holds ``manifest.json`` (a fingerprint of everything that
+determines the result) and one small GeoTIFF per finished chunk of rows
+(``chunk_00012.tif``: K probability bands as uint8 0..255 plus an alpha band), each
+written to a temporary name and renamed. A VRT stitches the chunks into one
+raster on the working grid. A rerun with the same fingerprint skips finished chunks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import numpy as np
+
+from geoseg.grid import RasterGrid
+from geoseg.window import PixelWindow
+
+
+def work_dir_for(output: Path) -> Path:
+    return output.parent / f".{output.name}.geoseg-work"
+
+
+def fingerprint(parts: dict) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class WorkDir:
+    def __init__(self, path: Path, grid: RasterGrid, n_channels: int, fp: str, resume: bool = True):
+        self.path, self.grid, self.k, self.fp = path, grid, n_channels, fp
+        manifest = path / "manifest.json"
+        old = json.loads(manifest.read_text()) if manifest.is_file() else None
+        if old is None or old.get("fingerprint") != fp or not resume:
+            self.resumed = False
+            if path.exists():
+                shutil.rmtree(path)
+            path.mkdir(parents=True)
+            tmp = path / "manifest.json.tmp"
+            tmp.write_text(json.dumps({"fingerprint": fp, "grid": {"shape_yx": grid.shape_yx, "transform": list(grid.transform)[:6], "crs": str(grid.crs)}}))
+            tmp.replace(manifest)
+        else:
+            self.resumed = True
+
+    def chunk_path(self, index: int) -> Path:
+        return self.path / f"chunk_{index:05d}.tif"
+
+    def done(self, index: int) -> bool:
+        return self.chunk_path(index).is_file()
+
+    def write_chunk(self, index: int, window: PixelWindow, probs: np.ndarray, valid: np.ndarray) -> None:
+        import rasterio
+
+        data = np.concatenate([np.round(np.clip(probs, 0, 1) * 255).astype(np.uint8), (valid * 255).astype(np.uint8)[None]])
+        data[:-1, ~valid] = 0
+        tmp = self.path / f".chunk_{index:05d}.tmp.tif"
+        profile = dict(driver="GTiff", width=window.width, height=window.height, count=self.k + 1, dtype="uint8",
+                       crs=self.grid.crs, transform=self.grid.window_transform(window), compress="zstd",
+                       predictor=2, tiled=True, blockxsize=256, blockysize=256, photometric="minisblack")
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(data)
+        tmp.replace(self.chunk_path(index))
+
+    def vrt(self, chunks: list[PixelWindow]) -> Path:
+        """Write ``mosaic.vrt`` over all chunks; band K+1 is alpha (validity)."""
+        g, t = self.grid, self.grid.transform
+        lines = [f'<VRTDataset rasterXSize="{g.width}" rasterYSize="{g.height}">',
+                 f"  <SRS>{escape(g.crs.to_wkt() if hasattr(g.crs, 'to_wkt') else str(g.crs))}</SRS>",
+                 f"  <GeoTransform>{t.c!r}, {t.a!r}, {t.b!r}, {t.f!r}, {t.d!r}, {t.e!r}</GeoTransform>"]
+        for band in range(1, self.k + 2):
+            alpha = band == self.k + 1
+            lines.append(f'  <VRTRasterBand dataType="Byte" band="{band}">')
+            lines.append(f"    <ColorInterp>{'Alpha' if alpha else 'Gray'}</ColorInterp>")
+            for i, w in enumerate(chunks):
+                if w.height == 0:
+                    continue
+                lines += ["    <SimpleSource>",
+                          f'      <SourceFilename relativeToVRT="1">{self.chunk_path(i).name}</SourceFilename>',
+                          f"      <SourceBand>{band}</SourceBand>",
+                          f'      <SourceProperties RasterXSize="{w.width}" RasterYSize="{w.height}" DataType="Byte" BlockXSize="256" BlockYSize="256"/>',
+                          f'      <SrcRect xOff="0" yOff="0" xSize="{w.width}" ySize="{w.height}"/>',
+                          f'      <DstRect xOff="{w.col_off}" yOff="{w.row_off}" xSize="{w.width}" ySize="{w.height}"/>',
+                          "    </SimpleSource>"]
+            lines.append("  </VRTRasterBand>")
+        lines.append("</VRTDataset>")
+        out = self.path / "mosaic.vrt"
+        out.write_text("\n".join(lines) + "\n")
+        return out
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)

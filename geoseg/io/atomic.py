@@ -1,0 +1,35 @@
+"""Temp-then-rename output helpers: outputs are whole or absent, never half-written."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from geoseg.errors import OutputError
+
+
+def check_writable_dir(path: Path) -> None:
+    parent = path.resolve().parent
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {path}: folder {parent} does not exist; create it or choose another output path")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"cannot write {path}: folder {parent} is not writable; choose another output path")
+
+
+def temp_path_for(path: Path) -> Path:
+    return path.parent / f".{path.stem}.tmp-{os.getpid()}{path.suffix}"
+
+
+@contextmanager
+def atomic_output(path: Path):
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds."""
+    path = Path(path)
+    tmp = temp_path_for(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + ".aux.xml")):
+            if leftover.exists():
+                leftover.unlink()

@@ -1,0 +1,80 @@
+"""Write probability rasters: uint8 0..255 bands plus an internal validity mask, tiled,
+DEFLATE or ZSTD, written window by window, optionally finished as a COG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from geoseg.errors import OutputError
+from geoseg.grid import RasterGrid
+from geoseg.io.atomic import atomic_output, check_writable_dir
+from geoseg.progress import NullProgress, Progress, check_cancel
+from geoseg.window import PixelWindow
+
+RASTER_EXTENSIONS = (".tif", ".tiff")
+
+
+def check_raster_output(path: Path) -> None:
+    if path.suffix.lower() not in RASTER_EXTENSIONS:
+        raise OutputError(f"probability output {path} must end in .tif or .tiff (GeoTIFF)")
+    check_writable_dir(path)
+
+
+def write_probability(src_path: Path, out_path: Path, out_grid: RasterGrid, n_bands: int, *, compress: str = "deflate",
+                      cog: bool = False, tags: dict[str, str] | None = None, progress: Progress | None = None,
+                      rows_per_step: int = 1024) -> Path:
+    """Copy (or warp, if ``out_grid`` differs) bands ``1..n_bands`` of ``src_path`` into ``out_path``.
+
+    ``src_path`` carries its validity as an alpha band (band ``n_bands + 1``).
+    """
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+
+    progress = progress or NullProgress()
+    out_path = Path(out_path)
+    check_raster_output(out_path)
+    profile = dict(driver="GTiff", width=out_grid.width, height=out_grid.height, count=n_bands, dtype="uint8",
+                   crs=out_grid.crs, transform=out_grid.transform, tiled=True, blockxsize=512, blockysize=512,
+                   compress=compress, predictor=2, BIGTIFF="IF_SAFER")
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(src_path) as src, atomic_output(out_path) as tmp:
+        same = RasterGrid((src.height, src.width), src.transform, src.crs).same_as(out_grid)
+        reader = src if same else WarpedVRT(src, crs=out_grid.crs, transform=out_grid.transform, width=out_grid.width,
+                                            height=out_grid.height, resampling=Resampling.bilinear)
+        try:
+            with rasterio.open(tmp, "w", **profile) as dst:
+                steps = range(0, out_grid.height, rows_per_step)
+                for i, r0 in enumerate(steps):
+                    check_cancel(progress)
+                    win = PixelWindow(r0, 0, min(rows_per_step, out_grid.height - r0), out_grid.width).to_rasterio()
+                    data = reader.read(indexes=list(range(1, n_bands + 1)), window=win)
+                    mask = reader.dataset_mask(window=win)
+                    data[:, mask == 0] = 0
+                    dst.write(data, window=win)
+                    dst.write_mask(np.where(mask > 0, 255, 0).astype(np.uint8), window=win)
+                    progress.update(i + 1, len(steps), "write probability")
+                dst.update_tags(**(tags or {}))
+                for b in range(1, n_bands + 1):
+                    dst.set_band_description(b, "probability x 255")
+        finally:
+            if reader is not src:
+                reader.close()
+        if cog:
+            _to_cog(tmp, compress)
+    return out_path
+
+
+def _to_cog(path: Path, compress: str) -> None:
+    import rasterio
+    from rasterio.shutil import copy as rio_copy
+
+    cog = path.with_name(path.stem + ".cog" + path.suffix)
+    try:
+        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+            rio_copy(str(path), str(cog), driver="COG", COMPRESS=compress.upper(), PREDICTOR="YES", OVERVIEWS="AUTO", BIGTIFF="IF_SAFER")
+        cog.replace(path)
+    finally:
+        if cog.exists():
+            cog.unlink()

@@ -1,0 +1,170 @@
+"""Opening and validating input rasters, and reading windows of a working grid.
+
+:func:`inspect_raster` validates a path and describes it (no pixel decoding beyond
+two probe blocks). :class:`WorkReader` reads windows of a *working grid* (the
+grid the model runs on) as ``uint8 (C, Y, X)`` plus a validity mask, resampling
+on the fly when the working grid differs from the raster's own.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from geoseg.errors import BandWarning, InputError, RasterReadError
+from geoseg.grid import RasterGrid
+from geoseg.window import PixelWindow
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    """What geoseg needs to know about an input raster."""
+
+    path: str
+    grid: RasterGrid
+    count: int
+    dtype: str
+    bands: tuple[int, ...]  # 1-based source bands fed to the model, in model order
+    scale: tuple[tuple[float, float], ...] | None  # per model band (lo, hi) -> (0, 255); None for uint8
+
+
+def _open(path: str):
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    if not path.startswith("/vsi") and "://" not in path and not os.path.exists(path):
+        raise RasterReadError(f"input not found: {path}; check the path")
+    try:
+        return rasterio.open(path)
+    except RasterioIOError as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else "unknown format"
+        raise RasterReadError(f"{path} is not a readable raster ({msg}); pass a GeoTIFF or another GDAL raster") from None
+
+
+def _probe(ds, path: str) -> None:
+    """Decode the first and last block so truncated or corrupt files fail now, not mid-run."""
+    from rasterio.errors import RasterioError
+
+    h, w = ds.height, ds.width
+    for win in (PixelWindow(0, 0, min(h, 256), min(w, 256)), PixelWindow(max(0, h - 256), max(0, w - 256), min(h, 256), min(w, 256))):
+        try:
+            ds.read(1, window=win.to_rasterio())
+        except RasterioError as exc:
+            raise RasterReadError(f"{path} is corrupt or truncated ({str(exc).splitlines()[0]}); re-export or re-download it") from None
+
+
+def _pick_bands(ds, n_model: int, requested: tuple[int, ...] | None, path: str) -> tuple[int, ...]:
+    from rasterio.enums import ColorInterp
+
+    if requested:
+        bad = [b for b in requested if not 1 <= b <= ds.count]
+        if bad or len(requested) != n_model:
+            raise InputError(f"--bands {','.join(map(str, requested))} is invalid for {path} ({ds.count} bands); give {n_model} band numbers between 1 and {ds.count}")
+        return tuple(requested)
+    data = [i + 1 for i, ci in enumerate(ds.colorinterp) if ci != ColorInterp.alpha]
+    if len(data) >= n_model:
+        return tuple(data[:n_model])
+    if len(data) == 1:
+        warnings.warn(f"{path} has a single band; it is replicated to the model's {n_model} bands", BandWarning, stacklevel=3)
+        return tuple(data * n_model)
+    raise InputError(f"{path} has {len(data)} data bands but the model needs {n_model}; choose bands with --bands")
+
+
+def _scaling(ds, bands: tuple[int, ...]) -> tuple[tuple[float, float], ...] | None:
+    """uint8 passes through. Other dtypes map each band's 2nd..98th percentile (of a
+    decimated read of valid pixels) linearly onto 0..255, clipping outside."""
+    if all(ds.dtypes[b - 1] == "uint8" for b in bands):
+        return None
+    f = max(1, max(ds.height, ds.width) // 1024)
+    shape = (max(1, ds.height // f), max(1, ds.width // f))
+    mask = ds.dataset_mask(out_shape=shape) > 0
+    out = []
+    for b in bands:
+        v = ds.read(b, out_shape=shape).astype(np.float64)[mask]
+        v = v[np.isfinite(v)]
+        lo, hi = (np.percentile(v, [2, 98]) if v.size else (0.0, 1.0))
+        out.append((float(lo), float(hi) if hi > lo else float(lo) + 1.0))
+    return tuple(out)
+
+
+def inspect_raster(path: str, n_model_bands: int = 3, bands: tuple[int, ...] | None = None) -> RasterInfo:
+    """Validate ``path`` and describe it; raises a one-line :mod:`geoseg.errors` error on bad input."""
+    path = str(path)
+    with _open(path) as ds:
+        if ds.width == 0 or ds.height == 0 or ds.count == 0:
+            raise InputError(f"{path} is empty ({ds.width}x{ds.height}, {ds.count} bands); pass a raster with pixels")
+        if ds.crs is None:
+            raise InputError(f"{path} has no CRS; assign one first, e.g. `gdal_edit.py -a_srs EPSG:XXXX {path}`")
+        if ds.transform.is_identity:
+            raise InputError(f"{path} has no geotransform; georeference it first (e.g. gdal_translate -a_ullr or gdalwarp with GCPs)")
+        _probe(ds, path)
+        picked = _pick_bands(ds, n_model_bands, bands, path)
+        return RasterInfo(path, RasterGrid((ds.height, ds.width), ds.transform, ds.crs), ds.count, ds.dtypes[0], picked, _scaling(ds, picked))
+
+
+def to_uint8(data: np.ndarray, scale: tuple[tuple[float, float], ...] | None) -> np.ndarray:
+    if scale is None:
+        return data.astype(np.uint8, copy=False)
+    lo = np.array([s[0] for s in scale], dtype=np.float32)[:, None, None]
+    hi = np.array([s[1] for s in scale], dtype=np.float32)[:, None, None]
+    out = (data.astype(np.float32) - lo) * (255.0 / (hi - lo))
+    return np.clip(np.nan_to_num(out), 0, 255).round().astype(np.uint8)
+
+
+class WorkReader:
+    """Reads windows of ``work`` (a grid over the same ground as the raster) from ``info``'s file.
+
+    Opens its own dataset handle: create one reader per thread. Use as a context manager.
+    """
+
+    def __init__(self, info: RasterInfo, work: RasterGrid):
+        self.info, self.work = info, work
+        self._ds = self._vrt = None
+
+    def __enter__(self) -> WorkReader:
+        from rasterio.enums import Resampling
+        from rasterio.vrt import WarpedVRT
+
+        self._ds = _open(self.info.path)
+        if self.work.same_as(self.info.grid):
+            self._src = self._ds
+        else:
+            coarser = min(self.work.res_xy) > 1.01 * min(_ground_res(self.info.grid, self.work))
+            self._vrt = WarpedVRT(
+                self._ds, crs=self.work.crs, transform=self.work.transform, width=self.work.width,
+                height=self.work.height, resampling=Resampling.average if coarser else Resampling.bilinear,
+                add_alpha=True,
+            )
+            self._src = self._vrt
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._vrt is not None:
+            self._vrt.close()
+        if self._ds is not None:
+            self._ds.close()
+
+    def read(self, window: PixelWindow) -> tuple[np.ndarray, np.ndarray]:
+        """``(uint8 (C, Y, X), valid bool (Y, X))`` for ``window`` of the working grid."""
+        from rasterio.errors import RasterioError
+
+        win = window.to_rasterio()
+        try:
+            data = self._src.read(indexes=list(self.info.bands), window=win)
+            valid = self._src.dataset_mask(window=win) > 0
+        except RasterioError as exc:
+            raise RasterReadError(f"{self.info.path} could not be read at {window} ({str(exc).splitlines()[0]}); the file may be corrupt or truncated") from None
+        if data.dtype.kind == "f":
+            valid &= np.isfinite(data).all(axis=0)
+        return to_uint8(data, self.info.scale), valid
+
+
+def _ground_res(src: RasterGrid, work: RasterGrid) -> tuple[float, float]:
+    """The source pixel size expressed in working-grid units (metres for metric grids)."""
+    from geoseg.georef import ground_gsd_m
+
+    g = ground_gsd_m(src)
+    return (g, g)

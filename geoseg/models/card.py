@@ -1,0 +1,101 @@
+"""Model cards: a model's self-description (JSON), loaded without importing torch."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from geoseg.errors import ModelIntegrityError, ModelNotFoundError
+
+REQUIRED = ("name", "architecture", "weights", "sha256", "input", "gsd_m", "gsd_valid_m", "tile_size", "overlap", "threshold")
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """A parsed model card. ``path`` is the card file; ``weights_path`` is resolved next to it."""
+
+    name: str
+    path: Path
+    architecture: dict[str, Any]
+    weights: str
+    sha256: str
+    input: dict[str, Any]
+    gsd_m: float
+    gsd_valid_m: tuple[float, float]
+    tile_size: int
+    overlap: int
+    threshold: float
+    outputs: tuple[str, ...] = ("building",)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def weights_path(self) -> Path:
+        return (self.path.parent / self.weights).resolve()
+
+    @property
+    def bands(self) -> int:
+        return int(self.architecture.get("in_channels", 3))
+
+    @property
+    def normalization(self) -> dict[str, Any]:
+        return self.input["normalization"]
+
+    @property
+    def boundary_band(self) -> int | None:
+        """1-based band of the border probability in our probability rasters, if the model has one."""
+        return self.outputs.index("border") + 1 if "border" in self.outputs else None
+
+    @classmethod
+    def load(cls, path: str | Path) -> ModelCard:
+        path = Path(path)
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ModelNotFoundError(f"model card not found: {path}") from None
+        except (OSError, ValueError) as exc:
+            raise ModelIntegrityError(f"model card {path} is not valid JSON ({exc}); fix or replace it") from None
+        missing = [k for k in REQUIRED if k not in raw]
+        if missing:
+            raise ModelIntegrityError(f"model card {path} lacks {', '.join(missing)}; see models/README.md for the format")
+        lo, hi = raw["gsd_valid_m"]
+        return cls(
+            name=raw["name"], path=path.resolve(), architecture=raw["architecture"], weights=raw["weights"],
+            sha256=raw["sha256"].lower(), input=raw["input"], gsd_m=float(raw["gsd_m"]),
+            gsd_valid_m=(float(lo), float(hi)), tile_size=int(raw["tile_size"]), overlap=int(raw["overlap"]),
+            threshold=float(raw["threshold"]), outputs=tuple(raw.get("outputs", ["building"])), raw=raw,
+        )
+
+    def verify_weights(self) -> None:
+        """Raise :class:`ModelIntegrityError` unless the weights file hashes to ``sha256``."""
+        p = self.weights_path
+        if not p.is_file():
+            raise ModelNotFoundError(f"weights for model {self.name!r} not found at {p}; reinstall geoseg or fix the card's 'weights'")
+        digest = file_sha256(p)
+        if digest != self.sha256:
+            raise ModelIntegrityError(
+                f"weights {p.name} have sha256 {digest[:12]}..., the card says {self.sha256[:12]}...; "
+                "the file is corrupt or was replaced: reinstall it or update the card"
+            )
+
+    def summary(self) -> dict[str, Any]:
+        keys = ("name", "description", "architecture", "outputs", "gsd_m", "gsd_valid_m", "tile_size", "overlap",
+                "threshold", "input", "training", "metrics", "license", "attribution", "sha256")
+        return {k: self.raw[k] for k in keys if k in self.raw}
+
+
+_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: Path) -> str:
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _HASHES:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        _HASHES[key] = h.hexdigest()
+    return _HASHES[key]

@@ -1,0 +1,50 @@
+"""The model registry: model cards found on a search path, looked up by name or path.
+
+Search order: ``$GEOSEG_MODEL_PATH`` (``os.pathsep``-separated folders), the cards
+installed with the package (``geoseg/_models``), then the source tree's ``models/``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from geoseg.errors import ModelNotFoundError
+from geoseg.models.card import ModelCard
+
+ALIASES: dict[str, str] = {"default": "unet-r18-buildings"}
+
+
+def search_path() -> list[Path]:
+    dirs = [Path(p) for p in os.environ.get("GEOSEG_MODEL_PATH", "").split(os.pathsep) if p]
+    pkg = Path(__file__).resolve().parent.parent
+    dirs += [pkg / "_models", pkg.parent / "models"]
+    return [d for d in dirs if d.is_dir()]
+
+
+def available() -> dict[str, Path]:
+    """Model name -> card path, first match on the search path wins."""
+    found: dict[str, Path] = {}
+    for d in search_path():
+        for card in sorted(d.glob("*.json")):
+            if card.name.endswith(".geoseg.json"):
+                continue
+            try:
+                name = ModelCard.load(card).name
+            except Exception:  # noqa: BLE001 - a broken card must not hide the others
+                continue
+            found.setdefault(name, card)
+    return found
+
+
+def get_card(name_or_path: str) -> ModelCard:
+    """The card for a registered name, an alias (``default``) or a card file path."""
+    p = Path(name_or_path)
+    if p.suffix == ".json" and (p.is_file() or os.sep in name_or_path):
+        return ModelCard.load(p)
+    cards = available()
+    name = ALIASES.get(name_or_path, name_or_path)
+    if name not in cards:
+        names = ", ".join(sorted(cards) + sorted(ALIASES)) or "(none installed)"
+        raise ModelNotFoundError(f"unknown model {name_or_path!r}; valid names: {names}; or pass a model card path (*.json)")
+    return ModelCard.load(cards[name])

@@ -1,0 +1,41 @@
+"""Export a training checkpoint as fp16 safetensors plus a model card (JSON)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from geoseg.models.card import file_sha256
+
+
+def export(checkpoint: Path, out_dir: Path, card_extra: dict[str, Any]) -> Path:
+    import torch
+    from safetensors.torch import save_file
+
+    ck = torch.load(checkpoint, weights_only=False, map_location="cpu")
+    cfg = ck["config"]
+    name = cfg["name"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    weights = out_dir / f"{name}.safetensors"
+    save_file({k: v.detach().half().contiguous() for k, v in ck["model"].items()}, str(weights), metadata={"name": name})
+    card = {
+        "name": name,
+        "architecture": cfg["architecture"],
+        "outputs": ["building"],
+        "weights": weights.name,
+        "sha256": file_sha256(weights),
+        "input": {"bands": ["red", "green", "blue"], "normalization": cfg.get("normalization"),
+                  "dtype_rule": "uint8 as is; other dtypes: each band's 2nd-98th percentile mapped linearly to 0-255"},
+        "training": {"config": cfg, "epoch": ck.get("epoch"), "val_metrics_during_training": ck.get("metrics")},
+        **card_extra,
+    }
+    path = out_dir / f"{name}.json"
+    path.write_text(json.dumps(card, indent=2) + "\n")
+    return path
+
+
+if __name__ == "__main__":
+    ckpt, out, extra = Path(sys.argv[1]), Path(sys.argv[2]), json.loads(Path(sys.argv[3]).read_text())
+    print(export(ckpt, out, extra))
