@@ -17,7 +17,7 @@ def _crs(crs: object):
 def center_lonlat(grid: RasterGrid) -> tuple[float, float]:
     from rasterio.warp import transform
 
-    x, y = grid.transform * (grid.width / 2, grid.height / 2)
+    x, y = grid.transform @ (grid.width / 2, grid.height / 2)
     lon, lat = transform(_crs(grid.crs), "EPSG:4326", [x], [y])
     return float(lon[0]), float(lat[0])
 
@@ -34,7 +34,7 @@ def ground_gsd_m(grid: RasterGrid) -> float:
     if grid.crs is None:
         raise InputError("the raster has no CRS; assign one first, e.g. `gdal_edit.py -a_srs EPSG:32633 FILE`")
     c, r = grid.width / 2, grid.height / 2
-    pts = [grid.transform * p for p in ((c, r), (c + 1, r), (c, r + 1))]
+    pts = [grid.transform @ p for p in ((c, r), (c + 1, r), (c, r + 1))]
     lons, lats = transform(_crs(grid.crs), "EPSG:4326", [p[0] for p in pts], [p[1] for p in pts])
     geod = Geod(ellps="WGS84")
     _, _, dx = geod.inv(lons[0], lats[0], lons[1], lats[1])

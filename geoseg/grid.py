@@ -42,7 +42,7 @@ class RasterGrid:
         """``(left, bottom, right, top)`` in CRS units."""
         xs, ys = [], []
         for col, row in ((0, 0), (self.width, 0), (0, self.height), (self.width, self.height)):
-            x, y = self.transform * (col, row)
+            x, y = self.transform @ (col, row)
             xs.append(x)
             ys.append(y)
         return (min(xs), min(ys), max(xs), max(ys))
@@ -52,7 +52,7 @@ class RasterGrid:
         return PixelWindow(0, 0, self.height, self.width)
 
     def window_transform(self, window: PixelWindow) -> Affine:
-        return self.transform * Affine.translation(window.col_off, window.row_off)
+        return self.transform @ Affine.translation(window.col_off, window.row_off)
 
     def __getitem__(self, window: PixelWindow) -> RasterGrid:
         """The sub-grid covered by ``window`` (which may extend past the edges)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
 import warnings
 
@@ -16,15 +17,27 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     click.echo(f"geoseg: warning: {message}", err=True)
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived (e.g. the QGIS plugin's cancel): unwind so temporary outputs are removed."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def handle_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         warnings.showwarning = _show_warning
+        signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             return fn(*args, **kwargs)
         except Cancelled as exc:
             click.echo(f"geoseg: {exc}", err=True)
             sys.exit(130)
+        except Terminated:
+            click.echo("geoseg: terminated; rerun the same command to resume from the finished tiles", err=True)
+            sys.exit(143)
         except KeyboardInterrupt:
             click.echo("geoseg: interrupted; rerun the same command to resume from the finished tiles", err=True)
             sys.exit(130)

@@ -73,6 +73,7 @@ def segment(input_path: str, output: str | Path | None = None, prob: str | Path 
     try:
         stats = predict_rows(info, plan, predictor, cfg.blend, work, progress)
         if not stats.any_valid:
+            work.remove()
             raise InputError(f"{input_path} has no valid pixels (all nodata or masked); nothing to segment")
         mosaic = work.vrt([plan.tiles.final_rows_after(r) for r in range(plan.tiles.n_rows)])
         meta = provenance(card, cfg, plan, input_path)

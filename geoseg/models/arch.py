@@ -13,9 +13,11 @@ def build_module(arch: dict[str, Any]):
     ``arch`` holds ``name`` (an smp architecture such as ``"unet"``), ``encoder``,
     ``in_channels`` and ``classes``, plus optional ``decoder_channels``.
     """
+    name = str(arch.get("name", "unet")).lower()
+    if name == "pixel-linear":
+        return _pixel_linear(arch)
     import segmentation_models_pytorch as smp
 
-    name = str(arch.get("name", "unet")).lower()
     kwargs: dict[str, Any] = {
         "encoder_name": arch.get("encoder", "resnet18"),
         "encoder_weights": None,
@@ -28,3 +30,11 @@ def build_module(arch: dict[str, Any]):
         return smp.create_model(name, **kwargs)
     except (KeyError, ValueError) as exc:
         raise ModelIntegrityError(f"model card architecture {arch!r} cannot be built: {exc}") from None
+
+
+def _pixel_linear(arch: dict[str, Any]):
+    """A per-pixel linear model (a 1x1 convolution): the reference model for engine tests
+    and benchmarks, where the expected output of every pixel is known in closed form."""
+    import torch
+
+    return torch.nn.Conv2d(int(arch.get("in_channels", 3)), int(arch.get("classes", 1)), kernel_size=1)

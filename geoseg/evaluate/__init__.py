@@ -1,0 +1,1 @@
+"""Accuracy of building footprints and probability rasters against reference polygons."""

@@ -1,0 +1,64 @@
+"""Pixel-level scores on a raster's grid, restricted to its valid area, in bounded memory."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from geoseg.window import PixelWindow
+
+
+def _counts(pred: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> tuple[int, int, int]:
+    return int((pred & truth & valid).sum()), int((pred & ~truth & valid).sum()), int((~pred & truth & valid).sum())
+
+
+def pixel_scores(raster_path: str, truth_geoms, pred_geoms=None, prob_threshold: float | None = None,
+                 rows_per_step: int = 1024) -> dict[str, float]:
+    """Compare predictions with ``truth_geoms`` (shapely, in the raster's CRS) on ``raster_path``'s grid.
+
+    Predictions are either ``pred_geoms`` (rasterised) or, when ``prob_threshold`` is given,
+    band 1 of ``raster_path`` itself read as a probability (uint8 0-255 or float 0-1).
+    Only pixels valid in the raster's mask count.
+    """
+    import rasterio
+    from rasterio.features import rasterize
+
+    tp = fp = fn = 0
+    with rasterio.open(raster_path) as ds:
+        for r0 in range(0, ds.height, rows_per_step):
+            win = PixelWindow(r0, 0, min(rows_per_step, ds.height - r0), ds.width)
+            rw = win.to_rasterio()
+            t = ds.window_transform(rw)
+            valid = ds.dataset_mask(window=rw) > 0
+            truth = rasterize(((g, 1) for g in truth_geoms), out_shape=win.shape_yx, transform=t, dtype="uint8") > 0 \
+                if len(truth_geoms) else np.zeros(win.shape_yx, bool)
+            if prob_threshold is not None:
+                band = ds.read(1, window=rw)
+                p = band.astype(np.float32) / (255.0 if band.dtype == np.uint8 else 1.0)
+                pred = p >= prob_threshold
+            else:
+                pred = rasterize(((g, 1) for g in pred_geoms), out_shape=win.shape_yx, transform=t, dtype="uint8") > 0 \
+                    if len(pred_geoms) else np.zeros(win.shape_yx, bool)
+            a, b, c = _counts(pred, truth, valid)
+            tp, fp, fn = tp + a, fp + b, fn + c
+    iou = tp / (tp + fp + fn) if tp + fp + fn else 1.0
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"iou": iou, "precision": precision, "recall": recall, "f1": f1, "px_tp": tp, "px_fp": fp, "px_fn": fn}
+
+
+def valid_at(raster_path: str, geoms) -> np.ndarray:
+    """Whether each geometry's representative point falls on a valid pixel of the raster."""
+    import rasterio
+    import shapely
+
+    pts = shapely.point_on_surface(np.asarray(geoms, dtype=object)) if len(geoms) else np.array([])
+    out = np.zeros(len(pts), bool)
+    with rasterio.open(raster_path) as ds:
+        inv = ~ds.transform
+        for i, p in enumerate(pts):
+            col, row = inv * (p.x, p.y)
+            r, c = int(np.floor(row)), int(np.floor(col))
+            if 0 <= r < ds.height and 0 <= c < ds.width:
+                out[i] = ds.dataset_mask(window=PixelWindow(r, c, 1, 1).to_rasterio())[0, 0] > 0
+    return out

@@ -1,0 +1,209 @@
+"""Writing building footprints: GeoPackage 1.3, GeoParquet, FlatGeobuf, GeoJSON, Shapefile.
+
+Writes are atomic (temporary name in the same folder, renamed into place only when
+complete) and carry provenance metadata (a flat ``str -> str`` dict) inside the file
+where the format allows, else in a ``<output>.geoseg.json`` sidecar.
+
+Where the metadata lives:
+
+* ``.gpkg`` / ``.fgb``: layer metadata (GDAL; GPKG stores it in ``gpkg_metadata``).
+* ``.parquet``: parquet schema key-value metadata, key ``b"geoseg"`` (JSON).
+* ``.geojson`` / ``.json``: a top-level ``"geoseg"`` member and the layer
+  ``"description"`` (JSON text, which GDAL reads back).
+* ``.shp``, or whenever the embedded copy does not read back: the sidecar.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from geoseg.errors import InputError, OutputError
+from geoseg.io.atomic import check_writable_dir, temp_path_for
+
+VECTOR_EXTENSIONS: dict[str, str] = {
+    ".gpkg": "GPKG",
+    ".parquet": "Parquet",
+    ".fgb": "FlatGeobuf",
+    ".geojson": "GeoJSON",
+    ".json": "GeoJSON",
+    ".shp": "ESRI Shapefile",
+}
+SIDECAR_SUFFIX = ".geoseg.json"
+PARQUET_KEY = b"geoseg"
+_SHP_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
+_SHP_STALE = (".qix", ".sbn", ".sbx", ".shp.xml", ".qmd")  # old companions of a replaced shapefile
+_SQLITE_LEFTOVERS = ("-journal", "-wal", "-shm")
+
+
+def check_vector_output(path: str | os.PathLike) -> None:
+    """Raise :class:`OutputError` unless ``path`` has a known extension in an existing, writable folder.
+
+    Creates nothing; call it before doing the work that produces the vectors.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in VECTOR_EXTENSIONS:
+        raise OutputError(
+            f"cannot write {path}: unknown vector format {path.suffix or '(no extension)'!r}; "
+            f"use one of {', '.join(VECTOR_EXTENSIONS)}"
+        )
+    if path.is_dir():
+        raise OutputError(f"cannot write {path}: it is a folder; give a file name ending in {path.suffix}")
+    check_writable_dir(path)
+
+
+def write_vectors(gdf, path: str | os.PathLike, metadata: dict | None = None) -> Path:
+    """Write ``gdf`` to ``path`` (format from the extension) atomically; returns the path.
+
+    ``metadata`` values that are not strings are stored as JSON text. An existing
+    output is replaced only once the new one is complete; on failure nothing is left
+    behind and :class:`OutputError` is raised. Empty frames give a valid, empty layer.
+    """
+    path = Path(path)
+    check_vector_output(path)
+    driver = VECTOR_EXTENSIONS[path.suffix.lower()]
+    meta = _flat_metadata(metadata)
+    tmp = temp_path_for(path)
+    tmp_sidecar = _sidecar(tmp)
+    try:
+        _WRITERS[driver](gdf, tmp, path.stem, meta)
+        if meta and _embedded_metadata(tmp) != meta:
+            tmp_sidecar.write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+        _commit(tmp, path)
+        if tmp_sidecar.exists():
+            os.replace(tmp_sidecar, _sidecar(path))
+        elif _sidecar(path).exists():
+            _sidecar(path).unlink()  # stale provenance of the output just replaced
+    except OutputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure: report as an output problem, leave nothing
+        raise OutputError(f"could not write {path}: {exc}") from exc
+    finally:
+        for leftover in _temp_files(tmp, driver) + [tmp_sidecar]:
+            leftover.unlink(missing_ok=True)
+    return path
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The provenance metadata stored by :func:`write_vectors` (``{}`` if there is none)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path} does not exist")
+    embedded = _embedded_metadata(path)
+    if embedded:
+        return embedded
+    sidecar = _sidecar(path)
+    if sidecar.is_file():
+        return {str(k): str(v) for k, v in json.loads(sidecar.read_text(encoding="utf-8")).items()}
+    return {}
+
+
+def _flat_metadata(metadata: dict | None) -> dict[str, str]:
+    return {
+        str(k): v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)
+        for k, v in (metadata or {}).items()
+    }
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + SIDECAR_SUFFIX)
+
+
+def _temp_files(tmp: Path, driver: str) -> list[Path]:
+    if driver == "ESRI Shapefile":
+        return [tmp.with_suffix(part) for part in _SHP_PARTS]
+    return [tmp] + [tmp.with_name(tmp.name + s) for s in _SQLITE_LEFTOVERS]
+
+
+def _commit(tmp: Path, path: Path) -> None:
+    """Rename the finished temporary output (all shapefile parts) onto ``path``."""
+    if path.suffix.lower() != ".shp":
+        os.replace(tmp, path)
+        return
+    for part in _SHP_PARTS[1:] + _SHP_PARTS[:1]:  # the .shp last: it is what readers open
+        if tmp.with_suffix(part).exists():
+            os.replace(tmp.with_suffix(part), path.with_suffix(part))
+        else:
+            path.with_suffix(part).unlink(missing_ok=True)
+    for stale in _SHP_STALE:
+        path.with_name(path.stem + stale).unlink(missing_ok=True)
+
+
+def _write_ogr(gdf, tmp: Path, layer: str, driver: str, **options) -> None:
+    import pyogrio
+
+    geometry_type = "Polygon" if len(gdf) == 0 else None  # nothing to infer the type from
+    pyogrio.write_dataframe(gdf, tmp, layer=layer, driver=driver, geometry_type=geometry_type, **options)
+
+
+def _write_gpkg(gdf, tmp: Path, layer: str, meta: dict[str, str]) -> None:
+    _write_ogr(gdf, tmp, layer, "GPKG", layer_metadata=meta or None, dataset_options={"VERSION": "1.3"})
+
+
+def _write_fgb(gdf, tmp: Path, layer: str, meta: dict[str, str]) -> None:
+    _write_ogr(gdf, tmp, layer, "FlatGeobuf", layer_metadata=meta or None)
+
+
+def _write_geojson(gdf, tmp: Path, layer: str, meta: dict[str, str]) -> None:
+    options = {"RFC7946": "NO"}
+    if meta:
+        options["DESCRIPTION"] = json.dumps(meta, sort_keys=True)
+        options["FOREIGN_MEMBERS_COLLECTION"] = json.dumps({"geoseg": meta}, sort_keys=True)
+    _write_ogr(gdf, tmp, layer, "GeoJSON", layer_options=options)
+
+
+def _write_shp(gdf, tmp: Path, layer: str, meta: dict[str, str]) -> None:
+    _write_ogr(gdf, tmp, layer, "ESRI Shapefile", encoding="UTF-8")
+
+
+def _write_parquet(gdf, tmp: Path, layer: str, meta: dict[str, str]) -> None:
+    import pyarrow.parquet as pq
+
+    try:
+        from geopandas.io.arrow import _geopandas_to_arrow  # the table to_parquet() writes, with "geo" metadata
+    except ImportError:  # pragma: no cover - private API moved: round-trip through the file
+        gdf.to_parquet(tmp, index=False)
+        table = pq.read_table(tmp)
+    else:
+        table = _geopandas_to_arrow(gdf, index=False)
+    if meta:
+        schema_meta = dict(table.schema.metadata or {})
+        schema_meta[PARQUET_KEY] = json.dumps(meta, sort_keys=True).encode("utf-8")
+        table = table.replace_schema_metadata(schema_meta)
+    pq.write_table(table, tmp)
+
+
+_WRITERS = {
+    "GPKG": _write_gpkg,
+    "Parquet": _write_parquet,
+    "FlatGeobuf": _write_fgb,
+    "GeoJSON": _write_geojson,
+    "ESRI Shapefile": _write_shp,
+}
+
+
+def _embedded_metadata(path: Path) -> dict[str, str] | None:
+    """Metadata stored inside the file itself, or None where the format holds none."""
+    driver = VECTOR_EXTENSIONS.get(path.suffix.lower())
+    if driver == "Parquet":
+        import pyarrow.parquet as pq
+
+        raw = (pq.read_schema(path).metadata or {}).get(PARQUET_KEY)
+        return _json_dict(raw)
+    if driver in ("GPKG", "FlatGeobuf", "GeoJSON"):
+        import pyogrio
+
+        layer_meta = pyogrio.read_info(path).get("layer_metadata") or {}
+        if driver == "GeoJSON":
+            return _json_dict(layer_meta.get("DESCRIPTION"))
+        return {str(k): str(v) for k, v in layer_meta.items()} or None
+    return None
+
+
+def _json_dict(raw: str | bytes | None) -> dict[str, str] | None:
+    try:
+        value = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else None

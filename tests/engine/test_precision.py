@@ -1,0 +1,31 @@
+"""bf16 autocast on CPU must not change the footprints of the shipped model (IoU vs fp32 >= 0.995)."""
+
+import numpy as np
+import pytest
+
+from geoseg.engine.device import cpu_has_bf16
+from geoseg.engine.predictor import Predictor
+from geoseg.io.raster import WorkReader, inspect_raster
+from geoseg.engine.plan import make_plan
+from geoseg.config import SegmentConfig
+from geoseg.models.loading import load_module
+from geoseg.models.registry import get_card
+from tests.conftest import SAMPLES
+
+
+@pytest.mark.skipif(not cpu_has_bf16(), reason="CPU without bf16 support: auto precision is fp32 anyway")
+def test_bf16_matches_fp32_on_a_sample_tile():
+    card = get_card("default")
+    info = inspect_raster(str(SAMPLES / "banepa_z20_crop_3857.tif"))
+    plan = make_plan(info, card, SegmentConfig())
+    with WorkReader(info, plan.work_grid) as r:
+        data, valid = r.read(plan.work_grid.full_window)
+    h, w = (s - s % 32 for s in data.shape[1:])
+    tile = data[None, :, :h, :w]
+    module = load_module(card)
+    p32 = Predictor(module, card, "cpu", "fp32")(tile)[0, 0] >= card.threshold
+    p16 = Predictor(module, card, "cpu", "bf16")(tile)[0, 0] >= card.threshold
+    v = valid[:h, :w]
+    inter, union = (p32 & p16 & v).sum(), ((p32 | p16) & v).sum()
+    assert union > 500, "the sample tile should contain buildings"
+    assert inter / union >= 0.995

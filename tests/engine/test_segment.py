@@ -1,0 +1,154 @@
+"""End-to-end engine behaviour with the per-pixel reference model (exact expectations)."""
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from shapely.geometry import box
+
+from geoseg.config import SegmentConfig, VectorizeConfig
+from geoseg.engine.segment import segment
+from geoseg.errors import Cancelled, InputError
+from geoseg.progress import NullProgress
+from tests.conftest import scene, write_raster
+
+UTM = Affine(1.0, 0, 500000.0, 0, -1.0, 5000000.0)
+
+
+def cfg(card, **kw):
+    return SegmentConfig(model=str(card), vectorize=VectorizeConfig(min_area_m2=10, split_touching=False), **kw)
+
+
+def rect_geom(r0, c0, r1, c1, t=UTM):
+    x0, y0 = t @ (c0, r0)
+    x1, y1 = t @ (c1, r1)
+    return box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+
+
+def iou(a, b):
+    return a.intersection(b).area / a.union(b).area
+
+
+def test_building_across_tile_borders_is_one_polygon(tmp_path, pixel_card):
+    # tiles of 64 with overlap 16: rows/cols 48..64 are shared; this building spans both seams
+    rects = [(30, 30, 90, 100), (120, 150, 140, 170)]
+    src = write_raster(tmp_path / "in.tif", scene((200, 300), rects))
+    res = segment(str(src), tmp_path / "out.gpkg", None, cfg(pixel_card))
+    gdf = res.footprints
+    assert len(gdf) == 2
+    assert res.plan.tiles.n_rows > 2 and res.plan.tiles.n_cols > 2
+    big = gdf.loc[gdf.area_m2.idxmax()]
+    assert iou(big.geometry, rect_geom(30, 30, 90, 100)) > 0.97
+    assert big.area_m2 == pytest.approx(60 * 70, rel=0.04)
+    assert (tmp_path / "out.gpkg").is_file()
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir()), "work/temp files left behind"
+
+
+@pytest.mark.parametrize("blend", ["cosine", "gaussian", "crop"])
+def test_blending_reproduces_a_per_pixel_model_exactly(tmp_path, pixel_card, blend):
+    """For a per-pixel model every tile agrees, so any correct blend returns the single-pass value."""
+    data = scene((150, 170), [(10, 10, 60, 80)])
+    src = write_raster(tmp_path / "in.tif", data)
+    segment(str(src), None, tmp_path / "p.tif", cfg(pixel_card, blend=blend), return_footprints=False)
+    x = (data.astype(np.float64) - 127.5) / 127.5
+    expected = np.round(255 / (1 + np.exp(-8.0 * x.mean(axis=0))))
+    with rasterio.open(tmp_path / "p.tif") as ds:
+        got = ds.read(1).astype(np.float64)
+    assert np.abs(got - expected).max() <= 2  # fp16 weights, bf16/fp32 compute, uint8 rounding
+
+
+def test_probability_raster_is_on_the_input_grid_with_mask(tmp_path, pixel_card):
+    mask = np.ones((120, 130), bool)
+    mask[:, 100:] = False
+    data = scene((120, 130), [(10, 105, 40, 125), (60, 20, 90, 60)])  # first one lies in nodata
+    src = write_raster(tmp_path / "in.tif", data, mask=mask)
+    res = segment(str(src), tmp_path / "b.geojson", tmp_path / "p.tif", cfg(pixel_card))
+    with rasterio.open(src) as a, rasterio.open(tmp_path / "p.tif") as b:
+        assert (a.crs, a.transform, a.shape) == (b.crs, b.transform, b.shape)
+        assert b.dtypes[0] == "uint8" and b.compression is not None
+        valid = b.dataset_mask() > 0
+        assert np.array_equal(valid, mask)
+        assert b.tags()["model"] == "pixel-test"
+    assert len(res.footprints) == 1, "a bright area under nodata must never become a building"
+
+
+def test_all_nodata_raster_is_refused_and_writes_nothing(tmp_path, pixel_card):
+    src = write_raster(tmp_path / "in.tif", scene((80, 80)), mask=np.zeros((80, 80), bool))
+    with pytest.raises(InputError, match="no valid pixels"):
+        segment(str(src), tmp_path / "o.gpkg", tmp_path / "p.tif", cfg(pixel_card))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
+def test_geographic_input_footprints_overlay_the_input(tmp_path, pixel_card):
+    """EPSG:4326 in: the engine works in UTM at the model GSD, results come back in 4326 in place."""
+    t = Affine(1e-5, 0, 9.5, 0, -1e-5, 45.2)  # ~0.79 x 1.11 m pixels; the model runs at 1 m in UTM 32N
+    rects = [(20, 20, 60, 90), (100, 120, 160, 150)]
+    src = write_raster(tmp_path / "geo.tif", scene((200, 200), rects), crs="EPSG:4326", transform=t)
+    res = segment(str(src), tmp_path / "o.parquet", tmp_path / "p.tif", cfg(pixel_card))
+    assert res.plan.resampled and res.plan.work_grid.crs.to_epsg() == 32632
+    gdf = res.footprints
+    assert gdf.crs.to_epsg() == 4326 and len(gdf) == 2
+    truths = [rect_geom(*r, t=t) for r in rects]
+    for truth in truths:
+        best = max(iou(g, truth) for g in gdf.geometry)
+        assert best > 0.85
+    with rasterio.open(src) as a, rasterio.open(tmp_path / "p.tif") as b:
+        assert (a.crs, a.transform, a.shape) == (b.crs, b.transform, b.shape)
+        prob = b.read(1)
+    assert prob[30:50, 30:80].min() > 200 and prob[170:, :100].max() < 50
+
+
+def test_dst_crs_reprojects_outputs(tmp_path, pixel_card):
+    src = write_raster(tmp_path / "in.tif", scene((100, 100), [(20, 20, 60, 60)]))
+    res = segment(str(src), tmp_path / "o.fgb", tmp_path / "p.tif", cfg(pixel_card, dst_crs="EPSG:4326"))
+    assert res.footprints.crs.to_epsg() == 4326
+    with rasterio.open(tmp_path / "p.tif") as ds:
+        assert ds.crs.to_epsg() == 4326
+    truth = rect_geom(20, 20, 60, 60)
+    import geopandas as gpd
+
+    back = gpd.GeoSeries([res.footprints.geometry.iloc[0]], crs=4326).to_crs(32633).iloc[0]
+    assert iou(back, truth) > 0.95
+
+
+class CancelAfter(NullProgress):
+    def __init__(self, n):
+        self.n, self.calls = n, 0
+
+    def update(self, done, total, stage):
+        if stage == "predict":
+            self.calls += 1
+
+    def cancelled(self):
+        return self.calls > self.n
+
+
+def test_interrupted_run_resumes_and_equals_an_uninterrupted_run(tmp_path, pixel_card):
+    data = scene((300, 200), [(40, 20, 120, 90), (150, 100, 260, 180)])
+    src = write_raster(tmp_path / "in.tif", data)
+    segment(str(src), tmp_path / "ref.gpkg", tmp_path / "ref.tif", cfg(pixel_card))
+    with pytest.raises(Cancelled):
+        segment(str(src), tmp_path / "o.gpkg", tmp_path / "o.tif", cfg(pixel_card), progress=CancelAfter(3))
+    assert not (tmp_path / "o.gpkg").exists() and not (tmp_path / "o.tif").exists()
+    work = tmp_path / ".o.gpkg.geoseg-work"
+    done_before = sorted(p.name for p in work.glob("chunk_*.tif"))
+    assert 0 < len(done_before) < 6
+    res = segment(str(src), tmp_path / "o.gpkg", tmp_path / "o.tif", cfg(pixel_card))
+    assert res.resumed and res.stats.chunks_reused == len(done_before)
+    assert res.stats.tiles_predicted < len(res.plan.tiles)
+    with rasterio.open(tmp_path / "ref.tif") as a, rasterio.open(tmp_path / "o.tif") as b:
+        assert np.array_equal(a.read(), b.read())
+    import geopandas as gpd
+
+    ref, got = gpd.read_file(tmp_path / "ref.gpkg"), gpd.read_file(tmp_path / "o.gpkg")
+    assert len(ref) == len(got) == 2
+    assert all(a.equals_exact(b, 1e-6) for a, b in zip(ref.geometry, got.geometry))
+    assert not work.exists()
+
+
+def test_changed_settings_do_not_reuse_stale_tiles(tmp_path, pixel_card):
+    src = write_raster(tmp_path / "in.tif", scene((300, 200), [(40, 20, 120, 90)]))
+    with pytest.raises(Cancelled):
+        segment(str(src), None, tmp_path / "o.tif", cfg(pixel_card), progress=CancelAfter(2), return_footprints=False)
+    res = segment(str(src), None, tmp_path / "o.tif", cfg(pixel_card, blend="crop"), return_footprints=False)
+    assert not res.resumed and res.stats.chunks_reused == 0

@@ -1,0 +1,143 @@
+import warnings
+
+import numpy as np
+import pytest
+from affine import Affine
+
+from geoseg.errors import BandWarning, InputError, RasterReadError
+from geoseg.georef import reproject_grid
+from geoseg.io.raster import WorkReader, inspect_raster
+from tests.conftest import scene, write_raster
+
+
+def test_rgb_uint8_passes_through(tmp_path):
+    data = scene((40, 50))
+    info = inspect_raster(str(write_raster(tmp_path / "a.tif", data)))
+    assert info.bands == (1, 2, 3) and info.scale is None
+    with WorkReader(info, info.grid) as r:
+        got, valid = r.read(info.grid.full_window)
+    assert np.array_equal(got, data) and valid.all()
+
+
+def test_rgba_alpha_becomes_the_mask(tmp_path):
+    from rasterio.enums import ColorInterp
+
+    data = scene((40, 50))
+    alpha = np.full((1, 40, 50), 255, np.uint8)
+    alpha[:, :, :20] = 0
+    path = write_raster(tmp_path / "rgba.tif", np.concatenate([data, alpha]), photometric="RGB", alpha="YES")
+    info = inspect_raster(str(path))
+    assert info.bands == (1, 2, 3)
+    with WorkReader(info, info.grid) as r:
+        _, valid = r.read(info.grid.full_window)
+    assert not valid[:, :20].any() and valid[:, 20:].all()
+
+
+def test_single_band_is_replicated_with_a_warning(tmp_path):
+    path = write_raster(tmp_path / "gray.tif", scene((30, 30))[:1])
+    with pytest.warns(BandWarning, match="replicated"):
+        info = inspect_raster(str(path))
+    assert info.bands == (1, 1, 1)
+
+
+def test_two_data_bands_is_an_error_naming_the_fix(tmp_path):
+    path = write_raster(tmp_path / "two.tif", scene((30, 30))[:2])
+    with pytest.raises(InputError, match="--bands"):
+        inspect_raster(str(path))
+
+
+def test_explicit_bands_pick_and_validate(tmp_path):
+    path = write_raster(tmp_path / "ms.tif", np.concatenate([scene((30, 30)), scene((30, 30), seed=1)]))
+    assert inspect_raster(str(path), bands=(3, 2, 1)).bands == (3, 2, 1)
+    with pytest.raises(InputError, match="between 1 and 6"):
+        inspect_raster(str(path), bands=(7, 2, 1))
+
+
+def test_uint16_is_scaled_by_percentiles(tmp_path):
+    rng = np.random.default_rng(0)
+    data = rng.integers(1000, 3000, size=(3, 64, 64)).astype(np.uint16)
+    info = inspect_raster(str(write_raster(tmp_path / "u16.tif", data)))
+    lo, hi = info.scale[0]
+    assert 1000 <= lo < 1100 and 2900 < hi <= 3000
+    with WorkReader(info, info.grid) as r:
+        got, _ = r.read(info.grid.full_window)
+    assert got.dtype == np.uint8 and got.min() == 0 and got.max() == 255
+    assert 100 < got.mean() < 155
+
+
+def test_float_nan_is_invalid(tmp_path):
+    data = np.ones((3, 20, 20), np.float32)
+    data[:, :5] = np.nan
+    info = inspect_raster(str(write_raster(tmp_path / "f.tif", data)))
+    with WorkReader(info, info.grid) as r:
+        _, valid = r.read(info.grid.full_window)
+    assert not valid[:5].any() and valid[5:].all()
+
+
+def test_nodata_value_is_invalid(tmp_path):
+    data = scene((20, 20))
+    data[:, :, :4] = 0
+    info = inspect_raster(str(write_raster(tmp_path / "nd.tif", data, nodata=0)))
+    with WorkReader(info, info.grid) as r:
+        _, valid = r.read(info.grid.full_window)
+    assert not valid[:, :4].any() and valid[:, 4:].all()
+
+
+def test_reading_a_resampled_metric_grid_keeps_the_mask(tmp_path):
+    mask = np.ones((100, 100), bool)
+    mask[:, 50:] = False
+    t = Affine(1e-5, 0, 10.0, 0, -1e-5, 45.0)
+    info = inspect_raster(str(write_raster(tmp_path / "geo.tif", scene((100, 100)), crs="EPSG:4326", transform=t, mask=mask)))
+    work = reproject_grid(info.grid, "EPSG:32632", 2.0)
+    with WorkReader(info, work) as r:
+        data, valid = r.read(work.full_window)
+    assert 0.3 < valid.mean() < 0.7
+    h, w = valid.shape
+    assert valid[h // 4: -h // 4, 3: w // 3].all(), "interior of the valid half must stay valid"
+    assert not valid[:, -w // 3:].any(), "the masked half must stay invalid"
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(RasterReadError, match="not found"):
+        inspect_raster(str(tmp_path / "nope.tif"))
+
+
+def test_not_a_raster(tmp_path):
+    p = tmp_path / "notes.tif"
+    p.write_text("hello, I am not an image")
+    with pytest.raises(RasterReadError, match="not a readable raster"):
+        inspect_raster(str(p))
+
+
+def test_empty_file(tmp_path):
+    p = tmp_path / "empty.tif"
+    p.write_bytes(b"")
+    with pytest.raises(RasterReadError):
+        inspect_raster(str(p))
+
+
+def test_truncated_geotiff(tmp_path):
+    p = write_raster(tmp_path / "full.tif", scene((512, 512)), tiled=True, blockxsize=128, blockysize=128, compress="deflate")
+    blob = p.read_bytes()
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(RasterReadError, match="corrupt or truncated"):
+        inspect_raster(str(cut))
+
+
+def test_no_crs(tmp_path):
+    p = write_raster(tmp_path / "nocrs.tif", scene((20, 20)), crs=None)
+    with pytest.raises(InputError, match="no CRS"):
+        inspect_raster(str(p))
+
+
+def test_no_geotransform(tmp_path):
+    import rasterio
+
+    p = tmp_path / "plain.tif"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(p, "w", driver="GTiff", width=20, height=20, count=3, dtype="uint8") as dst:
+            dst.write(scene((20, 20)))
+    with pytest.raises(InputError, match="no CRS|no geotransform"):
+        inspect_raster(str(p))

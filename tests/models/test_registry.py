@@ -1,0 +1,56 @@
+import json
+import shutil
+
+import pytest
+
+from geoseg.errors import ModelIntegrityError, ModelNotFoundError
+from geoseg.models.card import ModelCard
+from geoseg.models.registry import available, get_card
+
+
+def test_default_model_is_shipped_with_a_complete_card():
+    card = get_card("default")
+    assert card.name in available()
+    for key in ("license", "attribution", "metrics", "training", "data"):
+        assert key in card.raw, f"model card lacks {key}"
+    lo, hi = card.gsd_valid_m
+    assert lo < card.gsd_m < hi
+    card.verify_weights()
+
+
+def test_unknown_name_lists_the_valid_ones():
+    with pytest.raises(ModelNotFoundError) as exc:
+        get_card("no-such-model")
+    assert "default" in str(exc.value) and "unet-r18-buildings" in str(exc.value)
+
+
+def test_card_by_path_and_sha256_mismatch(tmp_path, pixel_card):
+    card = get_card(str(pixel_card))
+    assert card.name == "pixel-test"
+    card.verify_weights()
+    copy = tmp_path / "m"
+    shutil.copytree(pixel_card.parent, copy)
+    w = copy / "pixel-test.safetensors"
+    w.write_bytes(w.read_bytes()[:-1] + b"\x00")
+    with pytest.raises(ModelIntegrityError, match="sha256"):
+        get_card(str(copy / "pixel-test.json")).verify_weights()
+
+
+def test_missing_weights_and_broken_cards(tmp_path, pixel_card):
+    raw = json.loads(pixel_card.read_text())
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps({**raw, "weights": "gone.safetensors"}))
+    with pytest.raises(ModelNotFoundError, match="not found"):
+        ModelCard.load(p).verify_weights()
+    p.write_text("{not json")
+    with pytest.raises(ModelIntegrityError, match="not valid JSON"):
+        ModelCard.load(p)
+    p.write_text(json.dumps({"name": "x"}))
+    with pytest.raises(ModelIntegrityError, match="lacks"):
+        ModelCard.load(p)
+
+
+def test_model_path_env_adds_models(tmp_path, monkeypatch, pixel_card):
+    monkeypatch.setenv("GEOSEG_MODEL_PATH", str(pixel_card.parent))
+    assert "pixel-test" in available()
+    assert get_card("pixel-test").path == pixel_card.resolve()

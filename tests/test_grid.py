@@ -1,0 +1,54 @@
+import pytest
+from affine import Affine
+
+from geoseg import georef
+from geoseg.grid import RasterGrid
+from geoseg.window import PixelWindow
+
+
+def test_subgrid_has_the_right_transform():
+    g = RasterGrid((100, 200), Affine(0.5, 0, 1000, 0, -0.5, 2000), "EPSG:32633")
+    sub = g[PixelWindow(10, 20, 30, 40)]
+    assert sub.shape_yx == (30, 40)
+    assert sub.transform @ (0, 0) == (1010.0, 1995.0)
+    assert sub.bounds == (1010.0, 1980.0, 1030.0, 1995.0)
+
+
+def test_same_as_compares_shape_transform_and_crs():
+    a = RasterGrid((10, 10), Affine(1, 0, 0, 0, -1, 10), "EPSG:32633")
+    assert a.same_as(RasterGrid((10, 10), Affine(1, 0, 0, 0, -1, 10), "EPSG:32633"))
+    assert not a.same_as(RasterGrid((10, 10), Affine(1, 0, 0.5, 0, -1, 10), "EPSG:32633"))
+    assert not a.same_as(RasterGrid((10, 10), Affine(1, 0, 0, 0, -1, 10), "EPSG:32634"))
+
+
+def test_ground_gsd_of_utm_geographic_and_web_mercator():
+    utm = RasterGrid((100, 100), Affine(0.3, 0, 500000, 0, -0.3, 0), "EPSG:32633")
+    assert georef.ground_gsd_m(utm) == pytest.approx(0.3, rel=0.01)
+    # 1e-5 degrees at 60N: ~1.11 m north-south, ~0.56 m east-west -> geometric mean ~0.79 m
+    geo = RasterGrid((100, 100), Affine(1e-5, 0, 10, 0, -1e-5, 60), "EPSG:4326")
+    assert georef.ground_gsd_m(geo) == pytest.approx(0.787, rel=0.02)
+    assert not georef.is_metric_faithful(geo)
+    # Web Mercator metres at 60N are stretched 2x
+    merc = RasterGrid((100, 100), Affine(0.6, 0, 1113194.9, 0, -0.6, 8399737.9), "EPSG:3857")
+    assert georef.ground_gsd_m(merc) == pytest.approx(0.3, rel=0.01)
+    assert not georef.is_metric_faithful(merc)
+    assert georef.is_metric_faithful(utm)
+
+
+def test_metric_crs_for_geographic_is_local_utm():
+    geo = RasterGrid((10, 10), Affine(1e-4, 0, 85.5, 0, -1e-4, 27.6), "EPSG:4326")
+    assert georef.metric_crs_for(geo).to_epsg() == 32645
+    south = RasterGrid((10, 10), Affine(1e-4, 0, 39.2, 0, -1e-4, -6.1), "EPSG:4326")
+    assert georef.metric_crs_for(south).to_epsg() == 32737
+
+
+def test_reproject_grid_covers_the_source():
+    geo = RasterGrid((512, 512), Affine(1.34e-6, 0, 85.519, 0, -1.19e-6, 27.634), "EPSG:4326")
+    work = georef.reproject_grid(geo, georef.metric_crs_for(geo), 0.3)
+    assert work.res_xy == pytest.approx((0.3, 0.3))
+    from rasterio.warp import transform_bounds
+
+    l, b, r, t = transform_bounds("EPSG:4326", work.crs, *geo.bounds)
+    wl, wb, wr, wt = work.bounds
+    assert wl <= l and wb <= b and wr >= r and wt >= t
+    assert wr - r < 0.6 and l - wl < 0.6

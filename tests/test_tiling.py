@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from geoseg.tiling import TileGrid
+from geoseg.window import PixelWindow
+
+shapes = st.tuples(st.integers(1, 700), st.integers(1, 700))
+tilings = st.integers(16, 256).flatmap(lambda t: st.tuples(st.just(t), st.integers(0, (t - 1) // 2)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(shapes, tilings)
+def test_cores_partition_the_raster_and_reads_stay_inside(shape_yx, tiling):
+    tile, overlap = tiling
+    grid = TileGrid(shape_yx, tile, overlap)
+    owner = np.zeros(shape_yx, np.int32)
+    full = PixelWindow(0, 0, *shape_yx)
+    for t in grid:
+        assert full.contains(t.read), "halo left the raster"
+        assert t.read.contains(t.core), "core outside its read window"
+        assert t.read.height == min(tile, shape_yx[0]) and t.read.width == min(tile, shape_yx[1])
+        owner[t.core.slices()] += 1
+    assert (owner == 1).all(), "every pixel must be owned by exactly one core"
+
+
+@settings(max_examples=150, deadline=None)
+@given(shapes, tilings)
+def test_flush_chunks_partition_rows_and_are_final(shape_yx, tiling):
+    tile, overlap = tiling
+    grid = TileGrid(shape_yx, tile, overlap)
+    covered = np.zeros(shape_yx[0], np.int32)
+    for r in range(grid.n_rows):
+        chunk = grid.final_rows_after(r)
+        covered[chunk.row_off:chunk.row_end] += 1
+        later = [grid.row_read_window(j) for j in range(r + 1, grid.n_rows)]
+        assert all(w.row_off >= chunk.row_end for w in later), "a later row touches a flushed chunk"
+        start = grid.first_row_touching(chunk.row_off)
+        earlier = [grid.row_read_window(j) for j in range(start)]
+        assert all(w.row_end <= chunk.row_off for w in earlier), "resume start misses a contributing row"
+    assert (covered == 1).all()
+
+
+def test_non_square_non_multiple_raster():
+    grid = TileGrid((1000, 333), 128, 32)
+    assert grid.col_starts == [0, 96, 192, 205]
+    assert grid.row_starts[:3] == [0, 96, 192]
+    assert grid.tile(0, 3).read == PixelWindow(0, 205, 128, 128)
+    assert grid.tile(0, 3).core == PixelWindow(0, 262, 112, 71)  # halfway into each overlap
+
+
+def test_raster_smaller_than_tile_is_one_tile():
+    grid = TileGrid((50, 70), 256, 32)
+    assert len(grid) == 1
+    t = grid.tile(0, 0)
+    assert t.read == t.core == PixelWindow(0, 0, 50, 70)
+
+
+@pytest.mark.parametrize("bad", [(0, 10), (10, -1)])
+def test_bad_shapes_rejected(bad):
+    with pytest.raises(ValueError):
+        TileGrid(bad, 64, 8)
+
+
+def test_overlap_must_be_below_half_tile():
+    with pytest.raises(ValueError):
+        TileGrid((100, 100), 64, 32)
