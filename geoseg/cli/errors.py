@@ -32,6 +32,8 @@ def handle_errors(fn):
         signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             return fn(*args, **kwargs)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
         except Cancelled as exc:
             click.echo(f"geoseg: {exc}", err=True)
             sys.exit(130)

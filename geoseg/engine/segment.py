@@ -86,6 +86,8 @@ def segment(input_path: str, output: str | Path | None = None, prob: str | Path 
                 vcfg = replace(vcfg, boundary_band=card.boundary_band)
             gdf = vectorize_raster(mosaic, vcfg, threshold_default=card.threshold, model_name=card.name,
                                    out_crs=plan.out_grid.crs, progress=progress)
+            if plan.resampled:
+                gdf = _clip_to_input(gdf, plan)
         if prob is not None:
             write_probability(mosaic, prob, plan.out_grid, plan.n_channels, compress=cfg.compress, cog=cfg.cog,
                               tags=meta, progress=progress)
@@ -97,6 +99,23 @@ def segment(input_path: str, output: str | Path | None = None, prob: str | Path 
     if not cfg.keep_work:
         work.remove()
     return SegmentResult(gdf, plan, stats, output, prob, work.resumed)
+
+
+def _clip_to_input(gdf, plan: Plan):
+    """The working grid is snapped outward; keep footprints within the input raster's footprint."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    if gdf.empty:
+        return gdf
+    outline = gpd.GeoSeries([box(*plan.input_grid.bounds)], crs=plan.input_grid.crs).segmentize(
+        max(plan.input_grid.res_xy) * 64).to_crs(gdf.crs).iloc[0]
+    inside = gdf.geometry.within(outline)
+    if inside.all():
+        return gdf
+    gdf = gdf.copy()
+    gdf.loc[~inside, "geometry"] = gdf.geometry[~inside].intersection(outline)
+    return gdf[~gdf.geometry.is_empty].reset_index(drop=True)
 
 
 def _predictor(card, cfg: SegmentConfig):

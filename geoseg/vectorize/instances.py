@@ -11,10 +11,10 @@ with a marker-controlled watershed; the splitting is deliberately conservative
 * boundary mode: markers are the connected components of foreground pixels
   whose border probability is below 0.5; the watershed floods the border map.
 
-Every foreground pixel ends up in exactly one instance (components without a
-marker become instances of their own); all instances are 4-connected.
-Connected components of the foreground are processed independently, so the
-labelling of a component does not depend on anything outside it.
+Every foreground pixel ends up in exactly one instance; a component with fewer
+than two markers stays whole. Connected components (4-connected) of the
+foreground are split independently, each on its own bounding box, so the
+labelling of a component never depends on anything outside it.
 """
 
 from __future__ import annotations
@@ -51,45 +51,69 @@ def label_instances(
     if boundary is not None and np.shape(boundary) != prob_yx.shape:
         raise ValueError(f"boundary {np.shape(boundary)} must have the shape of prob {prob_yx.shape}")
     fg_yx = (prob_yx >= threshold) & valid_yx  # NaN compares False
-    if not fg_yx.any():
-        return np.zeros(prob_yx.shape, dtype=np.int32)
-    if not split_touching:
-        labels_yx, _ = ndimage.label(fg_yx, FOUR_CONNECTED)
-    elif boundary is not None:
-        labels_yx = _split_by_boundary(fg_yx, np.asarray(boundary, dtype=np.float32))
-    else:
-        labels_yx = _split_by_distance(fg_yx)
-    labels_yx = _label_leftovers(labels_yx, fg_yx)
-    return _drop_small(labels_yx, min_pixels)
+    comps_yx, n = ndimage.label(fg_yx, FOUR_CONNECTED)
+    if split_touching and n:
+        if boundary is None:
+            dist_yx = ndimage.distance_transform_edt(fg_yx)
+            comps_yx = _split_components(comps_yx, n, _distance_markers(dist_yx), -dist_yx, dist_yx)
+        else:
+            border_yx = np.asarray(boundary, dtype=np.float32)
+            seeds_yx, _ = ndimage.label(fg_yx & (border_yx < 0.5), FOUR_CONNECTED)
+            comps_yx = _split_components(comps_yx, n, seeds_yx, border_yx, None)
+    return _drop_small(comps_yx, min_pixels)
 
 
-def _split_by_distance(fg_yx: np.ndarray) -> np.ndarray:
-    """Watershed on the distance transform, seeded by its h-maxima, then re-merge shallow cuts."""
+def _distance_markers(dist_yx: np.ndarray) -> np.ndarray:
+    """Labelled h-maxima of the distance transform (one seed per sufficiently distinct peak)."""
     from skimage.morphology import h_maxima
-    from skimage.segmentation import watershed
 
-    dist_yx = ndimage.distance_transform_edt(fg_yx)
     markers_yx, _ = ndimage.label(h_maxima(dist_yx, H_MAXIMA_PX) > 0, EIGHT_CONNECTED)
-    labels_yx = watershed(-dist_yx, markers_yx, mask=fg_yx, connectivity=1)
-    return _merge_shallow_cuts(labels_yx, dist_yx)
+    return markers_yx
 
 
-def _split_by_boundary(fg_yx: np.ndarray, boundary_yx: np.ndarray) -> np.ndarray:
-    """Watershed on the border probability, seeded by the foreground cores away from borders."""
+def _split_components(
+    comps_yx: np.ndarray, n: int, markers_yx: np.ndarray, elevation_yx: np.ndarray, dist_yx: np.ndarray | None
+) -> np.ndarray:
+    """Watershed each component holding two or more markers, on its own bounding box.
+
+    Working per component keeps the result independent of the rest of the image
+    (the watershed's tie-breaking would otherwise depend on it). With ``dist_yx``
+    shallow cuts are merged back afterwards. Components with fewer than two
+    markers stay whole.
+    """
     from skimage.segmentation import watershed
 
-    markers_yx, _ = ndimage.label(fg_yx & (boundary_yx < 0.5), FOUR_CONNECTED)
-    return watershed(boundary_yx, markers_yx, mask=fg_yx, connectivity=1)
+    seeded = markers_yx > 0
+    comp_marker = np.unique(np.stack([comps_yx[seeded], markers_yx[seeded]]), axis=1)
+    per_comp = np.bincount(comp_marker[0], minlength=n + 1)
+    out_yx = comps_yx.astype(np.int64)
+    next_label = n + 1
+    boxes = ndimage.find_objects(comps_yx)
+    for comp in np.flatnonzero(per_comp >= 2):
+        box = boxes[comp - 1]
+        inside = comps_yx[box] == comp
+        basins = watershed(elevation_yx[box], np.where(inside, markers_yx[box], 0), mask=inside, connectivity=1)
+        basins = _compact(basins)
+        if dist_yx is not None:
+            basins = _merge_shallow_cuts(basins, dist_yx[box])
+        part = _compact(basins)[inside]
+        out_yx[box][inside] = np.where(part > 0, part + next_label - 1, comp)
+        next_label += int(part.max())
+    return out_yx
+
+
+def _compact(labels_yx: np.ndarray) -> np.ndarray:
+    """Renumber labels to ``1..k`` keeping 0 as 0."""
+    values = np.union1d([0], labels_yx)
+    return np.searchsorted(values, labels_yx)
 
 
 def _neighbour_saddles(labels_yx: np.ndarray, dist_yx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each pair of 4-adjacent labels ``(lo, hi)``: the highest distance along their border."""
     los, his, saddles = [], [], []
-    for axis in (0, 1):
-        a = labels_yx[:-1, :] if axis == 0 else labels_yx[:, :-1]
-        b = labels_yx[1:, :] if axis == 0 else labels_yx[:, 1:]
-        da = dist_yx[:-1, :] if axis == 0 else dist_yx[:, :-1]
-        db = dist_yx[1:, :] if axis == 0 else dist_yx[:, 1:]
+    for first, second in ((np.s_[:-1, :], np.s_[1:, :]), (np.s_[:, :-1], np.s_[:, 1:])):  # down, right
+        a, b = labels_yx[first], labels_yx[second]
+        da, db = dist_yx[first], dist_yx[second]
         m = (a != b) & (a > 0) & (b > 0)
         los.append(np.minimum(a[m], b[m]))
         his.append(np.maximum(a[m], b[m]))
@@ -127,16 +151,6 @@ def _merge_shallow_cuts(labels_yx: np.ndarray, dist_yx: np.ndarray) -> np.ndarra
             peak[ra] = max(peak[ra], peak[rb])
     roots = np.array([find(i) for i in range(n + 1)])
     return roots[labels_yx]
-
-
-def _label_leftovers(labels_yx: np.ndarray, fg_yx: np.ndarray) -> np.ndarray:
-    """Give foreground pixels that no marker reached their own 4-connected instances."""
-    rest_yx = fg_yx & (labels_yx == 0)
-    if rest_yx.any():
-        extra_yx, _ = ndimage.label(rest_yx, FOUR_CONNECTED)
-        labels_yx = labels_yx.astype(np.int64, copy=True)
-        labels_yx[rest_yx] = extra_yx[rest_yx] + labels_yx.max()
-    return labels_yx
 
 
 def _drop_small(labels_yx: np.ndarray, min_pixels: int) -> np.ndarray:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import shapely
+import shapely.errors
 from shapely import affinity
 from shapely.geometry import Polygon
 
@@ -61,21 +62,28 @@ def regularize(polygon: Polygon, min_iou: float = 0.85, *, min_edge: float | Non
     if not isinstance(polygon, Polygon) or polygon.is_empty or not polygon.is_valid or polygon.area <= 0:
         return polygon, KEPT_ORIGINAL
     edge = 0.1 * math.sqrt(polygon.area) if min_edge is None else float(min_edge)
-    angle = dominant_orientation(_smoothed(polygon, 0.5 * edge))
+    try:
+        candidate = _squared(polygon, edge)
+        if candidate is not None and iou(candidate, polygon) >= min_iou:
+            return candidate, REGULARISED
+    except shapely.errors.GEOSException:
+        pass  # a degenerate candidate: keep the input
+    return polygon, KEPT_ORIGINAL
+
+
+def _squared(polygon: Polygon, min_edge: float) -> Polygon | None:
+    """The squared candidate (no gate), or None if it degenerates."""
+    angle = dominant_orientation(_smoothed(polygon, 0.5 * min_edge))
     origin = polygon.centroid
     upright = affinity.rotate(polygon, -angle, origin=origin, use_radians=True)
-    shell = _square_ring(np.asarray(upright.exterior.coords), edge)
+    shell = _square_ring(np.asarray(upright.exterior.coords), min_edge)
     if shell is None:
-        return polygon, KEPT_ORIGINAL
+        return None
     holes = []
     for ring in upright.interiors:
-        squared = _square_ring(np.asarray(ring.coords), edge)
+        squared = _square_ring(np.asarray(ring.coords), min_edge)
         holes.append(squared if squared is not None else np.asarray(ring.coords))
-    candidate = affinity.rotate(Polygon(shell, holes), angle, origin=origin, use_radians=True)
-    candidate = _cleaned(candidate)
-    if candidate is not None and iou(candidate, polygon) >= min_iou:
-        return candidate, REGULARISED
-    return polygon, KEPT_ORIGINAL
+    return _cleaned(affinity.rotate(Polygon(shell, holes), angle, origin=origin, use_radians=True))
 
 
 def dominant_orientation(polygon: Polygon) -> float:

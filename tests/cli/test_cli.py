@@ -1,0 +1,240 @@
+"""The CLI end to end: sample tiles, progress, start-up cost, and one-line errors for bad input."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import rasterio
+from click.testing import CliRunner
+
+from geoseg.cli.main import cli
+from tests.conftest import SAMPLES, scene, write_raster
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def assert_clean_error(result, *needles):
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("geoseg: warning")]
+    assert len(lines) == 1 and lines[0].startswith("geoseg: error: "), result.stderr
+    assert "Traceback" not in result.output
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_segment_sample_tile_with_the_default_model(tmp_path):
+    src = SAMPLES / "banepa_z20_crop_3857.tif"
+    r = run("segment", src, "-o", tmp_path / "b.gpkg", "--prob", tmp_path / "p.tif", "--progress", "none")
+    assert r.exit_code == 0, r.output
+    import geopandas as gpd
+
+    gdf = gpd.read_file(tmp_path / "b.gpkg")
+    assert len(gdf) > 0 and gdf.crs.to_epsg() == 3857
+    assert list(gdf.columns[:6]) == ["id", "area_m2", "p_mean", "gsd_m", "model", "reg_status"]
+    with rasterio.open(src) as a, rasterio.open(tmp_path / "p.tif") as b:
+        assert (a.crs, a.transform, a.shape) == (b.crs, b.transform, b.shape)
+        # the model ran at 0.3 m in UTM and came back to 0.15 m Web Mercator: masks agree up to edge pixels
+        assert ((a.dataset_mask() > 0) == (b.dataset_mask() > 0)).mean() > 0.99
+    with rasterio.open(tmp_path / "p.tif") as b:
+        assert gdf.total_bounds[0] >= b.bounds.left and gdf.total_bounds[2] <= b.bounds.right
+    r2 = run("vectorize", tmp_path / "p.tif", "-o", tmp_path / "v.fgb", "--progress", "none")
+    assert r2.exit_code == 0, r2.output
+    # vectorizing on the input grid (0.15 m) vs the model grid (0.3 m): same buildings, give or take slivers
+    assert abs(len(gpd.read_file(tmp_path / "v.fgb")) - len(gdf)) <= max(2, len(gdf) // 5)
+
+
+def test_progress_json_lines(tmp_path, pixel_card):
+    src = write_raster(tmp_path / "in.tif", scene((200, 150), [(20, 20, 60, 60)]))
+    r = run("segment", src, "-o", tmp_path / "o.fgb", "--model", pixel_card, "--progress", "json")
+    assert r.exit_code == 0, r.output
+    recs = [json.loads(line) for line in r.stderr.splitlines()]
+    predict = [x for x in recs if x["stage"] == "predict"]
+    assert predict[-1]["done"] == predict[-1]["total"] > 1
+    assert all({"stage", "done", "total", "eta_s"} <= set(x) for x in recs[:-1])
+    assert recs[-1]["stage"] == "done" and recs[-1]["footprints"] == 1
+
+
+def test_plan_is_a_dry_run(tmp_path, pixel_card):
+    src = write_raster(tmp_path / "in.tif", scene((300, 200)))
+    r = run("plan", src, "--model", pixel_card, "--json")
+    assert r.exit_code == 0, r.output
+    plan = json.loads(r.stdout)
+    assert plan["tiles"] == 6 * 4 and plan["work_gsd_m"] == 1.0 and not plan["resampled"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
+def test_models_list_and_info():
+    r = run("models", "list")
+    assert r.exit_code == 0 and "unet-r18-buildings" in r.stdout and "alias: default" in r.stdout
+    info = json.loads(run("models", "info", "default").stdout)
+    assert info["name"] == "unet-r18-buildings" and len(info["sha256"]) == 64
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["models", "list"], ["plan", str(SAMPLES / "banepa_z20_crop_3857.tif")]])
+def test_light_commands_do_not_import_torch(argv):
+    code = ("import sys; from geoseg.cli.main import cli\n"
+            f"try:\n    cli({argv!r}, standalone_mode=False)\nexcept SystemExit:\n    pass\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip().endswith("NO-TORCH"), out.stdout + out.stderr
+
+
+# ---- bad input: one line, exit 2, nothing written -------------------------------------------------
+
+
+@pytest.fixture
+def good(tmp_path):
+    return write_raster(tmp_path / "good.tif", scene((100, 100), [(20, 20, 50, 50)]))
+
+
+def segment_args(src, tmp_path, card, *extra):
+    return ["segment", src, "-o", tmp_path / "out" / "b.gpkg", "--prob", tmp_path / "out" / "p.tif",
+            "--model", card, "--progress", "none", *extra]
+
+
+@pytest.fixture
+def outdir(tmp_path):
+    (tmp_path / "out").mkdir()
+    yield tmp_path / "out"
+    assert list((tmp_path / "out").iterdir()) == [], "bad input must leave no output behind"
+
+
+def test_missing_input(tmp_path, pixel_card, outdir):
+    assert_clean_error(run(*segment_args(tmp_path / "nope.tif", tmp_path, pixel_card)), "not found")
+
+
+def test_not_a_raster(tmp_path, pixel_card, outdir):
+    p = tmp_path / "x.tif"
+    p.write_text("not an image")
+    assert_clean_error(run(*segment_args(p, tmp_path, pixel_card)), "not a readable raster")
+
+
+def test_truncated_geotiff(tmp_path, pixel_card, outdir):
+    full = write_raster(tmp_path / "full.tif", scene((512, 512)), tiled=True, blockxsize=128, blockysize=128, compress="deflate")
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    assert_clean_error(run(*segment_args(cut, tmp_path, pixel_card)), "truncated")
+
+
+def test_no_crs(tmp_path, pixel_card, outdir):
+    p = write_raster(tmp_path / "nocrs.tif", scene((50, 50)), crs=None)
+    assert_clean_error(run(*segment_args(p, tmp_path, pixel_card)), "no CRS")
+
+
+def test_all_nodata(tmp_path, pixel_card, outdir):
+    p = write_raster(tmp_path / "nd.tif", scene((80, 80)), mask=np.zeros((80, 80), bool))
+    assert_clean_error(run(*segment_args(p, tmp_path, pixel_card)), "no valid pixels")
+
+
+def test_wrong_band_count(tmp_path, pixel_card, outdir):
+    p = write_raster(tmp_path / "two.tif", scene((50, 50))[:2])
+    assert_clean_error(run(*segment_args(p, tmp_path, pixel_card)), "--bands")
+
+
+def test_unknown_model_lists_valid_names(tmp_path, good, outdir):
+    assert_clean_error(run(*segment_args(good, tmp_path, "nonexistent")), "valid names", "default")
+
+
+def test_weights_failing_their_sha256(tmp_path, good, pixel_card, outdir):
+    bad = tmp_path / "badmodel"
+    shutil.copytree(pixel_card.parent, bad)
+    w = bad / "pixel-test.safetensors"
+    w.write_bytes(w.read_bytes()[:-2] + b"xx")
+    assert_clean_error(run(*segment_args(good, tmp_path, bad / "pixel-test.json")), "sha256")
+
+
+def test_gsd_outside_the_valid_range(tmp_path, good, pixel_card, outdir):
+    assert_clean_error(run(*segment_args(good, tmp_path, pixel_card, "--gsd", "50")), "valid range")
+
+
+def test_raster_far_coarser_than_the_model(tmp_path, pixel_card, outdir):
+    from affine import Affine
+
+    p = write_raster(tmp_path / "coarse.tif", scene((50, 50)), transform=Affine(30, 0, 500000, 0, -30, 5000000))
+    assert_clean_error(run(*segment_args(p, tmp_path, pixel_card)), "coarser")
+
+
+def test_out_of_range_gsd_warns_but_runs(tmp_path, pixel_card):
+    from affine import Affine
+
+    p = write_raster(tmp_path / "fine.tif", scene((200, 200), [(20, 20, 120, 120)]), transform=Affine(0.1, 0, 500000, 0, -0.1, 5000000))
+    r = run("segment", p, "-o", tmp_path / "o.gpkg", "--model", pixel_card, "--progress", "none")
+    assert r.exit_code == 0 and "geoseg: warning:" in r.stderr and "valid range" in r.stderr
+
+
+def test_unwritable_output_folder(tmp_path, good, pixel_card):
+    r = run("segment", good, "-o", tmp_path / "missing" / "b.gpkg", "--model", pixel_card)
+    assert_clean_error(r, "does not exist")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root)")
+        assert_clean_error(run("segment", good, "-o", ro / "b.gpkg", "--model", pixel_card), "not writable")
+    finally:
+        ro.chmod(0o700)
+
+
+def test_unknown_output_extension(tmp_path, good, pixel_card, outdir):
+    r = run("segment", good, "-o", outdir / "b.xyz", "--model", pixel_card)
+    assert_clean_error(r, ".gpkg", ".parquet")
+    assert_clean_error(run("segment", good, "--prob", outdir / "p.png", "--model", pixel_card), ".tif")
+
+
+def test_no_output_requested_is_a_usage_error(good, pixel_card):
+    r = run("segment", good, "--model", pixel_card)
+    assert r.exit_code == 2 and "--output" in r.output
+
+
+# ---- killed runs --------------------------------------------------------------------------------
+
+
+def _geoseg(*args):
+    return [sys.executable, "-m", "geoseg.cli.main", *map(str, args)]
+
+
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM"])
+def test_killed_run_resumes_to_the_same_result(tmp_path, sig):
+    """A real kill mid-run (default model, real tiles), then the same command finishes the job."""
+    import signal
+    import time
+
+    from affine import Affine
+
+    tile = rasterio.open(SAMPLES / "banepa_z20_crop_3857.tif").read()
+    src = write_raster(tmp_path / "in.tif", np.concatenate([tile[:, :, :600]] * 3, axis=1)[:, :1000],
+                       crs="EPSG:32645", transform=Affine(0.3, 0, 336000, 0, -0.3, 3057000))
+    args = ["segment", src, "-o", tmp_path / "o.gpkg", "--prob", tmp_path / "o.tif", "--tile-size", "256", "--overlap", "32", "--progress", "none"]
+    ref = subprocess.run(_geoseg("segment", src, "-o", tmp_path / "ref.gpkg", "--prob", tmp_path / "ref.tif",
+                                 "--tile-size", "256", "--overlap", "32", "--progress", "none"), capture_output=True, text=True)
+    assert ref.returncode == 0, ref.stderr
+    work = tmp_path / ".o.gpkg.geoseg-work"
+    proc = subprocess.Popen(_geoseg(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(work.glob("chunk_*.tif"))) < 1 and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(getattr(signal, sig))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0, "the run finished before it could be killed"
+    if sig == "SIGTERM":
+        assert proc.returncode == 143 and "resume" in err and "Traceback" not in err
+    assert not (tmp_path / "o.gpkg").exists() and not (tmp_path / "o.tif").exists()
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name], "temporary outputs left behind"
+    done = len(list(work.glob("chunk_*.tif")))
+    assert done >= 1
+    again = subprocess.run(_geoseg(*args), capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert f"resumed {done} finished rows" in again.stderr
+    with rasterio.open(tmp_path / "ref.tif") as a, rasterio.open(tmp_path / "o.tif") as b:
+        assert np.array_equal(a.read(), b.read())
+    import geopandas as gpd
+
+    ref_g, got_g = gpd.read_file(tmp_path / "ref.gpkg"), gpd.read_file(tmp_path / "o.gpkg")
+    assert len(ref_g) == len(got_g) and ref_g.geometry.union_all().symmetric_difference(got_g.geometry.union_all()).area < 1e-6

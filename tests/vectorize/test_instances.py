@@ -1,0 +1,105 @@
+"""label_instances: splitting touching buildings without over-splitting single ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from geoseg.vectorize.instances import label_instances
+
+
+def _canvas(shape_yx=(80, 100)) -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros(shape_yx, np.float32), np.ones(shape_yx, bool)
+
+
+def _n(labels: np.ndarray) -> int:
+    ids = np.unique(labels[labels > 0])
+    assert labels.dtype == np.int32
+    assert list(ids) == list(range(1, len(ids) + 1)), "labels must be 1..N"
+    return len(ids)
+
+
+def test_two_touching_squares_are_split():
+    prob, valid = _canvas()
+    prob[10:30, 10:30] = 0.9  # 20x20
+    prob[20:40, 30:50] = 0.9  # 20x20, touching the first along 10 pixels
+    labels = label_instances(prob, valid, 0.5)
+    assert _n(labels) == 2
+    assert labels[15, 15] != labels[35, 45]
+    sizes = np.bincount(labels.ravel())[1:]
+    assert all(300 <= s <= 500 for s in sizes), sizes
+    assert _n(label_instances(prob, valid, 0.5, split_touching=False)) == 1
+
+
+@pytest.mark.parametrize("shape", ["square", "rectangle", "L", "noisy"])
+def test_single_buildings_are_not_split(shape):
+    prob, valid = _canvas()
+    if shape == "square":
+        prob[10:60, 10:60] = 1.0
+    elif shape == "rectangle":
+        prob[10:30, 5:95] = 1.0
+    elif shape == "L":
+        prob[10:70, 10:30] = 1.0
+        prob[50:70, 10:80] = 1.0
+    else:  # a square with a jagged outline (+-3 px per row/column), pin holes and a shallow notch
+        rng = np.random.default_rng(3)
+        for row in range(10, 60):
+            prob[row, 10 + rng.integers(-3, 4) : 60 + rng.integers(-3, 4)] = 1.0
+        for col in range(12, 58):
+            prob[10 + rng.integers(-3, 4) : 60 + rng.integers(-3, 4), col] = 1.0
+        prob[rng.integers(15, 55, 6), rng.integers(15, 55, 6)] = 0.0
+        prob[30:34, 55:70] = 0.0
+    assert _n(label_instances(prob, valid, 0.5)) == 1
+
+
+def test_nodata_is_never_building():
+    prob, valid = _canvas()
+    prob[:] = 1.0
+    valid[:, 50:] = False
+    labels = label_instances(prob, valid, 0.5)
+    assert not labels[:, 50:].any()
+    assert labels[:, :50].all()
+    valid[:] = False
+    assert not label_instances(prob, valid, 0.5).any()
+
+
+def test_nan_probability_is_background():
+    prob, valid = _canvas()
+    prob[10:20, 10:20] = np.nan
+    assert not label_instances(prob, valid, 0.5).any()
+
+
+def test_min_pixels_drops_small_instances_and_renumbers():
+    prob, valid = _canvas()
+    prob[5:8, 5:8] = 1.0  # 9 px
+    prob[20:30, 20:30] = 1.0  # 100 px
+    prob[50:52, 70:75] = 1.0  # 10 px
+    labels = label_instances(prob, valid, 0.5, min_pixels=10)
+    assert _n(labels) == 2
+    assert labels[6, 6] == 0
+    assert labels[25, 25] > 0 and labels[51, 72] > 0
+
+
+def test_threshold_is_inclusive():
+    prob, valid = _canvas()
+    prob[10:20, 10:20] = 0.5
+    assert _n(label_instances(prob, valid, 0.5)) == 1
+    assert _n(label_instances(prob, valid, 0.51)) == 0
+
+
+def test_boundary_channel_splits_what_distance_keeps_whole():
+    prob, valid = _canvas()
+    prob[20:40, 10:90] = 1.0  # one long block: the distance transform sees one building
+    boundary = np.zeros_like(prob)
+    boundary[20:40, 49:51] = 1.0  # a predicted wall across it
+    assert _n(label_instances(prob, valid, 0.5)) == 1
+    labels = label_instances(prob, valid, 0.5, boundary=boundary)
+    assert _n(labels) == 2
+    assert labels[30, 20] != labels[30, 80]
+    assert (labels[20:40, 10:90] > 0).all(), "border pixels still belong to a building"
+
+
+def test_shape_mismatch_is_an_error():
+    prob, valid = _canvas()
+    with pytest.raises(ValueError):
+        label_instances(prob, valid[:10], 0.5)
