@@ -8,7 +8,6 @@ import os
 import platform
 import sys
 import time
-import types
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -39,28 +38,6 @@ def vectorizer_available() -> bool:
         import geoseg.vectorize.raster  # noqa: F401
     except ImportError:
         return False
-    return True
-
-
-def allow_prob_only_without_vectorizer() -> bool:
-    """``segment()`` imports the vectorizer even for probability-only runs. While that code
-    does not exist yet, register stand-in modules that fail loudly if actually used, so
-    ``segment(..., output=None, return_footprints=False)`` can run. Returns True if stubbed."""
-    if vectorizer_available():
-        return False
-
-    def missing(*_a, **_k):
-        raise RuntimeError("the vectorizer (geoseg.vectorize.raster / geoseg.io.vector) is not written yet")
-
-    for name, attrs in (("geoseg.io.vector", ("check_vector_output", "write_vectors")),
-                        ("geoseg.vectorize.raster", ("vectorize_raster",))):
-        try:
-            __import__(name)
-        except ImportError:
-            mod = types.ModuleType(name)
-            for a in attrs:
-                setattr(mod, a, missing)
-            sys.modules[name] = mod
     return True
 
 

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (DEFAULT_DATA_DIR, allow_prob_only_without_vectorizer, environment, parse_size,  # noqa: E402
+from _common import (DEFAULT_DATA_DIR, environment, parse_size,  # noqa: E402
                      print_table, size_label, vectorizer_available, write_json)
 
 MARK = "@@bench_memory "
@@ -49,7 +49,6 @@ def child(raster: str, model: str, device: str, precision: str, batch_size: int,
     from geoseg.config import SegmentConfig
     from geoseg.engine.segment import segment
 
-    allow_prob_only_without_vectorizer()
     proc = psutil.Process()
     base = proc.memory_info().rss
     peak, stop = [base], threading.Event()
@@ -69,10 +68,13 @@ def child(raster: str, model: str, device: str, precision: str, batch_size: int,
     stop.set()
     sampler.join()
     plan = res.plan.describe()
+    import torch
+
+    gpu_mb = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
     return {"seconds": seconds, "base_rss_mb": base / 2**20, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "sampled_peak_mb": peak[0] / 2**20, "est_peak_mb": plan["est_peak_memory_mb"], "tiles": plan["tiles"],
             "work_shape_yx": plan["work_shape_yx"], "stages_s": res.stats.seconds,
-            "footprints": None if res.footprints is None else len(res.footprints)}
+            "gpu_peak_mb": gpu_mb, "footprints": None if res.footprints is None else len(res.footprints)}
 
 
 def run_size(spec: str, args, model: str) -> dict:
@@ -124,7 +126,9 @@ def main(argv: list[str] | None = None) -> dict:
     print_table(rows, [("size", "size", "s"), ("megapixels", "MP", ".1f"), ("tiles", "tiles", "d"),
                        ("seconds", "seconds", ".1f"), ("base_rss_mb", "base MB", ".0f"),
                        ("peak_rss_mb", "peak RSS MB", ".0f"), ("sampled_peak_mb", "sampled MB", ".0f"),
-                       ("est_peak_mb", "plan est MB", "d")])
+                       ("est_peak_mb", "plan est MB", "d")]
+                + [("gpu_peak_mb", "GPU peak MB", ".0f")] * any(r["gpu_peak_mb"] for r in rows)
+                + [("footprints", "footprints", "d")] * args.with_footprints)
     result = {"model": model, "environment": env, "with_footprints": args.with_footprints,
               "gdal_cachemax_mb": args.gdal_cachemax, "runs": rows}
     write_json(args.json, result)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (DEFAULT_DATA_DIR, allow_prob_only_without_vectorizer, engine_stage_timer, environment,  # noqa: E402
+from _common import (DEFAULT_DATA_DIR, engine_stage_timer, environment,  # noqa: E402
                      parse_size, print_table, vectorizer_available, write_json)
 from make_big_raster import build  # noqa: E402
 
@@ -74,7 +74,6 @@ def main(argv: list[str] | None = None) -> dict:
 
     if args.with_footprints and not vectorizer_available():
         sys.exit("--with-footprints needs geoseg.vectorize.raster and geoseg.io.vector, which are not importable yet")
-    stubbed = allow_prob_only_without_vectorizer()
 
     width, height = parse_size(args.size)
     raster = build(width, height, args.data_dir, real_tiff=args.real_tiff)
@@ -90,8 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"resampled={plan.resampled}, model {card.name}, tile {plan.tiles.tile_size}/{plan.tiles.overlap}, "
           f"{len(plan.tiles)} tiles in {plan.tiles.n_rows} rows")
     print(f"device {env['device']}{' (' + env['gpu'] + ')' if env['gpu'] else ''}, precision {env['precision']}, "
-          f"batch {args.batch_size}, torch {env['torch']} with {env['torch_threads']} threads, {env['cpu_count']} CPUs"
-          + ("  [vectorizer missing: probability raster only]" if stubbed else ""))
+          f"batch {args.batch_size}, torch {env['torch']} with {env['torch_threads']} threads, {env['cpu_count']} CPUs")
 
     t_model = model_only_seconds(predictor, info, plan)
     del predictor

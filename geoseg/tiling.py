@@ -135,3 +135,38 @@ class TileGrid:
             if r0 + self.tile_size > raster_row:
                 return i
         return self.n_rows - 1
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnBlock:
+    """A vertical strip of the raster processed on its own, to bound memory by its width.
+
+    ``owned`` are the raster columns ``[c0, c1)`` whose results this block produces (its
+    tiles' cores); ``tile_cols`` are the tile columns it must predict: every tile whose
+    read window reaches into ``owned`` (so the neighbour's border column is shared).
+    """
+
+    index: int
+    owned: tuple[int, int]
+    tile_cols: tuple[int, ...]
+    read_cols: tuple[int, int]
+
+
+def column_blocks(grid: TileGrid, max_width: int) -> list[ColumnBlock]:
+    """Split the tile columns into blocks owning at most ``max_width`` raster columns each
+    (at least one tile column per block); block borders fall on tile-core borders."""
+    cores = [grid.tile(0, c).core for c in range(grid.n_cols)]
+    groups: list[list[int]] = [[]]
+    for c, core in enumerate(cores):
+        start = cores[groups[-1][0]].col_off if groups[-1] else core.col_off
+        if groups[-1] and core.col_end - start > max_width:
+            groups.append([])
+        groups[-1].append(c)
+    blocks = []
+    for i, cols in enumerate(groups):
+        c0, c1 = cores[cols[0]].col_off, cores[cols[-1]].col_end
+        need = [j for j in range(grid.n_cols)
+                if grid.tile(0, j).read.col_off < c1 and grid.tile(0, j).read.col_end > c0]
+        reads = [grid.tile(0, j).read for j in need]
+        blocks.append(ColumnBlock(i, (c0, c1), tuple(need), (min(r.col_off for r in reads), max(r.col_end for r in reads))))
+    return blocks

@@ -66,3 +66,23 @@ def test_bad_shapes_rejected(bad):
 def test_overlap_must_be_below_half_tile():
     with pytest.raises(ValueError):
         TileGrid((100, 100), 64, 32)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 2000), tilings, st.integers(1, 900))
+def test_column_blocks_partition_columns_and_cover_their_tiles(width, tiling, max_width):
+    from geoseg.tiling import column_blocks
+
+    tile, overlap = tiling
+    grid = TileGrid((10, width), tile, overlap)
+    blocks = column_blocks(grid, max_width)
+    owned = np.zeros(width, np.int32)
+    for b in blocks:
+        owned[b.owned[0]:b.owned[1]] += 1
+        for j in range(grid.n_cols):
+            read = grid.tile(0, j).read
+            touches = read.col_off < b.owned[1] and read.col_end > b.owned[0]
+            assert touches == (j in b.tile_cols), "a block must predict exactly the tiles reaching its columns"
+        assert b.read_cols[0] <= b.owned[0] and b.owned[1] <= b.read_cols[1]
+    assert (owned == 1).all()
+    assert all(b.owned[1] - b.owned[0] <= max(max_width, tile) for b in blocks)

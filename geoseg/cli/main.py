@@ -12,6 +12,7 @@ COMMANDS = {
     "segment": ("geoseg.cli.segment", "segment", "Find buildings in a raster: footprints and probabilities."),
     "plan": ("geoseg.cli.plan", "plan", "Dry run: tiles, GSD, memory and time estimate."),
     "vectorize": ("geoseg.cli.vectorize", "vectorize", "Footprints from an existing probability raster."),
+    "evaluate": ("geoseg.cli.evaluate", "evaluate", "Accuracy against reference building polygons."),
     "models": ("geoseg.cli.models", "models", "List installed models or show a model card."),
 }
 

@@ -11,7 +11,7 @@ from geoseg.errors import ConfigError, GsdWarning, InputError
 from geoseg.grid import RasterGrid
 from geoseg.io.raster import RasterInfo
 from geoseg.models.card import ModelCard
-from geoseg.tiling import TileGrid
+from geoseg.tiling import TileGrid, column_blocks
 
 FAR_OUT_OF_RANGE = 4.0  # a native GSD this many times coarser than the valid range is refused
 
@@ -27,6 +27,7 @@ class Plan:
     n_channels: int
     est_peak_bytes: int
     est_seconds: float | None
+    block_width: int  # working-grid columns per column block (bounds memory)
 
     @property
     def resampled(self) -> bool:
@@ -40,7 +41,7 @@ class Plan:
             "work_crs": str(self.work_grid.crs), "work_shape_yx": list(self.work_grid.shape_yx),
             "resampled": self.resampled, "output_crs": str(self.out_grid.crs),
             "tile_size": t.tile_size, "overlap": t.overlap, "tiles": len(t), "tile_rows": t.n_rows,
-            "tile_cols": t.n_cols, "work_megapixels": round(self.work_grid.width * self.work_grid.height / 1e6, 2),
+            "tile_cols": t.n_cols, "column_blocks": len(column_blocks(t, self.block_width)), "work_megapixels": round(self.work_grid.width * self.work_grid.height / 1e6, 2),
             "est_peak_memory_mb": round(self.est_peak_bytes / 2**20), "est_seconds": None if self.est_seconds is None else round(self.est_seconds, 1),
         }
 
@@ -91,11 +92,11 @@ def make_plan(info: RasterInfo, card: ModelCard, cfg: SegmentConfig) -> Plan:
     except ValueError as exc:
         raise ConfigError(f"invalid tiling: {exc}") from None
     k = len(card.outputs)
-    width = work.width
-    peak = (2 * tile * width * (card.bands + 1)  # prefetched row bands
-            + (k * 4 + 5) * (tile + tiles.stride) * width  # stitcher accumulators
-            + cfg.batch_size * tile * tile * 4 * 120  # activations, UNet-sized
-            + 300 * 2**20)  # interpreter, torch, GDAL cache
+    width = min(work.width, cfg.block_width + 2 * tile)
+    peak = (4 * tile * width * (card.bands + 1)  # row super-windows in the queue, in flight and batched
+            + (k * 4 + 5) * tile * width  # stitcher accumulators
+            + cfg.batch_size * tile * tile * 4 * 60  # activations, UNet-sized
+            + 450 * 2**20)  # interpreter, torch, GDAL cache
     mps = card.raw.get("throughput_mps", {}).get("cpu")
     est = None if not mps else len(tiles) * tile * tile / 1e6 / mps
-    return Plan(info.grid, work, _out_grid(info, cfg.dst_crs), tiles, native, gsd, k, int(peak), est)
+    return Plan(info.grid, work, _out_grid(info, cfg.dst_crs), tiles, native, gsd, k, int(peak), est, cfg.block_width)

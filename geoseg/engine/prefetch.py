@@ -17,9 +17,10 @@ _DONE = object()
 
 
 def prefetch_rows(info: RasterInfo, work: RasterGrid, tiles: TileGrid, rows: list[int],
-                  depth: int = 2) -> Iterator[tuple[int, PixelWindow, np.ndarray, np.ndarray]]:
-    """Yield ``(row, window, uint8 (C,Y,X), valid (Y,X))`` per tile row; one super-window read per row
-    so each source block is decoded about once. Errors in the reader re-raise in the consumer."""
+                  cols: tuple[int, int] | None = None, depth: int = 2) -> Iterator[tuple[int, PixelWindow, np.ndarray, np.ndarray]]:
+    """Yield ``(row, window, uint8 (C,Y,X), valid (Y,X))`` per tile row (restricted to columns
+    ``cols``); one super-window read per row so each source block is decoded about once.
+    Errors in the reader re-raise in the consumer."""
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -30,6 +31,8 @@ def prefetch_rows(info: RasterInfo, work: RasterGrid, tiles: TileGrid, rows: lis
                     if stop.is_set():
                         return
                     win = tiles.row_read_window(r)
+                    if cols is not None:
+                        win = PixelWindow(win.row_off, cols[0], win.height, cols[1] - cols[0])
                     data, valid = reader.read(win)
                     q.put((r, win, data, valid))
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer

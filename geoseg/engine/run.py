@@ -1,4 +1,4 @@
-"""The prediction pass: tile rows -> model -> streaming blend -> chunks in a work directory."""
+"""The prediction pass: column blocks x tile rows -> model -> streaming blend -> chunks in a work directory."""
 
 from __future__ import annotations
 
@@ -13,76 +13,117 @@ from geoseg.engine.stitch import RowStitcher
 from geoseg.engine.workdir import WorkDir
 from geoseg.io.raster import RasterInfo
 from geoseg.progress import Progress, check_cancel
+from geoseg.tiling import ColumnBlock, column_blocks
+from geoseg.window import PixelWindow
 
 
 @dataclass
 class RunStats:
     tiles_predicted: int = 0
     tiles_empty: int = 0
+    tiles_reused: int = 0
     chunks_written: int = 0
     chunks_reused: int = 0
     any_valid: bool = False
     seconds: dict[str, float] = field(default_factory=lambda: {"read_wait": 0.0, "predict": 0.0, "stitch": 0.0, "write": 0.0})
 
 
+def chunk_windows(plan: Plan) -> dict[tuple[int, int], PixelWindow]:
+    """Every output chunk: rows finished after a tile row x the columns a block owns."""
+    out = {}
+    for b in column_blocks(plan.tiles, plan.block_width):
+        for r in range(plan.tiles.n_rows):
+            rows = plan.tiles.final_rows_after(r)
+            out[(r, b.index)] = PixelWindow(rows.row_off, b.owned[0], rows.height, b.owned[1] - b.owned[0])
+    return out
+
+
 def predict_rows(info: RasterInfo, plan: Plan, predictor, blend: str, work: WorkDir, progress: Progress) -> RunStats:
-    """Predict every tile row whose chunk is not already in ``work``; return what was done."""
-    tiles, stats = plan.tiles, RunStats()
-    chunks = [tiles.final_rows_after(r) for r in range(tiles.n_rows)]
-    todo = [i for i in range(tiles.n_rows) if not work.done(i)]
-    stats.chunks_reused = tiles.n_rows - len(todo)
-    stats.any_valid = stats.chunks_reused > 0 and _reused_has_valid(work, tiles.n_rows)
-    if not todo:
-        return stats
-    start = tiles.first_row_touching(chunks[todo[0]].row_off)
-    stitcher = RowStitcher(tiles, plan.n_channels, blend)
-    stitcher.top = chunks[start].row_off
-    total = len(tiles)
-    progress.update(start * tiles.n_cols, total, "predict")
-    t_wait = time.perf_counter()
-    for r, win, data, valid in prefetch_rows(info, plan.work_grid, tiles, list(range(start, tiles.n_rows))):
-        stats.seconds["read_wait"] += time.perf_counter() - t_wait
-        check_cancel(progress)
-        _predict_row(tiles.row(r), win, data, valid, predictor, stitcher, stats)
-        t0 = time.perf_counter()
-        probs, ok = stitcher.flush(chunks[r])
-        if not work.done(r):
-            work.write_chunk(r, chunks[r], probs, ok)
-            stats.chunks_written += 1
-        stats.seconds["write"] += time.perf_counter() - t0
-        progress.update((r + 1) * tiles.n_cols, total, "predict")
-        t_wait = time.perf_counter()
+    """Predict every chunk not already in ``work``, block by block; return what was done."""
+    stats, chunks = RunStats(), chunk_windows(plan)
+    blocks = column_blocks(plan.tiles, plan.block_width)
+    stats.chunks_reused = sum(work.done(i) for i in chunks)
+    stats.any_valid = stats.chunks_reused > 0 and _reused_has_valid(work, chunks)
+    n_rows = plan.tiles.n_rows
+    total = sum(len(b.tile_cols) for b in blocks) * n_rows
+    before = 0  # tiles of the blocks already handled
+    for block in blocks:
+        todo = [r for r in range(n_rows) if not work.done((r, block.index))]
+        if todo:
+            start = plan.tiles.first_row_touching(chunks[(todo[0], block.index)].row_off)
+            counter = (before + start * len(block.tile_cols), total)
+            shared = set(blocks[block.index + 1].tile_cols) if block.index + 1 < len(blocks) else set()
+            _run_block(info, plan, predictor, blend, work, progress, block, start, chunks, stats, counter, shared)
+        before += len(block.tile_cols) * n_rows
+        progress.update(before, total, "predict")
     return stats
 
 
-def _predict_row(row_tiles, win, data, valid, predictor, stitcher: RowStitcher, stats: RunStats) -> None:
-    live, batch = [], []
+def _run_block(info, plan: Plan, predictor, blend, work: WorkDir, progress, block: ColumnBlock, start: int,
+               chunks, stats: RunStats, counter: tuple[int, int], shared: set[int]) -> None:
+    """Stream the tile rows of one column block from ``start``; tiles in ``shared`` columns
+    (needed by the next block too) are kept in the work folder; kept ones are reused."""
+    tiles = plan.tiles
+    stitcher = RowStitcher(tiles, plan.n_channels, blend, cols=block.read_cols, top=chunks[(start, block.index)].row_off)
+    done, total = counter
+    t_wait = time.perf_counter()
+    for r, win, data, valid in prefetch_rows(info, plan.work_grid, tiles, list(range(start, tiles.n_rows)), cols=block.read_cols):
+        stats.seconds["read_wait"] += time.perf_counter() - t_wait
+        check_cancel(progress)
+        row_tiles = [tiles.tile(r, c) for c in block.tile_cols]
+        kept = {t.index[1]: p for t in row_tiles if (p := work.load_edge(t.index)) is not None}
+        fresh = _predict_row(row_tiles, win, data, valid, predictor, stitcher, stats, kept)
+        for col in shared:
+            if fresh.get(col) is not None:
+                work.save_edge((r, col), fresh[col])
+        t0 = time.perf_counter()
+        probs, ok = stitcher.flush(chunks[(r, block.index)])
+        if not work.done((r, block.index)):
+            work.write_chunk((r, block.index), chunks[(r, block.index)], probs, ok)
+            stats.chunks_written += 1
+        stats.seconds["write"] += time.perf_counter() - t0
+        done += len(row_tiles)
+        progress.update(done, total, "predict")
+        t_wait = time.perf_counter()
+
+
+def _predict_row(row_tiles, win: PixelWindow, data, valid, predictor, stitcher: RowStitcher, stats: RunStats,
+                 kept: dict[int, np.ndarray]) -> dict[int, np.ndarray | None]:
+    """Predict each tile of a row (or reuse ``kept[tile col]``) into the stitcher; returns fresh ``{tile col: probs}``."""
+    live, batch, out = [], [], {}
     for tile in row_tiles:
         rel = tile.read.relative_to(win).slices()
         v = valid[rel]
-        if v.any():
-            live.append((tile, v))
-            batch.append(data[(slice(None), *rel)])
-        else:
+        if not v.any():
             stitcher.add(tile, None, v)
             stats.tiles_empty += 1
+            out[tile.index[1]] = None
+        elif tile.index[1] in kept:
+            stitcher.add(tile, kept[tile.index[1]], v)
+            stats.tiles_reused += 1
+            stats.any_valid = True
+        else:
+            live.append((tile, v))
+            batch.append(data[(slice(None), *rel)])
     if not live:
-        return
+        return out
     stats.any_valid = True
     t0 = time.perf_counter()
     probs = predictor(np.stack(batch))
     t1 = time.perf_counter()
     for (tile, v), p in zip(live, probs):
         stitcher.add(tile, p, v)
+        out[tile.index[1]] = p
     stats.seconds["predict"] += t1 - t0
     stats.seconds["stitch"] += time.perf_counter() - t1
     stats.tiles_predicted += len(live)
+    return out
 
 
-def _reused_has_valid(work: WorkDir, n: int) -> bool:
+def _reused_has_valid(work: WorkDir, chunks) -> bool:
     import rasterio
 
-    for i in range(n):
+    for i in chunks:
         if work.done(i):
             with rasterio.open(work.chunk_path(i)) as ds:
                 if ds.read(ds.count).any():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from geoseg.config import SegmentConfig
 from geoseg.engine.plan import Plan, make_plan
-from geoseg.engine.run import RunStats, predict_rows
+from geoseg.engine.run import RunStats, chunk_windows, predict_rows
 from geoseg.engine.workdir import WorkDir, fingerprint, work_dir_for
 from geoseg.errors import InputError
 from geoseg.io.prob_raster import check_raster_output, write_probability
@@ -67,7 +67,7 @@ def segment(input_path: str, output: str | Path | None = None, prob: str | Path 
     wd_path = work_dir_for(anchor) if anchor else Path(tmp_root.name) / "work"
     st = os.stat(input_path) if os.path.exists(input_path) else None
     fp = fingerprint({"input": os.path.abspath(input_path), "size": st and st.st_size, "mtime": st and st.st_mtime_ns,
-                      "model": card.sha256, "plan": plan.describe(), "blend": cfg.blend, "bands": info.bands,
+                      "model": card.sha256, "plan": plan.describe(), "block_width": plan.block_width, "blend": cfg.blend, "bands": info.bands,
                       "scale": info.scale, "device": predictor.device, "precision": predictor.precision})
     work = WorkDir(wd_path, plan.work_grid, plan.n_channels, fp, resume=cfg.resume)
     try:
@@ -75,7 +75,7 @@ def segment(input_path: str, output: str | Path | None = None, prob: str | Path 
         if not stats.any_valid:
             work.remove()
             raise InputError(f"{input_path} has no valid pixels (all nodata or masked); nothing to segment")
-        mosaic = work.vrt([plan.tiles.final_rows_after(r) for r in range(plan.tiles.n_rows)])
+        mosaic = work.vrt(chunk_windows(plan))
         meta = provenance(card, cfg, plan, input_path)
         gdf = None
         if output is not None or return_footprints:

@@ -45,18 +45,32 @@ class WorkDir:
         else:
             self.resumed = True
 
-    def chunk_path(self, index: int) -> Path:
-        return self.path / f"chunk_{index:05d}.tif"
+    def chunk_path(self, index: tuple[int, int]) -> Path:
+        """``index = (tile row, column block)``."""
+        return self.path / f"chunk_{index[0]:05d}_{index[1]:03d}.tif"
 
-    def done(self, index: int) -> bool:
+    def done(self, index: tuple[int, int]) -> bool:
         return self.chunk_path(index).is_file()
 
-    def write_chunk(self, index: int, window: PixelWindow, probs: np.ndarray, valid: np.ndarray) -> None:
+    def edge_path(self, tile_index: tuple[int, int]) -> Path:
+        return self.path / f"tile_{tile_index[0]:05d}_{tile_index[1]:05d}.npy"
+
+    def save_edge(self, tile_index: tuple[int, int], probs: np.ndarray) -> None:
+        """Keep a tile's prediction that the next column block needs too (saves predicting it twice)."""
+        tmp = self.path / f".tile_{tile_index[0]:05d}_{tile_index[1]:05d}.tmp.npy"
+        np.save(tmp, probs)
+        tmp.replace(self.edge_path(tile_index))
+
+    def load_edge(self, tile_index: tuple[int, int]) -> np.ndarray | None:
+        p = self.edge_path(tile_index)
+        return np.load(p) if p.is_file() else None
+
+    def write_chunk(self, index: tuple[int, int], window: PixelWindow, probs: np.ndarray, valid: np.ndarray) -> None:
         import rasterio
 
         data = np.concatenate([np.round(np.clip(probs, 0, 1) * 255).astype(np.uint8), (valid * 255).astype(np.uint8)[None]])
         data[:-1, ~valid] = 0
-        tmp = self.path / f".chunk_{index:05d}.tmp.tif"
+        tmp = self.path / f".chunk_{index[0]:05d}_{index[1]:03d}.tmp.tif"
         profile = dict(driver="GTiff", width=window.width, height=window.height, count=self.k + 1, dtype="uint8",
                        crs=self.grid.crs, transform=self.grid.window_transform(window), compress="zstd",
                        predictor=2, tiled=True, blockxsize=256, blockysize=256, photometric="minisblack")
@@ -64,8 +78,8 @@ class WorkDir:
             dst.write(data)
         tmp.replace(self.chunk_path(index))
 
-    def vrt(self, chunks: list[PixelWindow]) -> Path:
-        """Write ``mosaic.vrt`` over all chunks; band K+1 is alpha (validity)."""
+    def vrt(self, chunks: dict[tuple[int, int], PixelWindow]) -> Path:
+        """Write ``mosaic.vrt`` over all chunks (``{(row, block): window}``); band K+1 is alpha (validity)."""
         g, t = self.grid, self.grid.transform
         lines = [f'<VRTDataset rasterXSize="{g.width}" rasterYSize="{g.height}">',
                  f"  <SRS>{escape(g.crs.to_wkt() if hasattr(g.crs, 'to_wkt') else str(g.crs))}</SRS>",
@@ -74,8 +88,8 @@ class WorkDir:
             alpha = band == self.k + 1
             lines.append(f'  <VRTRasterBand dataType="Byte" band="{band}">')
             lines.append(f"    <ColorInterp>{'Alpha' if alpha else 'Gray'}</ColorInterp>")
-            for i, w in enumerate(chunks):
-                if w.height == 0:
+            for i, w in chunks.items():
+                if w.height == 0 or w.width == 0:
                     continue
                 lines += ["    <SimpleSource>",
                           f'      <SourceFilename relativeToVRT="1">{self.chunk_path(i).name}</SourceFilename>',

@@ -77,7 +77,7 @@ def write_vectors(gdf, path: str | os.PathLike, metadata: dict | None = None) ->
             _sidecar(path).unlink()  # stale provenance of the output just replaced
     except OutputError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any failure: report as an output problem, leave nothing
+    except Exception as exc:  # any failure: report it as an output problem and leave nothing
         raise OutputError(f"could not write {path}: {exc}") from exc
     finally:
         for leftover in _temp_files(tmp, driver) + [tmp_sidecar]:
@@ -100,10 +100,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
 
 
 def _flat_metadata(metadata: dict | None) -> dict[str, str]:
-    return {
-        str(k): v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)
-        for k, v in (metadata or {}).items()
-    }
+    return {str(k): v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str) for k, v in (metadata or {}).items()}
 
 
 def _sidecar(path: Path) -> Path:

@@ -6,11 +6,11 @@ import math
 
 import numpy as np
 
-from geoseg.train.regions import Region
+from geoseg.train.regions import Region, border_mask
 
 
 class ChipSampler:
-    """Draw ``(image uint8 (3,S,S), label uint8 (S,S), valid uint8 (S,S))`` chips.
+    """Draw ``(image uint8 (3,S,S), target uint8 (2,S,S) = building + border, valid uint8 (S,S))`` chips.
 
     The chip GSD is log-uniform in ``gsd_range``: this scale jitter is what makes
     a model robust to the ground resolution of its input.
@@ -43,16 +43,18 @@ class ChipSampler:
             if valid.mean() < self.min_valid:
                 continue
             img = np.ascontiguousarray(region.image[:, y:y + crop, x:x + crop].transpose(1, 2, 0))
-            lab = region.label[y:y + crop, x:x + crop].astype(np.float32)
+            inst = region.label[y:y + crop, x:x + crop]
             val = valid.astype(np.float32)
             interp = cv2.INTER_AREA if crop > self.size else cv2.INTER_LINEAR
             img = cv2.resize(img, (self.size, self.size), interpolation=interp)
-            lab = (cv2.resize(lab, (self.size, self.size), interpolation=interp) > 0.5).astype(np.uint8)
+            inst = cv2.resize(inst.astype(np.float32), (self.size, self.size), interpolation=cv2.INTER_NEAREST).astype(np.int32)
+            lab = np.stack([(inst > 0).astype(np.uint8), border_mask(inst)])
             val = (cv2.resize(val, (self.size, self.size), interpolation=interp) > 0.99).astype(np.uint8)
             img = np.where(val[..., None] > 0, img, 0).astype(np.uint8)
             if self.aug is not None:
-                out = self.aug(image=img, masks=[lab, val])
-                img, (lab, val) = out["image"], out["masks"]
+                out = self.aug(image=img, masks=[lab[0], lab[1], val])
+                img, (b, e, val) = out["image"], out["masks"]
+                lab = np.stack([b, e])
             return img.transpose(2, 0, 1), lab, val
         raise RuntimeError("could not draw a valid chip; regions too small or too masked")
 

@@ -23,7 +23,7 @@ def export(checkpoint: Path, out_dir: Path, card_extra: dict[str, Any]) -> Path:
     card = {
         "name": name,
         "architecture": cfg["architecture"],
-        "outputs": ["building"],
+        "outputs": ["building", "border"][: int(cfg["architecture"].get("classes", 1))],
         "weights": weights.name,
         "sha256": file_sha256(weights),
         "input": {"bands": ["red", "green", "blue"], "normalization": cfg.get("normalization"),

@@ -15,18 +15,22 @@ from geoseg.train.chips import ChipSampler
 from geoseg.train.regions import Region, load_region
 
 
-def _loss(logits, target, valid):
+def _bce_dice(logits, target, valid):
     import torch
     import torch.nn.functional as F
 
-    logits = logits.float()
     bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     bce = (bce * valid).sum() / valid.sum().clamp(min=1)
     p = torch.sigmoid(logits) * valid
     inter = (p * target).sum(dim=(1, 2, 3))
     denom = p.sum(dim=(1, 2, 3)) + (target * valid).sum(dim=(1, 2, 3))
-    dice = 1 - ((2 * inter + 1) / (denom + 1)).mean()
-    return bce + dice
+    return bce + 1 - ((2 * inter + 1) / (denom + 1)).mean()
+
+
+def _loss(logits, target, valid, weights):
+    """Dice + BCE per output channel (building, then border), weighted."""
+    logits = logits.float()
+    return sum(w * _bce_dice(logits[:, c:c + 1], target[:, c:c + 1], valid) for c, w in enumerate(weights[:logits.shape[1]]))
 
 
 def val_chips(region: Region, size: int, min_valid: float = 0.5):
@@ -36,7 +40,7 @@ def val_chips(region: Region, size: int, min_valid: float = 0.5):
         for x in range(0, w - size + 1, size):
             v = region.valid[y:y + size, x:x + size]
             if v.mean() >= min_valid:
-                out.append((region.image[:, y:y + size, x:x + size], region.label[y:y + size, x:x + size], v))
+                out.append((region.image[:, y:y + size, x:x + size], region.label[y:y + size, x:x + size] > 0, v))
     return out
 
 
@@ -97,16 +101,16 @@ def fit(cfg: dict[str, Any], out_dir: Path) -> Path:
         for _ in range(steps):
             img, lab, val_m = sampler.batch(tcfg["batch_size"])
             x = normalize(torch.from_numpy(img), norm)
-            y = torch.from_numpy(lab).float()[:, None]
+            y = torch.from_numpy(lab).float()
             v = torch.from_numpy(val_m).float()[:, None]
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
                 logits = model(x)
-            loss = _loss(logits, y, v)
+            loss = _loss(logits, y, v, tcfg.get("channel_weights", [1.0, 0.5]))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         metrics = evaluate_iou(model, val, norm) if val else {}
         rec = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": round(time.time() - t0, 1), **metrics}
         with open(out_dir / "log.jsonl", "a") as fh:

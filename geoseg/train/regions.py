@@ -19,7 +19,7 @@ from geoseg.grid import RasterGrid
 class Region:
     name: str
     image: np.ndarray  # (3, Y, X) uint8
-    label: np.ndarray  # (Y, X) uint8, 1 = building
+    label: np.ndarray  # (Y, X) int32 building instance id, 0 = background
     valid: np.ndarray  # (Y, X) bool
     gsd_m: float
 
@@ -43,10 +43,21 @@ def load_region(raster: str, labels: str, base_gsd_m: float, name: str | None = 
             valid = vrt.dataset_mask() > 0  # alpha band carries the source's internal mask
     gdf = gpd.read_file(labels).to_crs(crs)
     geoms = [g for g in gdf.geometry if g is not None and not g.is_empty]
-    label = rasterize(((g, 1) for g in geoms), out_shape=grid.shape_yx, transform=grid.transform, dtype="uint8")
+    label = rasterize(((g, i + 1) for i, g in enumerate(geoms)), out_shape=grid.shape_yx, transform=grid.transform, dtype="int32")
     rows = np.flatnonzero(valid.any(axis=1))
     cols = np.flatnonzero(valid.any(axis=0))
     if rows.size == 0:
         raise ValueError(f"{raster}: no valid pixels")
     ys, xs = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
     return Region(name or raster, image[:, ys, xs].copy(), label[ys, xs].copy(), valid[ys, xs].copy(), base_gsd_m)
+
+
+def border_mask(instances: np.ndarray, width: int = 1) -> np.ndarray:
+    """Pixels of a building within ``width`` pixels of another instance or of background:
+    the outline and the shared walls between touching buildings (uint8 0/1)."""
+    from scipy import ndimage
+
+    size = 2 * width + 1
+    hi = ndimage.maximum_filter(instances, size=size)
+    lo = ndimage.minimum_filter(instances, size=size)
+    return ((hi != lo) & (instances > 0)).astype(np.uint8)

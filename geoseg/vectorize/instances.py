@@ -5,16 +5,18 @@ with a marker-controlled watershed; the splitting is deliberately conservative
 (under-splitting is preferred to cutting one building in pieces):
 
 * distance mode: markers are the h-maxima (h = 2 px) of the Euclidean distance
-  transform of the foreground; after the watershed, neighbouring regions whose
-  shared border is nearly as thick as the thinner of the two (saddle of the
-  distance >= 0.75 x its peak) are merged again, so a wide neck is never cut.
+  transform of the component with its holes filled (pin holes in a roof must not
+  seed extra buildings); after the watershed, neighbouring regions whose shared
+  border is nearly as thick as the thinner of the two (saddle of the distance
+  >= 0.75 x its peak) are merged again, so a wide neck is never cut.
 * boundary mode: markers are the connected components of foreground pixels
   whose border probability is below 0.5; the watershed floods the border map.
 
 Every foreground pixel ends up in exactly one instance; a component with fewer
-than two markers stays whole. Connected components (4-connected) of the
-foreground are split independently, each on its own bounding box, so the
-labelling of a component never depends on anything outside it.
+than two markers (or under 16 pixels) stays whole. Each connected component
+(4-connected) of the foreground is split on its own bounding box, so its
+labelling never depends on anything outside it (this is what makes banded
+vectorisation agree with a whole-raster run).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ EIGHT_CONNECTED = ndimage.generate_binary_structure(2, 2)
 
 H_MAXIMA_PX = 2.0  # a distance peak must rise this many pixels above its saddle to seed a building
 MERGE_SADDLE_RATIO = 0.75  # merge neighbours whose border is at least this thick relative to the thinner one
+MIN_SPLIT_PIXELS = 16  # smaller components are never split (they cannot hold two distance peaks)
 
 
 def label_instances(
@@ -53,53 +56,55 @@ def label_instances(
     fg_yx = (prob_yx >= threshold) & valid_yx  # NaN compares False
     comps_yx, n = ndimage.label(fg_yx, FOUR_CONNECTED)
     if split_touching and n:
-        if boundary is None:
-            dist_yx = ndimage.distance_transform_edt(fg_yx)
-            comps_yx = _split_components(comps_yx, n, _distance_markers(dist_yx), -dist_yx, dist_yx)
-        else:
-            border_yx = np.asarray(boundary, dtype=np.float32)
-            seeds_yx, _ = ndimage.label(fg_yx & (border_yx < 0.5), FOUR_CONNECTED)
-            comps_yx = _split_components(comps_yx, n, seeds_yx, border_yx, None)
+        border_yx = None if boundary is None else np.asarray(boundary, dtype=np.float32)
+        comps_yx = _split_components(comps_yx, n, border_yx)
     return _drop_small(comps_yx, min_pixels)
 
 
-def _distance_markers(dist_yx: np.ndarray) -> np.ndarray:
-    """Labelled h-maxima of the distance transform (one seed per sufficiently distinct peak)."""
-    from skimage.morphology import h_maxima
+def _split_components(comps_yx: np.ndarray, n: int, border_yx: np.ndarray | None) -> np.ndarray:
+    """Replace every splittable component by its parts (new labels above ``n``)."""
+    out_yx = comps_yx.astype(np.int64)
+    sizes = np.bincount(comps_yx.ravel(), minlength=n + 1)
+    next_label = n + 1
+    for comp, box in enumerate(ndimage.find_objects(comps_yx), start=1):
+        if sizes[comp] < MIN_SPLIT_PIXELS:
+            continue
+        inside = comps_yx[box] == comp
+        parts = _split_distance(inside) if border_yx is None else _split_boundary(inside, border_yx[box])
+        if parts is None:
+            continue
+        out_yx[box][inside] = parts[inside] + next_label - 1
+        next_label += int(parts.max())
+    return out_yx
 
-    markers_yx, _ = ndimage.label(h_maxima(dist_yx, H_MAXIMA_PX) > 0, EIGHT_CONNECTED)
-    return markers_yx
 
+def _split_distance(inside: np.ndarray) -> np.ndarray | None:
+    """Parts ``1..k`` of one component (``inside``: its bounding box), or None if it stays whole.
 
-def _split_components(
-    comps_yx: np.ndarray, n: int, markers_yx: np.ndarray, elevation_yx: np.ndarray, dist_yx: np.ndarray | None
-) -> np.ndarray:
-    """Watershed each component holding two or more markers, on its own bounding box.
-
-    Working per component keeps the result independent of the rest of the image
-    (the watershed's tie-breaking would otherwise depend on it). With ``dist_yx``
-    shallow cuts are merged back afterwards. Components with fewer than two
-    markers stay whole.
+    Distances are to the nearest pixel outside the component with its holes filled
+    (outside the raster counts as outside), so pin holes seed nothing.
     """
+    from skimage.morphology import h_maxima
     from skimage.segmentation import watershed
 
-    seeded = markers_yx > 0
-    comp_marker = np.unique(np.stack([comps_yx[seeded], markers_yx[seeded]]), axis=1)
-    per_comp = np.bincount(comp_marker[0], minlength=n + 1)
-    out_yx = comps_yx.astype(np.int64)
-    next_label = n + 1
-    boxes = ndimage.find_objects(comps_yx)
-    for comp in np.flatnonzero(per_comp >= 2):
-        box = boxes[comp - 1]
-        inside = comps_yx[box] == comp
-        basins = watershed(elevation_yx[box], np.where(inside, markers_yx[box], 0), mask=inside, connectivity=1)
-        basins = _compact(basins)
-        if dist_yx is not None:
-            basins = _merge_shallow_cuts(basins, dist_yx[box])
-        part = _compact(basins)[inside]
-        out_yx[box][inside] = np.where(part > 0, part + next_label - 1, comp)
-        next_label += int(part.max())
-    return out_yx
+    solid = ndimage.binary_fill_holes(np.pad(inside, 1))
+    dist = ndimage.distance_transform_edt(solid)[1:-1, 1:-1]
+    markers, k = ndimage.label((h_maxima(dist, H_MAXIMA_PX) > 0) & inside, EIGHT_CONNECTED)
+    if k < 2:
+        return None
+    basins = _merge_shallow_cuts(watershed(-dist, markers, mask=inside, connectivity=1), dist)
+    basins = _compact(basins)
+    return basins if basins.max() > 1 else None
+
+
+def _split_boundary(inside: np.ndarray, border: np.ndarray) -> np.ndarray | None:
+    """Parts ``1..k`` of one component cut along predicted borders, or None if it stays whole."""
+    from skimage.segmentation import watershed
+
+    markers, k = ndimage.label(inside & (border < 0.5), FOUR_CONNECTED)
+    if k < 2:
+        return None
+    return _compact(watershed(border, markers, mask=inside, connectivity=1))
 
 
 def _compact(labels_yx: np.ndarray) -> np.ndarray:

@@ -124,7 +124,7 @@ class _SeamTracer:
 
     def _add_fragments(self, big_core_yx: np.ndarray, prob_core_yx: np.ndarray, core0: int) -> None:
         """Store the big components' pieces in this core and link them to the pieces above."""
-        pieces_yx, m = ndimage.label(big_core_yx, FOUR_CONNECTED)
+        pieces_yx, _ = ndimage.label(big_core_yx, FOUR_CONNECTED)
         first_id = len(self.frag_polys) - 1  # global id = first_id + piece label
         count, total = label_sums(pieces_yx, prob_core_yx)
         for poly, _, lab in polygons_from_labels(pieces_yx, Affine.translation(0, core0), prob_core_yx):
@@ -148,7 +148,7 @@ class _SeamTracer:
                 i = parent[i]
             return i
 
-        for a, b in (np.concatenate(self.links) if self.links else np.zeros((0, 2), int)):
+        for a, b in np.concatenate(self.links) if self.links else np.zeros((0, 2), int):
             parent[find(int(b))] = find(int(a))
         groups: dict[int, list[int]] = {}
         for i in range(len(self.frag_polys)):
@@ -238,9 +238,10 @@ def _footprints(instances, grid: RasterGrid, gsd_m: float, cfg: VectorizeConfig,
     dst_crs = src_crs if out_crs is None else CRS.from_user_input(out_crs)
     if not instances:
         return empty_footprints(dst_crs)
-    # drop collinear vertices (e.g. where fragments were dissolved) so the geometry, and hence its
-    # representative point and the id order, does not depend on how the raster was banded
-    pixel_geoms = shapely.simplify(np.array([poly for poly, _ in instances], dtype=object), 0.0)
+    # canonical rings (no collinear vertices, e.g. where fragments were dissolved; fixed start and
+    # orientation) so that the representative point, the id order and the simplification do not
+    # depend on how the raster was banded
+    pixel_geoms = shapely.normalize(shapely.simplify(np.array([poly for poly, _ in instances], dtype=object), 0.0))
     p_mean = np.array([p for _, p in instances], dtype=np.float64)
     anchor_xy = shapely.get_coordinates(shapely.point_on_surface(pixel_geoms))
     order = np.lexsort((anchor_xy[:, 0], anchor_xy[:, 1]))  # rows (y) first, then columns (x)

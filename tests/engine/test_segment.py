@@ -152,3 +152,29 @@ def test_changed_settings_do_not_reuse_stale_tiles(tmp_path, pixel_card):
         segment(str(src), None, tmp_path / "o.tif", cfg(pixel_card), progress=CancelAfter(2), return_footprints=False)
     res = segment(str(src), None, tmp_path / "o.tif", cfg(pixel_card, blend="crop"), return_footprints=False)
     assert not res.resumed and res.stats.chunks_reused == 0
+
+
+def test_column_blocks_give_the_same_result_as_one_block(tmp_path, pixel_card):
+    data = scene((200, 400), [(30, 30, 90, 100), (100, 150, 180, 330)])
+    src = write_raster(tmp_path / "in.tif", data)
+    one = segment(str(src), tmp_path / "a.gpkg", tmp_path / "a.tif", cfg(pixel_card))
+    many = segment(str(src), tmp_path / "b.gpkg", tmp_path / "b.tif", cfg(pixel_card, block_width=100))
+    assert many.plan.describe()["column_blocks"] >= 3 and one.plan.describe()["column_blocks"] == 1
+    assert many.stats.tiles_reused > 0, "border tiles are shared between blocks, not predicted twice"
+    assert many.stats.tiles_predicted == one.stats.tiles_predicted
+    with rasterio.open(tmp_path / "a.tif") as a, rasterio.open(tmp_path / "b.tif") as b:
+        assert np.array_equal(a.read(), b.read())
+    assert len(one.footprints) == len(many.footprints) == 2
+
+
+def test_resume_inside_a_later_column_block(tmp_path, pixel_card):
+    data = scene((300, 300), [(40, 20, 120, 250), (150, 100, 260, 180)])
+    src = write_raster(tmp_path / "in.tif", data)
+    segment(str(src), None, tmp_path / "ref.tif", cfg(pixel_card, block_width=100), return_footprints=False)
+    with pytest.raises(Cancelled):
+        segment(str(src), None, tmp_path / "o.tif", cfg(pixel_card, block_width=100), progress=CancelAfter(9),
+                return_footprints=False)
+    res = segment(str(src), None, tmp_path / "o.tif", cfg(pixel_card, block_width=100), return_footprints=False)
+    assert res.resumed and res.stats.chunks_reused >= 6
+    with rasterio.open(tmp_path / "ref.tif") as a, rasterio.open(tmp_path / "o.tif") as b:
+        assert np.array_equal(a.read(), b.read())

@@ -13,12 +13,14 @@ from geoseg.vectorize.regularize import dominant_orientation, iou, regularize
 
 
 def _noisy_rectangle(angle_deg: float, seed: int) -> tuple[Polygon, Polygon]:
+    """A 40 x 20 rectangle rotated by ``angle_deg``, and a jittered copy (1-unit vertex spacing)."""
     rng = np.random.default_rng(seed)
     truth = affinity.rotate(box(0, 0, 40, 20), angle_deg, origin=(0, 0))
     xy = np.asarray(shapely.segmentize(truth, 1.0).exterior.coords)[:-1]
-    noisy = Polygon(xy + rng.normal(0.0, 0.25, xy.shape))
-    assert noisy.is_valid
-    return truth, noisy
+    while True:  # jitter until the ring does not cross itself (deterministic for a seed)
+        noisy = Polygon(xy + rng.normal(0.0, 0.25, xy.shape))
+        if noisy.is_valid:
+            return truth, noisy
 
 
 def _corner_angles_deg(poly: Polygon) -> np.ndarray:

@@ -1,0 +1,69 @@
+"""``evaluate``: compare predicted footprints or a probability raster with reference polygons."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from geoseg.errors import InputError
+
+RASTER_SUFFIXES = (".tif", ".tiff", ".vrt")
+
+
+def _read_vectors(path: str, what: str):
+    import geopandas as gpd
+
+    from geoseg.io.vector import VECTOR_EXTENSIONS
+
+    if Path(path).suffix.lower() not in VECTOR_EXTENSIONS:
+        raise InputError(f"{what} {path} must be one of {', '.join(VECTOR_EXTENSIONS)}")
+    if not Path(path).is_file():
+        raise InputError(f"{what} not found: {path}; check the path")
+    gdf = gpd.read_file(path)
+    if gdf.crs is None:
+        raise InputError(f"{what} {path} has no CRS; set one (e.g. with ogr2ogr -a_srs)")
+    return gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+
+
+def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float | None = None,
+             iou_threshold: float = 0.5) -> dict:
+    """Pixel IoU/precision/recall/F1 and object F1 at IoU >= ``iou_threshold`` (one-to-one).
+
+    ``pred`` is a footprint file or a probability raster (then pixel scores threshold it
+    directly and objects come from vectorizing it). ``raster`` defines the grid and the
+    valid area for pixel scores (default: ``pred`` when it is a raster); without one,
+    only object scores are computed. Both sides may be in any CRS.
+    """
+    from geoseg import georef
+    from geoseg.config import VectorizeConfig
+    from geoseg.evaluate.objects import object_scores
+    from geoseg.evaluate.pixels import pixel_scores, valid_at
+    from geoseg.io.raster import _open
+    from geoseg.grid import RasterGrid
+
+    is_raster = Path(pred).suffix.lower() in RASTER_SUFFIXES
+    truth_gdf = _read_vectors(truth, "truth")
+    thr = 0.5 if threshold is None else threshold
+    if is_raster:
+        from geoseg.vectorize.raster import vectorize_raster
+
+        pred_gdf = vectorize_raster(pred, VectorizeConfig(threshold=thr))
+        raster = raster or pred
+    else:
+        pred_gdf = _read_vectors(pred, "prediction")
+    out: dict = {"pred": str(pred), "truth": str(truth), "raster": raster, "threshold": thr}
+    if raster is not None:
+        with _open(raster) as ds:
+            grid = RasterGrid((ds.height, ds.width), ds.transform, ds.crs)
+        truth_r, pred_r = truth_gdf.to_crs(grid.crs), pred_gdf.to_crs(grid.crs)
+        truth_r = truth_r[valid_at(raster, truth_r.geometry.values)]
+        pred_r = pred_r[valid_at(raster, pred_r.geometry.values)]
+        prob_thr = thr if (is_raster and Path(raster) == Path(pred)) else None
+        out.update(pixel_scores(raster, truth_r.geometry.values, pred_r.geometry.values, prob_threshold=prob_thr))
+        metric = georef.metric_crs_for(grid)
+        truth_gdf, pred_gdf = truth_r.to_crs(metric), pred_r.to_crs(metric)
+    else:
+        metric = truth_gdf.estimate_utm_crs()
+        truth_gdf, pred_gdf = truth_gdf.to_crs(metric), pred_gdf.to_crs(metric)
+    out.update(object_scores(pred_gdf.geometry.values, truth_gdf.geometry.values, iou_threshold))
+    out.update({"n_pred": len(pred_gdf), "n_truth": len(truth_gdf)})
+    return out

@@ -1,0 +1,165 @@
+"""write_vectors / read_metadata: every format round-trips; writes are atomic."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+
+import geopandas as gpd
+import numpy as np
+import pytest
+from shapely.geometry import Polygon, box
+
+from geoseg.errors import OutputError
+from geoseg.io import vector
+from geoseg.io.vector import VECTOR_EXTENSIONS, check_vector_output, read_metadata, write_vectors
+
+META = {
+    "geoseg_version": "0.1.0",
+    "model": "unit-model",
+    "model_sha256": "ab" * 32,
+    "settings": json.dumps({"threshold": 0.5, "min_area_m2": 4.0}),
+}
+
+
+def footprints(n: int = 3) -> gpd.GeoDataFrame:
+    ring = Polygon(box(0, 0, 30, 30).exterior.coords, [box(10, 10, 20, 20).exterior.coords])
+    geoms = [box(500000 + 40 * i, 5000000, 500020 + 40 * i, 5000010) for i in range(n)]
+    if n:
+        geoms[-1] = ring
+    return gpd.GeoDataFrame(
+        {
+            "id": np.arange(1, n + 1, dtype=np.int64),
+            "area_m2": [g.area for g in geoms],
+            "p_mean": np.linspace(0.6, 0.9, n),
+            "gsd_m": np.full(n, 0.5),
+            "model": ["unit-model"] * n,
+            "reg_status": np.array([0, 1, -1][:n], dtype=np.int64),
+        },
+        geometry=geoms,
+        crs="EPSG:32633",
+    )
+
+
+def read_back(path) -> gpd.GeoDataFrame:
+    return gpd.read_parquet(path) if str(path).endswith(".parquet") else gpd.read_file(path)
+
+
+@pytest.mark.parametrize("ext", sorted(VECTOR_EXTENSIONS))
+def test_every_format_round_trips(tmp_path, ext):
+    gdf = footprints()
+    out = write_vectors(gdf, tmp_path / f"buildings{ext}", metadata=META)
+    assert out == tmp_path / f"buildings{ext}" and out.is_file()
+    back = read_back(out).sort_values("id", ignore_index=True)  # FlatGeobuf stores R-tree order
+    assert len(back) == len(gdf)
+    assert back.crs == gdf.crs
+    for col in ("id", "reg_status"):
+        assert back[col].tolist() == gdf[col].tolist()
+    assert np.allclose(back["p_mean"], gdf["p_mean"]) and np.allclose(back["area_m2"], gdf["area_m2"])
+    assert back["model"].tolist() == gdf["model"].tolist()
+    assert all(a.normalize().equals_exact(b.normalize(), 1e-6) for a, b in zip(back.geometry, gdf.geometry))
+    assert read_metadata(out) == META
+    assert not [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+@pytest.mark.parametrize("ext", sorted(VECTOR_EXTENSIONS))
+def test_empty_frames_write_valid_files(tmp_path, ext):
+    out = write_vectors(footprints(0), tmp_path / f"none{ext}")
+    back = read_back(out)
+    assert len(back) == 0
+    assert back.crs == "EPSG:32633"
+    if ext not in (".geojson", ".json"):  # GeoJSON has no schema without features
+        assert {"id", "area_m2", "p_mean", "model", "reg_status"} <= set(back.columns)
+    assert read_metadata(out) == {}
+
+
+def test_metadata_lives_inside_the_file_where_possible(tmp_path):
+    import pyarrow.parquet as pq
+
+    for ext in (".gpkg", ".parquet", ".fgb", ".geojson"):
+        write_vectors(footprints(), tmp_path / f"b{ext}", metadata=META)
+        assert not (tmp_path / f"b{ext}.geoseg.json").exists(), ext
+    assert json.loads(pq.read_schema(tmp_path / "b.parquet").metadata[b"geoseg"]) == META
+    assert json.loads((tmp_path / "b.geojson").read_text())["geoseg"] == META
+    shp = write_vectors(footprints(), tmp_path / "b.shp", metadata={"model": "m", "n": 3})
+    assert json.loads((tmp_path / "b.shp.geoseg.json").read_text()) == {"model": "m", "n": "3"}
+    assert read_metadata(shp) == {"model": "m", "n": "3"}
+    write_vectors(footprints(), shp)  # rewritten without metadata: no stale sidecar
+    assert read_metadata(shp) == {} and not (tmp_path / "b.shp.geoseg.json").exists()
+
+
+def test_geopackage_is_version_1_3(tmp_path):
+    out = write_vectors(footprints(), tmp_path / "b.gpkg", metadata=META)
+    with sqlite3.connect(out) as con:
+        assert con.execute("PRAGMA application_id").fetchone()[0] == 0x47504B47  # "GPKG"
+        assert con.execute("PRAGMA user_version").fetchone()[0] == 10300
+
+
+def test_unknown_extension_lists_the_supported_ones(tmp_path):
+    with pytest.raises(OutputError) as err:
+        write_vectors(footprints(), tmp_path / "b.kml")
+    message = str(err.value)
+    assert "\n" not in message
+    assert all(ext in message for ext in VECTOR_EXTENSIONS)
+    with pytest.raises(OutputError):
+        check_vector_output(tmp_path / "no_extension")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_destinations_are_refused_before_work(tmp_path):
+    with pytest.raises(OutputError, match="does not exist"):
+        check_vector_output(tmp_path / "missing" / "b.gpkg")
+    with pytest.raises(OutputError):
+        write_vectors(footprints(), tmp_path / "missing" / "b.gpkg")
+    (tmp_path / "dir.gpkg").mkdir()
+    with pytest.raises(OutputError, match="folder"):
+        check_vector_output(tmp_path / "dir.gpkg")
+    check_vector_output(tmp_path / "fine.fgb")  # creates nothing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.gpkg"]
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root can write to read-only folders")
+def test_read_only_folder_is_refused(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(OutputError, match="not writable"):
+            write_vectors(footprints(), locked / "b.gpkg")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_folder_without_write_permission_is_refused(tmp_path, monkeypatch):
+    import geoseg.io.atomic
+
+    monkeypatch.setattr(geoseg.io.atomic.os, "access", lambda path, mode: not mode & os.W_OK)
+    with pytest.raises(OutputError, match="not writable"):
+        write_vectors(footprints(), tmp_path / "b.parquet")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("ext", [".gpkg", ".shp", ".parquet"])
+def test_failed_rename_leaves_the_old_output_intact(tmp_path, monkeypatch, ext):
+    out = write_vectors(footprints(2), tmp_path / f"b{ext}", metadata={"run": "first"})
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(vector.os, "replace", broken_replace)
+    with pytest.raises(OutputError, match="disk full"):
+        write_vectors(footprints(3), out, metadata={"run": "second"})
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert len(read_back(out)) == 2 and read_metadata(out) == {"run": "first"}
+
+
+def test_unwritable_value_fails_cleanly(tmp_path):
+    gdf = footprints()
+    gdf["bad"] = np.array([1j, 2j, 3j])  # no OGR field type for complex numbers
+    for ext in (".gpkg", ".shp", ".fgb"):
+        with pytest.raises(OutputError):
+            write_vectors(gdf, tmp_path / f"b{ext}")
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,265 @@
+"""vectorize_raster: counts, metric areas, seams between row bands, masks, CRSs, options."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from shapely import affinity
+from shapely.geometry import box
+
+from geoseg.config import VectorizeConfig
+from geoseg.errors import Cancelled, InputError, RasterReadError
+from geoseg.vectorize import raster as vr
+from geoseg.vectorize.raster import COLUMNS, vectorize_raster
+from geoseg.vectorize.regularize import iou
+
+UTM = Affine(0.5, 0.0, 500000.0, 0.0, -0.5, 5000000.0)  # 0.5 m pixels, EPSG:32633
+SINGLE = {"band_rows": 10**6}
+
+
+def write_prob(path, bands_cyx, *, crs="EPSG:32633", transform=UTM, mask_yx=None):
+    """Write ``(C, Y, X)`` (or ``(Y, X)``) probability bands; ``mask_yx`` False -> internal nodata mask."""
+    data = np.asarray(bands_cyx)
+    data = data[None] if data.ndim == 2 else data
+    profile = {
+        "driver": "GTiff",
+        "count": data.shape[0],
+        "height": data.shape[1],
+        "width": data.shape[2],
+        "dtype": data.dtype.name,
+        "crs": crs,
+        "transform": transform,
+    }
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+        if mask_yx is not None:
+            dst.write_mask(np.where(mask_yx, 255, 0).astype(np.uint8))
+    return path
+
+
+def draw(shape_yx, rects, value=230) -> np.ndarray:
+    """uint8 map with ``value`` in the ``(row0, col0, row1, col1)`` rectangles."""
+    prob_yx = np.zeros(shape_yx, np.uint8)
+    for r0, c0, r1, c1 in rects:
+        prob_yx[r0:r1, c0:c1] = value
+    return prob_yx
+
+
+def map_box(r0, c0, r1, c1, transform=UTM):
+    (x0, y0), (x1, y1) = transform @ (c0, r0), transform @ (c1, r1)
+    return box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+
+
+def test_known_rectangles_in_utm(tmp_path):
+    rects = [(10, 10, 40, 60), (60, 100, 100, 130), (110, 20, 150, 70), (20, 150, 35, 190)]
+    path = write_prob(tmp_path / "p.tif", draw((160, 200), rects))
+    gdf = vectorize_raster(path, VectorizeConfig(), model_name="unit-model")
+    assert list(gdf.columns) == COLUMNS
+    assert gdf.crs == "EPSG:32633"
+    assert gdf["id"].tolist() == [1, 2, 3, 4]
+    by_row = [rects[i] for i in (0, 3, 1, 2)]  # top to bottom by representative point
+    truth_m2 = [(r1 - r0) * (c1 - c0) * 0.25 for r0, c0, r1, c1 in by_row]
+    assert np.allclose(gdf["area_m2"], truth_m2, rtol=0.03)
+    for geom, rect in zip(gdf.geometry, by_row):
+        assert iou(geom, map_box(*rect)) > 0.99
+    assert np.allclose(gdf["p_mean"], 230 / 255)
+    assert np.allclose(gdf["gsd_m"], 0.5, rtol=1e-3)
+    assert (gdf["model"] == "unit-model").all()
+    assert (gdf["reg_status"] == -1).all()
+
+
+def test_buildings_across_band_borders_are_single_polygons(tmp_path):
+    straddling = (50, 20, 80, 60)  # crosses row 64
+    tall = (100, 100, 230, 120)  # 130 rows > band + 2 halo: spans three bands
+    path = write_prob(tmp_path / "p.tif", draw((256, 160), [straddling, tall]))
+    gdf = vectorize_raster(path, VectorizeConfig(band_rows=64, halo_rows=16, min_area_m2=0))
+    assert len(gdf) == 2
+    for geom, rect in zip(gdf.geometry, [straddling, tall]):
+        assert geom.geom_type == "Polygon"
+        assert iou(geom, map_box(*rect)) > 0.999
+        assert len(geom.exterior.coords) == 5
+
+
+def _busy_scene(seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Buildings of many shapes (touching pairs, L, tall, speckles) on noisy ground, some nodata."""
+    rng = np.random.default_rng(seed)
+    prob_yx = (rng.random((240, 180)) * 100).astype(np.uint8)
+    for _ in range(30):
+        r, c = int(rng.integers(0, 230)), int(rng.integers(0, 170))
+        prob_yx[r : r + int(rng.integers(3, 16)), c : c + int(rng.integers(3, 16))] = int(rng.integers(140, 256))
+    prob_yx[60:80, 10:30] = prob_yx[70:90, 30:50] = 250  # a touching pair across row 64
+    prob_yx[150:200, 140:150] = prob_yx[190:200, 140:175] = 250  # an L
+    prob_yx[:, 56:60] = prob_yx[:, 64:68] = 0
+    prob_yx[30:225, 60:64] = 200  # a tall thin building through all bands
+    valid_yx = rng.random(prob_yx.shape) > 0.003
+    return prob_yx, valid_yx
+
+
+@pytest.mark.parametrize(
+    "band_rows, halo_rows, split", [(64, 60, True), (40, 64, True), (32, 4, False), (17, 1, False), (20, 0, False)]
+)
+def test_banded_run_equals_single_band_run(tmp_path, band_rows, halo_rows, split):
+    """Equal whenever every building cluster fits in a halo (always, when not splitting)."""
+    prob_yx, valid_yx = _busy_scene()
+    path = write_prob(tmp_path / "p.tif", prob_yx, mask_yx=valid_yx)
+    common = {"min_area_m2": 1.0, "split_touching": split}
+    single = vectorize_raster(path, VectorizeConfig(**SINGLE, **common))
+    banded = vectorize_raster(path, VectorizeConfig(band_rows=band_rows, halo_rows=halo_rows, **common))
+    assert len(single) > 20
+    assert len(banded) == len(single)
+    assert all(iou(a, b) > 0.99 for a, b in zip(single.geometry, banded.geometry))
+    assert np.allclose(banded["p_mean"], single["p_mean"])
+    assert np.allclose(banded["area_m2"], single["area_m2"], rtol=0.01)
+    if split:
+        unsplit = vectorize_raster(path, VectorizeConfig(**SINGLE, min_area_m2=1.0, split_touching=False))
+        assert len(single) > len(unsplit)  # the scene really has touching buildings to split
+
+
+def test_small_halo_keeps_every_pixel_exactly_once(tmp_path):
+    prob_yx, valid_yx = _busy_scene(seed=9)
+    path = write_prob(tmp_path / "p.tif", prob_yx, mask_yx=valid_yx)
+    exact = {"min_area_m2": 0.0, "simplify_m": 0.0}
+    single = vectorize_raster(path, VectorizeConfig(**SINGLE, **exact))
+    banded = vectorize_raster(path, VectorizeConfig(band_rows=24, halo_rows=3, **exact))
+    assert np.isclose(banded["area_m2"].sum(), single["area_m2"].sum())
+    assert banded.union_all().equals(single.union_all())
+    overlap = sum(
+        banded.geometry.iloc[i].intersection(banded.geometry.iloc[j]).area
+        for i, j in zip(*banded.sindex.query(banded.geometry, predicate="intersects"))
+        if i < j
+    )
+    assert overlap == 0.0
+
+
+def test_geographic_raster_areas_are_in_square_metres(tmp_path):
+    from pyproj import Geod
+
+    step = 5e-6  # degrees: about 0.36 m x 0.56 m at 50 N
+    transform = Affine(step, 0.0, 10.0, 0.0, -step, 50.0)
+    rect = (20, 30, 80, 110)
+    path = write_prob(tmp_path / "p.tif", draw((100, 140), [rect]), crs="EPSG:4326", transform=transform)
+    gdf = vectorize_raster(path, VectorizeConfig())
+    assert gdf.crs == "EPSG:4326"
+    truth_m2 = abs(Geod(ellps="WGS84").geometry_area_perimeter(map_box(*rect, transform=transform))[0])
+    assert len(gdf) == 1
+    assert gdf["area_m2"].iloc[0] == pytest.approx(truth_m2, rel=0.03)
+    assert iou(gdf.geometry.iloc[0], map_box(*rect, transform=transform)) > 0.98
+    assert gdf["gsd_m"].iloc[0] == pytest.approx(np.sqrt(step * 111_230 * step * 111_320 * np.cos(np.radians(50))), rel=0.02)
+
+
+def test_masked_pixels_never_become_buildings(tmp_path):
+    prob_yx = np.full((100, 120), 255, np.uint8)
+    prob_yx[:, 60:] = 0
+    prob_yx[20:40, 80:100] = 255  # a real building in the valid half
+    valid_yx = np.ones_like(prob_yx, bool)
+    valid_yx[:, :60] = False  # p = 1 but nodata
+    valid_yx[30:40, 80:100] = False  # half of the real building is nodata too
+    path = write_prob(tmp_path / "p.tif", prob_yx, mask_yx=valid_yx)
+    gdf = vectorize_raster(path, VectorizeConfig(band_rows=32, halo_rows=8))
+    assert len(gdf) == 1
+    assert gdf["area_m2"].iloc[0] == pytest.approx(10 * 20 * 0.25)
+
+
+def test_out_crs_reprojects_but_keeps_metric_areas(tmp_path):
+    path = write_prob(tmp_path / "p.tif", draw((100, 100), [(10, 10, 50, 40), (60, 60, 90, 95)]))
+    native = vectorize_raster(path, VectorizeConfig())
+    lonlat = vectorize_raster(path, VectorizeConfig(), out_crs="EPSG:4326")
+    assert lonlat.crs == "EPSG:4326"
+    assert np.allclose(lonlat["area_m2"], native["area_m2"])
+    back = lonlat.to_crs(native.crs)
+    assert all(iou(a, b) > 0.999 for a, b in zip(back.geometry, native.geometry))
+    assert 5 < lonlat.geometry.iloc[0].centroid.x < 20  # longitude near the UTM 33 central meridian
+
+
+def test_empty_raster_gives_empty_frame_with_columns(tmp_path):
+    path = write_prob(tmp_path / "p.tif", np.zeros((50, 60), np.uint8))
+    gdf = vectorize_raster(path, VectorizeConfig(band_rows=16, halo_rows=4))
+    assert len(gdf) == 0
+    assert list(gdf.columns) == COLUMNS
+    assert gdf.crs == "EPSG:32633"
+    assert gdf["id"].dtype == np.int64 and gdf["area_m2"].dtype == np.float64
+
+
+def test_min_area_filter(tmp_path):
+    path = write_prob(tmp_path / "p.tif", draw((60, 60), [(5, 5, 8, 8), (20, 20, 30, 30)]))  # 2.25 and 25 m2
+    assert len(vectorize_raster(path, VectorizeConfig())) == 1  # default 4 m2
+    assert len(vectorize_raster(path, VectorizeConfig(min_area_m2=1.0))) == 2
+    empty = vectorize_raster(path, VectorizeConfig(min_area_m2=30.0))
+    assert len(empty) == 0 and list(empty.columns) == COLUMNS
+
+
+def test_float_band_and_thresholds(tmp_path):
+    rects = [(10, 10, 30, 40)]
+    prob_yx = draw((50, 50), rects, value=1).astype(np.float32) * 0.7
+    path = write_prob(tmp_path / "f.tif", prob_yx)
+    gdf = vectorize_raster(path, VectorizeConfig())
+    assert len(gdf) == 1 and gdf["p_mean"].iloc[0] == pytest.approx(0.7)
+    assert gdf["area_m2"].iloc[0] == pytest.approx(20 * 30 * 0.25)
+    assert len(vectorize_raster(path, VectorizeConfig(threshold=0.8))) == 0
+    assert len(vectorize_raster(path, VectorizeConfig(), threshold_default=0.8)) == 0
+    assert len(vectorize_raster(path, VectorizeConfig(threshold=0.6), threshold_default=0.8)) == 1
+
+
+def test_regularize_squares_a_rotated_building(tmp_path):
+    from rasterio.features import rasterize
+
+    truth = affinity.rotate(box(500010, 4999955, 500030, 4999965), 30)  # 20 m x 10 m, rotated
+    prob_yx = rasterize([(truth, 230)], out_shape=(100, 100), transform=UTM, dtype="uint8")
+    path = write_prob(tmp_path / "p.tif", prob_yx)
+    squared = vectorize_raster(path, VectorizeConfig(regularize=True))
+    plain = vectorize_raster(path, VectorizeConfig())
+    assert squared["reg_status"].tolist() == [0] and plain["reg_status"].tolist() == [-1]
+    geom = squared.geometry.iloc[0]
+    assert geom.is_valid and len(geom.exterior.coords) == 5
+    assert iou(geom, truth) > 0.9
+    assert squared["area_m2"].iloc[0] == pytest.approx(200, rel=0.05)
+
+
+def test_boundary_band_splits_a_block(tmp_path):
+    prob_yx = draw((60, 100), [(20, 10, 40, 90)])
+    border_yx = draw((60, 100), [(20, 49, 40, 51)], value=255)
+    path = write_prob(tmp_path / "p.tif", np.stack([prob_yx, border_yx]))
+    assert len(vectorize_raster(path, VectorizeConfig())) == 1
+    assert len(vectorize_raster(path, VectorizeConfig(boundary_band=2))) == 2
+    with pytest.raises(InputError):
+        vectorize_raster(path, VectorizeConfig(boundary_band=3))
+
+
+class _Recorder:
+    def __init__(self, cancel_after: int | None = None) -> None:
+        self.calls: list[tuple[int, int, str]] = []
+        self.cancel_after = cancel_after
+
+    def update(self, done: int, total: int, stage: str) -> None:
+        self.calls.append((done, total, stage))
+
+    def cancelled(self) -> bool:
+        return self.cancel_after is not None and len(self.calls) >= self.cancel_after
+
+
+def test_reads_are_bounded_and_progress_is_reported(tmp_path, monkeypatch):
+    path = write_prob(tmp_path / "p.tif", draw((200, 50), [(10, 10, 190, 20)]))
+    windows: list[tuple[int, int]] = []
+    real_read = vr._read_window
+
+    def spy(ds, rows, boundary_band):
+        windows.append(rows)
+        return real_read(ds, rows, boundary_band)
+
+    monkeypatch.setattr(vr, "_read_window", spy)
+    progress = _Recorder()
+    gdf = vectorize_raster(path, VectorizeConfig(band_rows=40, halo_rows=10), progress=progress)
+    assert len(gdf) == 1
+    assert len(windows) == 5 and max(r1 - r0 for r0, r1 in windows) <= 40 + 2 * 10
+    assert progress.calls == [(k, 5, "vectorize") for k in range(1, 6)]
+    with pytest.raises(Cancelled):
+        vectorize_raster(path, VectorizeConfig(band_rows=40, halo_rows=10), progress=_Recorder(cancel_after=2))
+
+
+def test_unreadable_raster_is_a_read_error(tmp_path):
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(b"not a tiff")
+    with pytest.raises(RasterReadError):
+        vectorize_raster(bad, VectorizeConfig())
