@@ -89,8 +89,9 @@ def _split_distance(inside: np.ndarray) -> np.ndarray | None:
 
     solid = ndimage.binary_fill_holes(np.pad(inside, 1))
     dist = ndimage.distance_transform_edt(solid)[1:-1, 1:-1]
-    markers, k = ndimage.label((h_maxima(dist, H_MAXIMA_PX) > 0) & inside, EIGHT_CONNECTED)
-    if k < 2:
+    peaks, _ = ndimage.label(h_maxima(dist, H_MAXIMA_PX) > 0, EIGHT_CONNECTED)  # a peak may cross a filled hole
+    markers = np.where(inside, peaks, 0)
+    if np.unique(markers).size < 3:  # background and fewer than two seeds
         return None
     basins = _merge_shallow_cuts(watershed(-dist, markers, mask=inside, connectivity=1), dist)
     basins = _compact(basins)

@@ -16,7 +16,7 @@ connected components (4-connected) of the foreground:
 Each band decides small/big exactly: components it sees whole are classified
 from their extent; components reaching its bottom edge are big; components
 reaching its top edge inherit the decision recorded for the rows above (a
-``halo_rows`` x width mask carried from band to band).
+``halo_rows`` x width mask carried from band to band). ``halo_rows=0`` acts as 1.
 """
 
 from __future__ import annotations
@@ -71,7 +71,6 @@ class _SeamTracer:
     """Collects instances band by band and reconciles the seams between bands."""
 
     layout: BandLayout
-    width: int
     threshold: float
     split_touching: bool
     whole: list[tuple[Polygon, float]] = field(default_factory=list)  # pixel-space polygon, p_mean
@@ -88,9 +87,9 @@ class _SeamTracer:
         fg_yx = (prob_yx >= self.threshold) & valid_yx
         comp_yx, n = ndimage.label(fg_yx, FOUR_CONNECTED)
         big, own = self._classify(k, comp_yx, n)
-        if own.any():
-            inst_yx = label_instances(prob_yx, valid_yx, self.threshold, self.split_touching, 1, boundary_yx)
-            inst_yx = np.where(own[comp_yx], inst_yx, 0)
+        if own.any():  # split only the components this band owns (each is split on its own)
+            owned_yx = valid_yx & own[comp_yx]
+            inst_yx = label_instances(prob_yx, owned_yx, self.threshold, self.split_touching, 1, boundary_yx)
             for poly, p_mean, _ in polygons_from_labels(inst_yx, Affine.translation(0, win0), prob_yx):
                 self.whole.append((poly, p_mean))
         core_rows = slice(core0 - win0, core1 - win0)
@@ -183,6 +182,7 @@ def vectorize_raster(
 
     progress = progress or NullProgress()
     threshold = cfg.threshold if cfg.threshold is not None else threshold_default
+    out_crs = None if out_crs is None else _parse_crs(out_crs)
     if cfg.band_rows < 1 or cfg.halo_rows < 0:
         raise ConfigError(f"band_rows must be >= 1 and halo_rows >= 0 (got {cfg.band_rows}, {cfg.halo_rows})")
     try:
@@ -191,7 +191,7 @@ def vectorize_raster(
             grid = RasterGrid((ds.height, ds.width), ds.transform, ds.crs)
             gsd_m = ground_gsd_m(grid)
             layout = BandLayout(ds.height, cfg.band_rows, max(1, cfg.halo_rows))
-            tracer = _SeamTracer(layout, ds.width, threshold, cfg.split_touching)
+            tracer = _SeamTracer(layout, threshold, cfg.split_touching)
             for k in range(layout.n_bands):
                 check_cancel(progress)
                 tracer.add_band(k, *_read_window(ds, layout.window(k), cfg.boundary_band))
@@ -199,6 +199,16 @@ def vectorize_raster(
     except RasterioIOError as exc:
         raise RasterReadError(f"cannot read {path}: {exc}") from exc
     return _footprints(tracer.finish(), grid, gsd_m, cfg, model_name, out_crs)
+
+
+def _parse_crs(crs):
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    try:
+        return CRS.from_user_input(crs)
+    except (CRSError, ValueError) as exc:
+        raise ConfigError(f"unknown output CRS {crs!r}; give one like 'EPSG:4326'") from exc
 
 
 def _check_bands(ds, cfg: VectorizeConfig) -> None:
@@ -238,44 +248,63 @@ def _footprints(instances, grid: RasterGrid, gsd_m: float, cfg: VectorizeConfig,
     dst_crs = src_crs if out_crs is None else CRS.from_user_input(out_crs)
     if not instances:
         return empty_footprints(dst_crs)
-    # canonical rings (no collinear vertices, e.g. where fragments were dissolved; fixed start and
-    # orientation) so that the representative point, the id order and the simplification do not
-    # depend on how the raster was banded
-    pixel_geoms = shapely.normalize(shapely.simplify(np.array([poly for poly, _ in instances], dtype=object), 0.0))
-    p_mean = np.array([p for _, p in instances], dtype=np.float64)
-    anchor_xy = shapely.get_coordinates(shapely.point_on_surface(pixel_geoms))
-    order = np.lexsort((anchor_xy[:, 0], anchor_xy[:, 1]))  # rows (y) first, then columns (x)
-    pixel_geoms, p_mean = pixel_geoms[order], p_mean[order]
-
+    pixel_geoms, p_mean = _canonical_order(instances)
     metric_crs = metric_crs_for(grid)
     unit_m = metric_crs.linear_units_factor[1]  # metres per metric-CRS unit
     geoms = gpd.GeoSeries(_to_map(pixel_geoms, grid.transform), crs=src_crs)
     geoms = np.asarray((geoms if metric_crs == src_crs else geoms.to_crs(metric_crs)).values)
     tolerance_m = gsd_m if cfg.simplify_m is None else cfg.simplify_m
     geoms = _simplified(geoms, tolerance_m / unit_m)
-
     reg_status = np.full(len(geoms), -1, dtype=np.int64)
-    if cfg.regularize:  # squaring keeps IoU >= min_iou, so it cannot lift an area above min/0.85-ish: skip those
-        candidates = shapely.area(geoms) * unit_m**2 >= cfg.min_area_m2 * min(cfg.regularize_min_iou, 1.0)
-        for i in np.flatnonzero(candidates):
-            geoms[i], reg_status[i] = regularize(geoms[i], cfg.regularize_min_iou)
+    if cfg.regularize:
+        reg_status = _squared_in_place(geoms, cfg, unit_m)
     area_m2 = shapely.area(geoms) * unit_m**2
     keep = area_m2 >= cfg.min_area_m2
     out = gpd.GeoSeries(geoms[keep], crs=metric_crs)
     out = out if dst_crs == metric_crs else out.to_crs(dst_crs)
     n = len(out)
-    return gpd.GeoDataFrame(
-        {
-            "id": np.arange(1, n + 1, dtype=np.int64),
-            "area_m2": area_m2[keep],
-            "p_mean": p_mean[keep],
-            "gsd_m": np.full(n, gsd_m, dtype=np.float64),
-            "model": np.full(n, model_name, dtype=object),
-            "reg_status": reg_status[keep],
-        },
-        geometry=out.values,
-        crs=dst_crs,
-    )[COLUMNS]
+    columns = {
+        "id": np.arange(1, n + 1, dtype=np.int64),
+        "area_m2": area_m2[keep],
+        "p_mean": p_mean[keep],
+        "gsd_m": np.full(n, gsd_m, dtype=np.float64),
+        "model": np.full(n, model_name, dtype=object),
+        "reg_status": reg_status[keep],
+    }
+    return gpd.GeoDataFrame(columns, geometry=out.values, crs=dst_crs)[COLUMNS]
+
+
+def _canonical_order(instances: list[tuple[Polygon, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-space polygons in canonical form, sorted top-to-bottom then left-to-right; and their p_mean.
+
+    Canonical rings (no collinear vertices, as left where fragments were dissolved;
+    fixed start and orientation) make the representative point, the order and the
+    later simplification independent of how the raster was banded.
+    """
+    import shapely
+
+    pixel_geoms = np.array([poly for poly, _ in instances], dtype=object)
+    pixel_geoms = shapely.normalize(shapely.simplify(pixel_geoms, 0.0))
+    p_mean = np.array([p for _, p in instances], dtype=np.float64)
+    anchor_xy = shapely.get_coordinates(shapely.point_on_surface(pixel_geoms))
+    order = np.lexsort((anchor_xy[:, 0], anchor_xy[:, 1]))  # rows (y) first, then columns (x)
+    return pixel_geoms[order], p_mean[order]
+
+
+def _squared_in_place(geoms: np.ndarray, cfg: VectorizeConfig, unit_m: float) -> np.ndarray:
+    """Regularise ``geoms`` (metric frame) in place; returns the status per geometry.
+
+    A squared outline has IoU >= min_iou with its input, so its area is at most
+    area / min_iou: inputs below ``min_area_m2 * min_iou`` would be dropped anyway
+    and are skipped (status -1).
+    """
+    import shapely
+
+    status = np.full(len(geoms), -1, dtype=np.int64)
+    candidates = shapely.area(geoms) * unit_m**2 >= cfg.min_area_m2 * min(cfg.regularize_min_iou, 1.0)
+    for i in np.flatnonzero(candidates):
+        geoms[i], status[i] = regularize(geoms[i], cfg.regularize_min_iou)
+    return status
 
 
 def empty_footprints(crs=None):

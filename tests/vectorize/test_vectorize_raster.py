@@ -10,7 +10,7 @@ from shapely import affinity
 from shapely.geometry import box
 
 from geoseg.config import VectorizeConfig
-from geoseg.errors import Cancelled, InputError, RasterReadError
+from geoseg.errors import Cancelled, ConfigError, InputError, RasterReadError
 from geoseg.vectorize import raster as vr
 from geoseg.vectorize.raster import COLUMNS, vectorize_raster
 from geoseg.vectorize.regularize import iou
@@ -258,8 +258,13 @@ def test_reads_are_bounded_and_progress_is_reported(tmp_path, monkeypatch):
         vectorize_raster(path, VectorizeConfig(band_rows=40, halo_rows=10), progress=_Recorder(cancel_after=2))
 
 
-def test_unreadable_raster_is_a_read_error(tmp_path):
+def test_unreadable_raster_and_bad_options_are_reported(tmp_path):
     bad = tmp_path / "bad.tif"
     bad.write_bytes(b"not a tiff")
     with pytest.raises(RasterReadError):
         vectorize_raster(bad, VectorizeConfig())
+    good = write_prob(tmp_path / "p.tif", draw((20, 20), [(5, 5, 15, 15)]))
+    with pytest.raises(ConfigError):
+        vectorize_raster(good, VectorizeConfig(), out_crs="EPSG:not-a-crs")
+    with pytest.raises(ConfigError):
+        vectorize_raster(good, VectorizeConfig(band_rows=0))
