@@ -132,7 +132,10 @@ class WorkReader:
         if self.work.same_as(self.info.grid):
             self._src = self._ds
         else:
-            coarser = min(self.work.res_xy) > 1.01 * min(_ground_res(self.info.grid, self.work))
+            from geoseg.georef import ground_gsd_m
+
+            # the working grid is metric: average when it is coarser than the source, else bilinear
+            coarser = min(self.work.res_xy) > 1.01 * ground_gsd_m(self.info.grid)
             self._vrt = WarpedVRT(
                 self._ds, crs=self.work.crs, transform=self.work.transform, width=self.work.width,
                 height=self.work.height, resampling=Resampling.average if coarser else Resampling.bilinear,
@@ -161,10 +164,3 @@ class WorkReader:
             valid &= np.isfinite(data).all(axis=0)
         return to_uint8(data, self.info.scale), valid
 
-
-def _ground_res(src: RasterGrid, work: RasterGrid) -> tuple[float, float]:
-    """The source pixel size expressed in working-grid units (metres for metric grids)."""
-    from geoseg.georef import ground_gsd_m
-
-    g = ground_gsd_m(src)
-    return (g, g)
