@@ -16,6 +16,11 @@ def build_module(arch: dict[str, Any]):
     name = str(arch.get("name", "unet")).lower()
     if name == "pixel-linear":
         return _pixel_linear(arch)
+    if name == "scinet":
+        from geoseg.models.scinet import SciNet
+
+        kw = {k: arch[k] for k in ("decoder_channels", "aspp_mid", "aspp_out", "rates") if k in arch}
+        return SciNet(arch.get("encoder", "resnet18"), int(arch.get("in_channels", 3)), int(arch.get("classes", 1)), **kw)
     import segmentation_models_pytorch as smp
 
     kwargs: dict[str, Any] = {
