@@ -44,6 +44,7 @@ class SegmentConfig:
     precision: Precision = "auto"
     batch_size: int = 8
     gsd_m: float | None = None  # None: the model's training GSD
+    allow_any_gsd: bool = False  # let gsd_m leave the model's valid range (scale sweeps)
     tile_size: int | None = None  # None: the model card's
     overlap: int | None = None  # None: the model card's
     blend: Blend = "cosine"

@@ -16,9 +16,18 @@ from geoseg.cli.errors import handle_errors
 @click.option("--threshold", type=float, default=None, help="Probability threshold when PRED is a probability raster (default 0.5).")
 @click.option("--iou", "iou_threshold", type=float, default=0.5, show_default=True, help="IoU for an object match.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--gsd-sweep", default=None, help="Comma-separated GSDs (m): PRED is then an input raster, run --model at each GSD and score it.")
+@click.option("--model", "-m", default="default", show_default=True, help="Model for --gsd-sweep.")
+@click.option("--plot", default=None, help="With --gsd-sweep: write a PNG of IoU against GSD here.")
 @handle_errors
-def evaluate(pred, truth, raster, threshold, iou_threshold, as_json):
-    """Pixel IoU, precision, recall, F1 and object F1 (one-to-one at IoU >= 0.5) of PRED against --truth."""
+def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, gsd_sweep, model, plot):
+    """Pixel IoU, precision, recall, F1 and object F1 (one-to-one at IoU >= 0.5) of PRED against --truth.
+
+    With --gsd-sweep, PRED is an image: it is resampled to each GSD, segmented with --model, and scored.
+    """
+    if gsd_sweep:
+        _sweep(pred, truth, gsd_sweep, model, plot, as_json)
+        return
     from geoseg.evaluate.run import evaluate as run
 
     scores = run(pred, truth, raster, threshold, iou_threshold)
@@ -27,3 +36,21 @@ def evaluate(pred, truth, raster, threshold, iou_threshold, as_json):
         return
     for k, v in scores.items():
         click.echo(f"{k:16s} {v:.4f}" if isinstance(v, float) else f"{k:16s} {v}")
+
+
+def _sweep(raster, truth, gsds_text, model, plot, as_json):
+    from geoseg.evaluate.sweep import gsd_sweep, plot_sweep
+
+    try:
+        gsds = [float(g) for g in gsds_text.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{gsds_text!r}: give comma-separated metres, e.g. 0.15,0.3,0.6", param_hint="--gsd-sweep") from None
+    rows = gsd_sweep(raster, truth, gsds, model)
+    if plot:
+        plot_sweep({model: rows}, plot)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo("gsd_m   iou     f1      obj_f1  n_pred  n_truth")
+    for r in rows:
+        click.echo(f"{r['gsd_m']:<7} {r['iou']:.4f}  {r['f1']:.4f}  {r['obj_f1']:.4f}  {r['n_pred']:<7} {r['n_truth']}")

@@ -49,7 +49,7 @@ class Plan:
 def _work_gsd(card: ModelCard, cfg: SegmentConfig, native: float, path: str) -> float:
     lo, hi = card.gsd_valid_m
     if cfg.gsd_m is not None:
-        if not lo <= cfg.gsd_m <= hi:
+        if not lo <= cfg.gsd_m <= hi and not cfg.allow_any_gsd:
             raise ConfigError(f"--gsd {cfg.gsd_m} m is outside model {card.name!r}'s valid range {lo}-{hi} m; pick a value inside it")
         return float(cfg.gsd_m)
     if native > hi * FAR_OUT_OF_RANGE:

@@ -1,0 +1,111 @@
+"""Metrics on hand-made cases with known answers."""
+
+import json
+
+import geopandas as gpd
+import numpy as np
+import pytest
+from affine import Affine
+from click.testing import CliRunner
+from shapely.geometry import box
+
+from geoseg.cli.main import cli
+from geoseg.evaluate.objects import object_scores
+from geoseg.evaluate.run import evaluate
+from tests.conftest import scene, write_raster
+
+T = Affine(1.0, 0, 500000.0, 0, -1.0, 5000000.0)
+
+
+def b(r0, c0, r1, c1):
+    return box(500000 + c0, 5000000 - r1, 500000 + c1, 5000000 - r0)
+
+
+TRUTH = [b(10, 10, 30, 30), b(10, 50, 30, 70), b(50, 10, 70, 40)]
+
+
+def test_perfect_prediction():
+    s = object_scores(TRUTH, TRUTH)
+    assert s["obj_tp"] == 3 and s["obj_f1"] == 1.0 and s["obj_mean_iou_tp"] == 1.0
+
+
+def test_empty_prediction_and_empty_both():
+    s = object_scores([], TRUTH)
+    assert (s["obj_tp"], s["obj_fn"], s["obj_f1"]) == (0, 3, 0.0)
+    assert object_scores([], [])["obj_f1"] == 1.0
+
+
+def test_shifted_prediction_matches_only_above_iou_half():
+    small_shift = [b(12, 10, 32, 30)]  # IoU 18/22 = 0.82
+    big_shift = [b(20, 10, 40, 30)]  # IoU 10/30 = 0.33
+    assert object_scores(small_shift, TRUTH[:1])["obj_tp"] == 1
+    assert object_scores(big_shift, TRUTH[:1])["obj_tp"] == 0
+
+
+def test_split_building_counts_one_match_and_one_false_positive():
+    halves = [b(10, 10, 30, 22), b(10, 22, 30, 30)]  # IoU 0.6 and 0.4 with the truth
+    s = object_scores(halves, TRUTH[:1])
+    assert (s["obj_tp"], s["obj_fp"], s["obj_fn"]) == (1, 1, 0)
+
+
+def test_merged_buildings_match_at_most_one():
+    merged = [b(10, 10, 30, 70)]  # covers two truths: IoU 1/3 each
+    s = object_scores(merged, TRUTH[:2])
+    assert (s["obj_tp"], s["obj_fp"], s["obj_fn"]) == (0, 1, 2)
+
+
+def test_one_to_one_matching():
+    s = object_scores([TRUTH[0], TRUTH[0]], TRUTH[:1])
+    assert (s["obj_tp"], s["obj_fp"]) == (1, 1)
+
+
+@pytest.fixture
+def files(tmp_path):
+    mask = np.ones((100, 100), bool)
+    mask[:, 80:] = False  # a truth building out here does not count
+    raster = write_raster(tmp_path / "r.tif", scene((100, 100)), mask=mask)
+    truth = gpd.GeoDataFrame(geometry=TRUTH + [b(10, 85, 30, 95)], crs=32633).to_crs(4326)
+    truth.to_file(tmp_path / "t.geojson")
+    pred = gpd.GeoDataFrame(geometry=[TRUTH[0], b(12, 50, 32, 70)], crs=32633)
+    pred.to_file(tmp_path / "p.gpkg")
+    return raster, tmp_path / "t.geojson", tmp_path / "p.gpkg"
+
+
+def test_evaluate_files_across_crss_within_the_valid_area(files):
+    raster, truth, pred = files
+    s = evaluate(str(pred), str(truth), raster=str(raster))
+    assert s["n_truth"] == 3, "the masked-out truth building is ignored"
+    assert (s["obj_tp"], s["obj_fn"], s["obj_fp"]) == (2, 1, 0)
+    # pixels: truth 400+400+600 = 1400; pred 400 exact + 400 shifted by 2 rows (360 overlap)
+    assert s["px_tp"] == 760 and s["px_fp"] == 40 and s["px_fn"] == 640
+    assert s["iou"] == pytest.approx(760 / 1440)
+
+
+def test_evaluate_cli_json(files):
+    raster, truth, pred = files
+    r = CliRunner().invoke(cli, ["evaluate", str(pred), "--truth", str(truth), "--raster", str(raster), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["obj_tp"] == 2
+
+
+def test_evaluate_probability_raster(tmp_path):
+    prob = np.zeros((100, 100), np.uint8)
+    prob[10:30, 10:30] = 230
+    raster = write_raster(tmp_path / "p.tif", prob)
+    gpd.GeoDataFrame(geometry=TRUTH[:1], crs=32633).to_file(tmp_path / "t.gpkg")
+    s = evaluate(str(raster), str(tmp_path / "t.gpkg"))
+    assert s["iou"] == 1.0 and s["obj_tp"] == 1 and s["obj_fp"] == 0
+
+
+def test_gsd_sweep_on_a_sample_tile(tmp_path, pixel_card):
+    rects = [(21, 23, 99, 98), (141, 119, 219, 221)]  # not aligned with coarser pixels
+    raster = write_raster(tmp_path / "in.tif", scene((240, 240), rects))
+    gpd.GeoDataFrame(geometry=[b(*r) for r in rects], crs=32633).to_file(tmp_path / "t.gpkg")
+    r = CliRunner().invoke(cli, ["evaluate", str(raster), "--truth", str(tmp_path / "t.gpkg"), "--gsd-sweep", "1,2,5",
+                                 "--model", str(pixel_card), "--plot", str(tmp_path / "s.png"), "--json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    assert [x["gsd_m"] for x in rows] == [1.0, 2.0, 5.0]
+    assert rows[0]["iou"] > 0.95 and all(x["obj_tp"] == 2 for x in rows)
+    assert rows[2]["iou"] < rows[0]["iou"], "coarser resolution blurs the outlines"
+    assert (tmp_path / "s.png").stat().st_size > 1000
