@@ -13,6 +13,7 @@ COMMANDS = {
     "plan": ("geoseg.cli.plan", "plan", "Dry run: tiles, GSD, memory and time estimate."),
     "vectorize": ("geoseg.cli.vectorize", "vectorize", "Footprints from an existing probability raster."),
     "evaluate": ("geoseg.cli.evaluate", "evaluate", "Accuracy against reference building polygons."),
+    "train": ("geoseg.cli.train", "train", "Train a model from an experiment config (resumable)."),
     "models": ("geoseg.cli.models", "models", "List installed models or show a model card."),
 }
 

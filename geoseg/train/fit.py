@@ -64,7 +64,19 @@ def evaluate_iou(model, chips, norm, threshold: float = 0.5, batch: int = 16, au
     return {"iou": iou, "precision": tp / max(1, tp + fp), "recall": tp / max(1, tp + fn)}
 
 
-def fit(cfg: dict[str, Any], out_dir: Path) -> Path:
+def _steps(n: int, epoch: int, epochs: int, show: bool):
+    if not show:
+        return range(n)
+    from tqdm import tqdm
+
+    return tqdm(range(n), desc=f"epoch {epoch + 1}/{epochs}", unit="step", leave=False)
+
+
+def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool = False, stop_after: int | None = None) -> Path:
+    """Train ``cfg`` (a parsed experiment TOML) into ``out_dir``; resumes from ``out_dir/last.pt``.
+
+    ``stop_after`` ends this call after that many epochs (time-boxed sessions); rerun to continue.
+    """
     import torch
 
     from geoseg.models.arch import build_module
@@ -96,9 +108,10 @@ def fit(cfg: dict[str, Any], out_dir: Path) -> Path:
         print(f"resumed at epoch {start}", flush=True)
     use_bf16 = tcfg.get("precision", "bf16") == "bf16"
     model.train()
-    for epoch in range(start, epochs):
+    end = epochs if stop_after is None else min(epochs, start + stop_after)
+    for epoch in range(start, end):
         t0, losses = time.time(), []
-        for _ in range(steps):
+        for _ in _steps(steps, epoch, epochs, show_progress):
             img, lab, val_m = sampler.batch(tcfg["batch_size"])
             x = normalize(torch.from_numpy(img), norm)
             y = torch.from_numpy(lab).float()

@@ -1,0 +1,39 @@
+"""``geoseg train``: fit a model from an experiment config (TOML), resumable."""
+
+from __future__ import annotations
+
+import click
+
+from geoseg.cli.errors import handle_errors
+
+
+@click.command()
+@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "out_dir", default=None, help="Run folder (checkpoints, log.jsonl); default runs/<name>.")
+@click.option("--export", "export_dir", default=None, help="After training, write fp16 safetensors + model card here.")
+@click.option("--card", "card_extra", default=None, help="JSON with card fields to add on export (gsd_m, gsd_valid_m, tile_size, ...).")
+@handle_errors
+def train(config, out_dir, export_dir, card_extra):
+    """Train from CONFIG (see configs/*.toml). Rerunning the same command resumes from the last checkpoint."""
+    import json
+    import tomllib
+    from pathlib import Path
+
+    from geoseg.errors import ConfigError
+    from geoseg.train.fit import fit
+
+    try:
+        cfg = tomllib.loads(Path(config).read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{config} is not valid TOML ({exc})") from None
+    missing = [k for k in ("name", "architecture", "data", "train") if k not in cfg]
+    if missing:
+        raise ConfigError(f"{config} lacks [{'], ['.join(missing)}]; see configs/unet_r18_buildings.toml")
+    out = Path(out_dir or Path("runs") / cfg["name"])
+    best = fit(cfg, out, show_progress=True)
+    click.echo(f"best checkpoint: {best}", err=True)
+    if export_dir:
+        from geoseg.train.export import export
+
+        extra = json.loads(Path(card_extra).read_text()) if card_extra else {}
+        click.echo(f"model card: {export(best, Path(export_dir), extra)}", err=True)
