@@ -44,16 +44,29 @@ def val_chips(region: Region, size: int, min_valid: float = 0.5):
     return out
 
 
-def evaluate_iou(model, chips, norm, threshold: float = 0.5, batch: int = 16, autocast: bool = True) -> dict[str, float]:
+def _amp(device: str, precision: str):
+    """``(autocast dtype or None, GradScaler or None)`` for a training device and precision."""
+    import torch
+
+    if precision == "fp32":
+        return None, None
+    if device == "cuda":
+        if precision == "fp16" or not torch.cuda.is_bf16_supported():
+            return torch.float16, torch.amp.GradScaler("cuda")
+        return torch.bfloat16, None
+    return torch.bfloat16, None
+
+
+def evaluate_iou(model, chips, norm, threshold: float = 0.5, batch: int = 16, device: str = "cpu", dtype=None) -> dict[str, float]:
     import torch
 
     model.eval()
     tp = fp = fn = 0
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+    with torch.inference_mode(), torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
         for i in range(0, len(chips), batch):
             part = chips[i:i + batch]
-            x = normalize(torch.from_numpy(np.stack([c[0] for c in part])), norm)
-            p = torch.sigmoid(model(x).float())[:, 0].numpy() >= threshold
+            x = normalize(torch.from_numpy(np.stack([c[0] for c in part])).to(device), norm)
+            p = torch.sigmoid(model(x).float())[:, 0].cpu().numpy() >= threshold
             lab = np.stack([c[1] for c in part]) > 0
             val = np.stack([c[2] for c in part])
             tp += int((p & lab & val).sum())
@@ -94,37 +107,49 @@ def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool = False, stop_af
             val += val_chips(load_region(r, d["labels"], d["gsd_m"], d.get("name")), tcfg.get("val_chip_size", 192))
     print(f"train regions: {[(r.name, r.label.shape) for r in regions]}; val chips: {len(val)}", flush=True)
     sampler = ChipSampler(regions, tcfg["chip_size"], tuple(tcfg["gsd_range"]), seed=seed)
-    model = build_module(cfg["architecture"])
+    device = tcfg.get("device", "cuda" if torch.cuda.is_available() else "cpu")
+    model = build_module(cfg["architecture"]).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=tcfg["lr"], weight_decay=1e-4)
     epochs, steps = int(tcfg["epochs"]), int(tcfg["steps_per_epoch"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tcfg["lr"], total_steps=epochs * steps, pct_start=0.1)
     start, best = 0, -1.0
     last = out_dir / "last.pt"
     if last.exists():
-        ck = torch.load(last, weights_only=False)
-        model.load_state_dict(ck["model"]), opt.load_state_dict(ck["opt"]), sched.load_state_dict(ck["sched"])
+        ck = torch.load(last, weights_only=False, map_location=device)
+        model.load_state_dict(ck["model"]), opt.load_state_dict(ck["opt"])
         start, best = ck["epoch"] + 1, ck["best"]
+        if ck["config"]["train"]["epochs"] == epochs:
+            sched.load_state_dict(ck["sched"])
+        else:  # the schedule was lengthened or shortened: follow the new one from here
+            print(f"schedule changed to {epochs} epochs at epoch {start}", flush=True)
+            for _ in range(min(start, epochs) * steps):
+                sched.step()
         sampler.rng = np.random.default_rng([seed, start])
         print(f"resumed at epoch {start}", flush=True)
-    use_bf16 = tcfg.get("precision", "bf16") == "bf16"
+    dtype, scaler = _amp(device, tcfg.get("precision", "bf16"))
     model.train()
     end = epochs if stop_after is None else min(epochs, start + stop_after)
     for epoch in range(start, end):
         t0, losses = time.time(), []
         for _ in _steps(steps, epoch, epochs, show_progress):
             img, lab, val_m = sampler.batch(tcfg["batch_size"])
-            x = normalize(torch.from_numpy(img), norm)
-            y = torch.from_numpy(lab).float()
-            v = torch.from_numpy(val_m).float()[:, None]
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+            x = normalize(torch.from_numpy(img).to(device), norm)
+            y = torch.from_numpy(lab).float().to(device)
+            v = torch.from_numpy(val_m).float()[:, None].to(device)
+            with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
                 logits = model(x)
             loss = _loss(logits, y, v, tcfg.get("channel_weights", [1.0, 0.5]))
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                opt.step()
             sched.step()
             losses.append(float(loss.detach()))
-        metrics = evaluate_iou(model, val, norm) if val else {}
+        metrics = evaluate_iou(model, val, norm, device=device, dtype=dtype) if val else {}
         rec = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": round(time.time() - t0, 1), **metrics}
         with open(out_dir / "log.jsonl", "a") as fh:
             fh.write(json.dumps(rec) + "\n")
