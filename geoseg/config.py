@@ -18,7 +18,8 @@ class VectorizeConfig:
     drops small instances; ``simplify_m`` is the Douglas-Peucker tolerance in metres
     (None: one pixel). ``regularize`` squares building outlines, falling back to the
     raw polygon when the squared one has IoU < ``regularize_min_iou`` with it.
-    ``band_rows``/``halo_rows`` bound memory: the raster is processed in row bands.
+    ``band_rows``/``halo_rows`` bound memory: the raster is processed in 2-D blocks of
+    ``band_rows`` x ``band_rows`` pixels plus a halo of ``halo_rows`` on every side.
     """
 
     threshold: float | None = None

@@ -70,12 +70,21 @@ def _split_components(comps_yx: np.ndarray, n: int, border_yx: np.ndarray | None
         if sizes[comp] < MIN_SPLIT_PIXELS:
             continue
         inside = comps_yx[box] == comp
-        parts = _split_distance(inside) if border_yx is None else _split_boundary(inside, border_yx[box])
+        parts = split_component(inside, None if border_yx is None else border_yx[box])
         if parts is None:
             continue
         out_yx[box][inside] = parts[inside] + next_label - 1
         next_label += int(parts.max())
     return out_yx
+
+
+def split_component(inside: np.ndarray, border: np.ndarray | None = None) -> np.ndarray | None:
+    """Parts ``1..k`` of one component (``inside``: its bounding box), or None if it stays whole.
+
+    ``border`` (same box, float border probability) selects boundary mode. Components
+    under ``MIN_SPLIT_PIXELS`` pixels are left to the caller (they are never split).
+    """
+    return _split_distance(inside) if border is None else _split_boundary(inside, border)
 
 
 def _split_distance(inside: np.ndarray) -> np.ndarray | None:

@@ -25,8 +25,16 @@ def polygons_from_labels(labels: np.ndarray, transform: Affine, prob: np.ndarray
     if labels_yx.size == 0 or labels_yx.max() <= 0:
         return []
     count, total = label_sums(labels_yx, prob_yx)
-    parts = _traced_parts(labels_yx, transform)
-    return [(merge_parts(parts[lab]), float(total[lab] / count[lab]), lab) for lab in sorted(parts)]
+    polygons = traced_polygons(labels_yx, transform)
+    return [(poly, float(total[lab] / count[lab]), lab) for lab, poly in sorted(polygons.items())]
+
+
+def traced_polygons(labels: np.ndarray, transform: Affine) -> dict[int, Polygon]:
+    """One polygon per label (> 0) of a ``(Y, X)`` label image, traced 4-connected (see :func:`polygons_from_labels`)."""
+    labels_yx = np.ascontiguousarray(labels, dtype=np.int32)
+    if labels_yx.size == 0:
+        return {}
+    return {lab: merge_parts(parts) for lab, parts in _traced_parts(labels_yx, transform).items()}
 
 
 def label_sums(labels_yx: np.ndarray, prob_yx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

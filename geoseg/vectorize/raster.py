@@ -1,165 +1,330 @@
-"""Probability raster -> building footprints, in bounded memory (row bands with halos).
+"""Probability raster -> building footprints, in bounded memory (2D blocks with halos).
 
-The raster is read in bands of ``band_rows`` rows plus ``halo_rows`` above and
-below; only one such window is in memory at a time. Seams are reconciled on
-connected components (4-connected) of the foreground:
+The raster is cut into blocks whose *core* is ``band_rows`` rows by ``BLOCK_COLS``
+columns (``band_rows`` when None: square blocks); each block is read with
+``halo_rows`` more rows and columns on every side (its *window*, clipped to the
+raster), one window at a time, so memory depends on neither the raster's width nor
+its height. Seams are reconciled on connected components (4-connected) of the
+foreground, with one rule that every block applies alike and no state carried from
+block to block:
 
-* A component is *small* if its owner window (the band whose core rows hold its
-  top row) sees all of it without touching that window's artificial (non-raster)
-  bottom edge. The owner splits it into instances (:func:`label_instances`) and
-  emits them whole, exactly as a single-band run would.
-* Any other component is *big*: every band emits the component's pixels in its
-  own core rows as fragments, and fragments that are 4-adjacent across a band
-  border are dissolved into one polygon at the end. Big components are not split
-  (under-splitting is preferred to inventing seams).
+* A component is *small* if every block whose core meets its bounding box has a
+  window that holds the whole component without touching the window's artificial
+  (non-raster) edges. That is a property of the component alone; a block holding a
+  pixel of a small component in its core sees all of it, so every block that can
+  emit it classifies it the same way (a block that does not see a component whole
+  knows it is not small). Components smaller than the halo, and components inside
+  one core, are always small.
+* A small component is emitted whole by the block whose core holds its anchor (the
+  top-left corner of its bounding box), split into instances exactly as a
+  single-block run splits it (:func:`label_instances` works per component).
+* Any other component is *big*: every block emits the component's pixels in its own
+  core as fragments, and fragments 4-adjacent across a core border are dissolved
+  into one polygon (exact in pixel space) as soon as no unread block can add to
+  them; only the fragments of unfinished components are held. A finished big
+  component whose bounding box fits in a window is then read again on its own
+  (just its bounding box) and split exactly as a single-block run splits it;
+  larger ones are not split (under-splitting is preferred to inventing seams).
 
-Each band decides small/big exactly: components it sees whole are classified
-from their extent; components reaching its bottom edge are big; components
-reaching its top edge inherit the decision recorded for the rows above (a
-``halo_rows`` x width mask carried from band to band). ``halo_rows=0`` acts as 1.
+So the result equals a single-block run except that components larger than a
+window (``band_rows + 2 * halo_rows`` rows or ``cols + 2 * halo_rows`` columns) stay whole.
+
+Each block's instances are finished at once (canonical rings, map and metric
+coordinates, simplification, squaring, area filter, output CRS), so only the final
+geometries and their attributes accumulate. ``halo_rows=0`` acts as 1.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 from affine import Affine
 from scipy import ndimage
-from shapely.geometry import Polygon
 
 from geoseg.config import VectorizeConfig
 from geoseg.errors import ConfigError, InputError, RasterReadError
 from geoseg.georef import ground_gsd_m, metric_crs_for
 from geoseg.grid import RasterGrid
 from geoseg.progress import NullProgress, Progress, check_cancel
-from geoseg.vectorize.instances import FOUR_CONNECTED, label_instances
-from geoseg.vectorize.polygons import label_sums, merge_parts, polygons_from_labels
+from geoseg.vectorize.instances import FOUR_CONNECTED, MIN_SPLIT_PIXELS, split_component
+from geoseg.vectorize.polygons import merge_parts, traced_polygons
 from geoseg.vectorize.regularize import regularize
 
 COLUMNS = ["id", "area_m2", "p_mean", "gsd_m", "model", "reg_status", "geometry"]
+BLOCK_COLS: int | None = None  # core columns per block; None: band_rows (square blocks)
+_WKB_CHUNK = 65536  # footprints decoded at once when the output frame is built
+_SUM_ROWS = 256  # rows per pass when summing probabilities per label
+GDAL_CACHE_BYTES = 32 * 2**20  # GDAL block cache while reading (lowered to this, never raised): each tile is read 1-2 times
 
 
 @dataclass(frozen=True)
-class BandLayout:
-    """Row bands ``[k * band_rows, (k + 1) * band_rows)`` and their windows (``halo`` more rows each side)."""
+class BlockLayout:
+    """Block cores ``rows x cols`` (row-major, clipped to the raster) and their windows (``halo`` more on each side)."""
 
     height: int
-    band_rows: int
+    width: int
+    rows: int
+    cols: int
     halo: int
 
     @property
-    def n_bands(self) -> int:
-        return max(1, math.ceil(self.height / self.band_rows))
+    def shape(self) -> tuple[int, int]:
+        return max(1, math.ceil(self.height / self.rows)), max(1, math.ceil(self.width / self.cols))
 
-    def core(self, k: int) -> tuple[int, int]:
-        return k * self.band_rows, min(self.height, (k + 1) * self.band_rows)
+    @property
+    def n_blocks(self) -> int:
+        return self.shape[0] * self.shape[1]
 
-    def window(self, k: int) -> tuple[int, int]:
-        core0, core1 = self.core(k)
-        return max(0, core0 - self.halo), min(self.height, core1 + self.halo)
+    def blocks(self):
+        n_rows, n_cols = self.shape
+        return ((i, j) for i in range(n_rows) for j in range(n_cols))
 
-    def window_end(self, band: np.ndarray) -> np.ndarray:
-        """Vectorised ``window(k)[1]`` for an array of band indices."""
-        core1 = np.minimum(self.height, (band + 1) * self.band_rows)
-        return np.minimum(self.height, core1 + self.halo)
+    def core(self, i: int, j: int) -> tuple[int, int, int, int]:
+        """``(row0, row1, col0, col1)``, ends exclusive."""
+        return (i * self.rows, min(self.height, (i + 1) * self.rows),
+                j * self.cols, min(self.width, (j + 1) * self.cols))
+
+    def window(self, i: int, j: int) -> tuple[int, int, int, int]:
+        r0, r1, c0, c1 = self.core(i, j)
+        h = self.halo
+        return max(0, r0 - h), min(self.height, r1 + h), max(0, c0 - h), min(self.width, c1 + h)
+
+    def small(self, top: np.ndarray, bottom: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """Whether components with these bounding boxes (inclusive, raster pixels) are small (module doc)."""
+        return self._fits(top, bottom, self.rows, self.height) & self._fits(left, right, self.cols, self.width)
+
+    def _fits(self, lo: np.ndarray, hi: np.ndarray, step: int, size: int) -> np.ndarray:
+        """Along one axis: every window of the blocks spanning ``[lo, hi]`` holds it clear of artificial edges.
+
+        Window starts grow with the block index and window ends too, so the last
+        block's start and the first block's end are the binding ones.
+        """
+        last_start = (hi // step) * step - self.halo  # the last block's window start (artificial if > 0)
+        first_end = (lo // step + 1) * step + self.halo  # the first block's window end (artificial if < size)
+        return ((last_start <= 0) | (lo > last_start)) & ((first_end >= size) | (hi < first_end - 1))
+
+
+class _Probability:
+    """Band values -> probability (float32) and foreground, exactly as ``float32(raw) / 255 >= threshold``."""
+
+    def __init__(self, dtype: np.dtype, threshold: float) -> None:
+        self.threshold = threshold
+        self.lut = np.arange(256, dtype=np.float32) / np.float32(255) if dtype == np.uint8 else None
+        self.fg_lut = None if self.lut is None else self.lut >= threshold
+
+    def values(self, raw: np.ndarray) -> np.ndarray:
+        return raw.astype(np.float32, copy=False) if self.lut is None else self.lut[raw]
+
+    def foreground(self, raw_yx: np.ndarray) -> np.ndarray:
+        return raw_yx >= self.threshold if self.lut is None else self.fg_lut[raw_yx]
 
 
 @dataclass
-class _SeamTracer:
-    """Collects instances band by band and reconciles the seams between bands."""
+class _Group:
+    """Fragments of one big component joined so far (their union kept as few parts as possible)."""
 
-    layout: BandLayout
-    threshold: float
+    members: list[int]
+    parts: list
+    count: int
+    total: float
+    pending: int  # core borders of its fragments whose neighbouring block is still unread
+    seed: tuple[int, int]  # (row, col) of one of its pixels
+
+
+@dataclass
+class _BlockTracer:
+    """Turns blocks into instances, reconciling the seams between blocks (module doc)."""
+
+    layout: BlockLayout
+    prob: _Probability
     split_touching: bool
-    whole: list[tuple[Polygon, float]] = field(default_factory=list)  # pixel-space polygon, p_mean
-    frag_polys: list[Polygon] = field(default_factory=list)
-    frag_count: list[int] = field(default_factory=list)
-    frag_total: list[float] = field(default_factory=list)
-    links: list[np.ndarray] = field(default_factory=list)  # (n, 2) fragment ids adjacent across a border
-    big_above: np.ndarray | None = None  # (rows, X): big-component pixels in the rows above the current core
-    prev_last_row: np.ndarray | None = None  # (X,) fragment ids in the previous core's last row, -1 = none
+    finisher: _Finisher
+    read: Callable  # (row0, row1, col0, col1) -> (band 1 values, valid, boundary values or None)
+    parent: dict[int, int] = field(default_factory=dict)  # fragment id -> union-find parent
+    groups: dict[int, _Group] = field(default_factory=dict)  # root fragment id -> its group
+    bottom_edges: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    right_edges: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    next_id: int = 0
 
-    def add_band(self, k: int, prob_yx: np.ndarray, valid_yx: np.ndarray, boundary_yx: np.ndarray | None) -> None:
-        win0, _ = self.layout.window(k)
-        core0, core1 = self.layout.core(k)
-        fg_yx = (prob_yx >= self.threshold) & valid_yx
-        comp_yx, n = ndimage.label(fg_yx, FOUR_CONNECTED)
-        big, own = self._classify(k, comp_yx, n)
-        if own.any():  # split only the components this band owns (each is split on its own)
-            owned_yx = valid_yx & own[comp_yx]
-            inst_yx = label_instances(prob_yx, owned_yx, self.threshold, self.split_touching, 1, boundary_yx)
-            for poly, p_mean, _ in polygons_from_labels(inst_yx, Affine.translation(0, win0), prob_yx):
-                self.whole.append((poly, p_mean))
-        core_rows = slice(core0 - win0, core1 - win0)
-        big_core_yx = big[comp_yx[core_rows]]
-        self._add_fragments(big_core_yx, prob_yx[core_rows], core0)
-        above = big_core_yx if self.big_above is None else np.concatenate([self.big_above, big_core_yx])
-        self.big_above = above[-self.layout.halo :]
-
-    def _classify(self, k: int, comp_yx: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Per component id (index 0 = background): is it big, and does this band emit it whole."""
+    def add_block(self, i: int, j: int, raw_yx: np.ndarray, valid_yx: np.ndarray, boundary_yx: np.ndarray | None) -> None:
         lay = self.layout
-        win0, win1 = lay.window(k)
-        core0, _ = lay.core(k)
-        big, own = np.zeros(n + 1, bool), np.zeros(n + 1, bool)
-        if n == 0:
-            return big, own
-        rows = [s[0] for s in ndimage.find_objects(comp_yx)]
-        top = win0 + np.array([r.start for r in rows])
-        bottom = win0 + np.array([r.stop - 1 for r in rows])
-        touches_top = (win0 > 0) & (top == win0)
-        touches_bottom = (win1 < lay.height) & (bottom == win1 - 1)
-        owner = top // lay.band_rows
-        owner_end = lay.window_end(owner)
-        small = (bottom < owner_end - 1) | (owner_end == lay.height)
-        inherited = np.zeros(n + 1, bool)
-        if core0 > win0 and self.big_above is not None:
-            inherited[comp_yx[: core0 - win0][self.big_above[-(core0 - win0) :]]] = True
-        big[1:] = np.where(touches_bottom, True, np.where(touches_top, inherited[1:], ~small))
-        own[1:] = ~big[1:] & ~touches_top & (owner == k)
-        return big, own
+        wr0, wr1, wc0, wc1 = lay.window(i, j)
+        cr0, cr1, cc0, cc1 = lay.core(i, j)
+        fg_yx = self.prob.foreground(raw_yx)
+        fg_yx &= valid_yx
+        comp_yx, n = ndimage.label(fg_yx, FOUR_CONNECTED)
+        del fg_yx
+        core = (slice(cr0 - wr0, cr1 - wr0), slice(cc0 - wc0, cc1 - wc0))
+        polys: list = []
+        p_mean: list[float] = []
+        big_core_yx = inst_yx = None
+        if n:
+            boxes = ndimage.find_objects(comp_yx)
+            bb = np.array([(b[0].start, b[0].stop - 1, b[1].start, b[1].stop - 1) for b in boxes], dtype=np.int64)
+            top, bottom, left, right = bb[:, 0] + wr0, bb[:, 1] + wr0, bb[:, 2] + wc0, bb[:, 3] + wc0
+            cut = (((top == wr0) & (wr0 > 0)) | ((bottom == wr1 - 1) & (wr1 < lay.height))
+                   | ((left == wc0) & (wc0 > 0)) | ((right == wc1 - 1) & (wc1 < lay.width)))
+            small = ~cut & lay.small(top, bottom, left, right)
+            own = small & (top // lay.rows == i) & (left // lay.cols == j)
+            big = np.concatenate([[False], ~small])
+            if big.any():
+                big_core_yx = big[comp_yx[core]]
+            if own.any():  # owned components start in the core: crop the window's top and left halo
+                own_ids = np.flatnonzero(own) + 1
+                lut = np.zeros(n + 1, dtype=np.int32)
+                lut[own_ids] = np.arange(1, own_ids.size + 1, dtype=np.int32)
+                inst_yx = lut[comp_yx[cr0 - wr0 :, cc0 - wc0 :]]
+        del comp_yx
+        if inst_yx is not None:
+            dr, dc = cr0 - wr0, cc0 - wc0
+            own_boxes = [(slice(boxes[k - 1][0].start - dr, boxes[k - 1][0].stop - dr),
+                          slice(boxes[k - 1][1].start - dc, boxes[k - 1][1].stop - dc)) for k in own_ids]
+            self._whole(inst_yx, own_boxes, raw_yx[dr:, dc:], None if boundary_yx is None else boundary_yx[dr:, dc:],
+                        (cr0, cc0), polys, p_mean)
+        self._fragments(i, j, big_core_yx, raw_yx[core], (cr0, cc0), polys, p_mean)
+        if polys:
+            self.finisher.add(polys, p_mean)
 
-    def _add_fragments(self, big_core_yx: np.ndarray, prob_core_yx: np.ndarray, core0: int) -> None:
-        """Store the big components' pieces in this core and link them to the pieces above."""
-        pieces_yx, _ = ndimage.label(big_core_yx, FOUR_CONNECTED)
-        first_id = len(self.frag_polys) - 1  # global id = first_id + piece label
-        count, total = label_sums(pieces_yx, prob_core_yx)
-        for poly, _, lab in polygons_from_labels(pieces_yx, Affine.translation(0, core0), prob_core_yx):
-            assert first_id + lab == len(self.frag_polys)
-            self.frag_polys.append(poly)
-            self.frag_count.append(int(count[lab]))
-            self.frag_total.append(float(total[lab]))
-        first_row = np.where(pieces_yx[0] > 0, pieces_yx[0] + first_id, -1)
-        if self.prev_last_row is not None:
-            touching = (first_row >= 0) & (self.prev_last_row >= 0)
-            self.links.append(np.unique(np.stack([self.prev_last_row[touching], first_row[touching]], 1), axis=0))
-        self.prev_last_row = np.where(pieces_yx[-1] > 0, pieces_yx[-1] + first_id, -1)
+    def _whole(self, inst_yx, boxes, raw_yx, boundary_yx, origin, polys, p_mean) -> None:
+        """Split the components this block owns (labelled ``1..len(boxes)`` in ``inst_yx``, in place) and trace them."""
+        if self.split_touching:
+            next_label = len(boxes) + 1
+            for lab, box in enumerate(boxes, start=1):
+                if (box[0].stop - box[0].start) * (box[1].stop - box[1].start) < MIN_SPLIT_PIXELS:
+                    continue  # fewer pixels than that for sure
+                inside = inst_yx[box] == lab  # parts of split components have labels > len(boxes)
+                if np.count_nonzero(inside) < MIN_SPLIT_PIXELS:
+                    continue
+                border = None if boundary_yx is None else _as_probability(boundary_yx[box])
+                parts = split_component(inside, border)
+                if parts is None:
+                    continue
+                inst_yx[box][inside] = parts[inside] + (next_label - 1)
+                next_label += int(parts.max())
+        count, total = self._sums(inst_yx, raw_yx)
+        for lab, poly in traced_polygons(inst_yx, Affine.translation(origin[1], origin[0])).items():
+            polys.append(poly)
+            p_mean.append(float(total[lab] / count[lab]))
 
-    def finish(self) -> list[tuple[Polygon, float]]:
-        """All instances: the whole ones plus the fragments dissolved across borders."""
-        parent = list(range(len(self.frag_polys)))
+    def _sums(self, labels_yx: np.ndarray, raw_yx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel count and probability sum per label (index = label), a few rows at a time."""
+        size = int(labels_yx.max()) + 1
+        count, total = np.zeros(size, dtype=np.int64), np.zeros(size, dtype=np.float64)
+        for r0 in range(0, labels_yx.shape[0], _SUM_ROWS):
+            flat = labels_yx[r0 : r0 + _SUM_ROWS].ravel()
+            at = np.flatnonzero(flat)
+            labs = flat[at]
+            count += np.bincount(labs, minlength=size)
+            total += np.bincount(labs, weights=self.prob.values(raw_yx[r0 : r0 + _SUM_ROWS].ravel()[at]), minlength=size)
+        return count, total
 
-        def find(i: int) -> int:
-            while parent[i] != i:
-                parent[i] = parent[parent[i]]
-                i = parent[i]
-            return i
+    # -- big components ---------------------------------------------------------------------------
 
-        for a, b in np.concatenate(self.links) if self.links else np.zeros((0, 2), int):
-            parent[find(int(b))] = find(int(a))
-        groups: dict[int, list[int]] = {}
-        for i in range(len(self.frag_polys)):
-            groups.setdefault(find(i), []).append(i)
-        dissolved = [
-            (
-                merge_parts([self.frag_polys[i] for i in ids]),
-                sum(self.frag_total[i] for i in ids) / sum(self.frag_count[i] for i in ids),
-            )
-            for ids in groups.values()
-        ]
-        return self.whole + dissolved
+    def _fragments(self, i, j, big_core_yx, raw_core_yx, origin, polys, p_mean) -> None:
+        """Add this core's big-component pieces, link them to the pieces of the blocks above and to the left,
+        and finish every group that no unread block can reach any more."""
+        n_rows, n_cols = self.layout.shape
+        above = self.bottom_edges.pop((i - 1, j), None)
+        left = self.right_edges.pop((i, j - 1), None)
+        touched: set[int] = set()
+        if big_core_yx is not None and big_core_yx.any():
+            pieces_yx, m = ndimage.label(big_core_yx, FOUR_CONNECTED)
+            first = self.next_id - 1  # fragment id = first + piece label
+            self.next_id += m
+            count, total = self._sums(pieces_yx, raw_core_yx)
+            pending = np.zeros(m + 1, dtype=np.int64)
+            if i + 1 < n_rows:
+                pending[np.unique(pieces_yx[-1])] += 1
+                cols = np.flatnonzero(pieces_yx[-1])
+                if cols.size:
+                    self.bottom_edges[(i, j)] = (cols + origin[1], pieces_yx[-1][cols] + first)
+            if j + 1 < n_cols:
+                pending[np.unique(pieces_yx[:, -1])] += 1
+                rows = np.flatnonzero(pieces_yx[:, -1])
+                if rows.size:
+                    self.right_edges[(i, j)] = (rows + origin[0], pieces_yx[:, -1][rows] + first)
+            boxes = ndimage.find_objects(pieces_yx)
+            for lab, poly in traced_polygons(pieces_yx, Affine.translation(origin[1], origin[0])).items():
+                fid = first + lab
+                rows, cols = boxes[lab - 1]
+                seed = (rows.start + origin[0], cols.start + int(np.argmax(pieces_yx[rows.start, cols] == lab)) + origin[1])
+                self.parent[fid] = fid
+                self.groups[fid] = _Group([fid], [poly], int(count[lab]), float(total[lab]), int(pending[lab]), seed)
+                touched.add(fid)
+            for edge, ours_line, offset in ((above, pieces_yx[0], origin[1]), (left, pieces_yx[:, 0], origin[0])):
+                if edge is not None:  # pixels 4-adjacent across the border: the same component
+                    ours = ours_line[edge[0] - offset]
+                    pairs = np.unique(np.stack([edge[1][ours > 0], ours[ours > 0] + first], axis=1), axis=0)
+                    for a, b in pairs.tolist():
+                        self._union(a, b)
+        for edge in (above, left):
+            if edge is not None:
+                for fid in np.unique(edge[1]):
+                    root = self._find(int(fid))
+                    self.groups[root].pending -= 1
+                    touched.add(root)
+        for root in {self._find(fid) for fid in touched}:
+            group = self.groups[root]
+            if group.pending == 0:
+                del self.groups[root]
+                for fid in group.members:
+                    del self.parent[fid]
+                self._finish_group(group, polys, p_mean)
+            elif len(group.parts) > 1:
+                group.parts = [merge_parts(group.parts)]  # linked pieces share edges: one polygon
+
+    def _finish_group(self, group: _Group, polys: list, p_mean: list[float]) -> None:
+        """A finished big component: split on its own if it fits in a window, else whole."""
+        poly = merge_parts(group.parts)
+        lay = self.layout
+        x0, y0, x1, y1 = (round(v) for v in poly.bounds)
+        fits = y1 - y0 <= lay.rows + 2 * lay.halo and x1 - x0 <= lay.cols + 2 * lay.halo
+        if self.split_touching and fits and group.count >= MIN_SPLIT_PIXELS:
+            raw_yx, valid_yx, boundary_yx = self.read((y0, y1, x0, x1))
+            fg_yx = self.prob.foreground(raw_yx)
+            fg_yx &= valid_yx
+            comp_yx, _ = ndimage.label(fg_yx, FOUR_CONNECTED)
+            inside = comp_yx == comp_yx[group.seed[0] - y0, group.seed[1] - x0]  # its bounding box: all of it
+            del fg_yx, comp_yx
+            parts = split_component(inside, None if boundary_yx is None else _as_probability(boundary_yx))
+            if parts is not None:
+                parts = np.where(inside, parts, 0).astype(np.int32)
+                count, total = self._sums(parts, raw_yx)
+                for lab, part in traced_polygons(parts, Affine.translation(x0, y0)).items():
+                    polys.append(part)
+                    p_mean.append(float(total[lab] / count[lab]))
+                return
+        polys.append(poly)
+        p_mean.append(group.total / group.count)
+
+    def _find(self, i: int) -> int:
+        parent = self.parent
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def _union(self, a: int, b: int) -> None:
+        ra, rb = self._find(a), self._find(b)
+        if ra == rb:
+            return
+        ga, gb = self.groups[ra], self.groups[rb]
+        if len(ga.members) < len(gb.members):
+            ra, rb, ga, gb = rb, ra, gb, ga
+        self.parent[rb] = ra
+        ga.members += gb.members
+        ga.parts += gb.parts
+        ga.count += gb.count
+        ga.total += gb.total
+        ga.pending += gb.pending
+        del self.groups[rb]
+
+    def finish(self) -> None:
+        if self.groups or self.bottom_edges or self.right_edges:  # every border was read: cannot happen
+            raise AssertionError("vectorize: unfinished big components after the last block")
 
 
 def vectorize_raster(
@@ -178,27 +343,37 @@ def vectorize_raster(
     model, reg_status, geometry``; ids run 1..N top-to-bottom, then left-to-right.
     """
     import rasterio
+    from rasterio.env import get_gdal_config
     from rasterio.errors import RasterioIOError
 
     progress = progress or NullProgress()
     threshold = cfg.threshold if cfg.threshold is not None else threshold_default
     out_crs = None if out_crs is None else _parse_crs(out_crs)
-    if cfg.band_rows < 1 or cfg.halo_rows < 0:
+    cols = cfg.band_rows if BLOCK_COLS is None else BLOCK_COLS
+    if cfg.band_rows < 1 or cfg.halo_rows < 0 or cols < 1:
         raise ConfigError(f"band_rows must be >= 1 and halo_rows >= 0 (got {cfg.band_rows}, {cfg.halo_rows})")
+    cache_bytes = min(GDAL_CACHE_BYTES, int(get_gdal_config("GDAL_CACHEMAX") or GDAL_CACHE_BYTES))
     try:
-        with rasterio.open(path) as ds:
+        with rasterio.Env(GDAL_CACHEMAX=cache_bytes), rasterio.open(path) as ds:
             _check_bands(ds, cfg)
             grid = RasterGrid((ds.height, ds.width), ds.transform, ds.crs)
             gsd_m = ground_gsd_m(grid)
-            layout = BandLayout(ds.height, cfg.band_rows, max(1, cfg.halo_rows))
-            tracer = _SeamTracer(layout, threshold, cfg.split_touching)
-            for k in range(layout.n_bands):
+            finisher = _Finisher(grid, gsd_m, cfg, out_crs)
+            layout = BlockLayout(ds.height, ds.width, cfg.band_rows, cols, max(1, cfg.halo_rows))
+            prob = _Probability(np.dtype(ds.dtypes[0]), threshold)
+
+            def read(window: tuple[int, int, int, int]):
+                return _read_window(ds, window, cfg.boundary_band)
+
+            tracer = _BlockTracer(layout, prob, cfg.split_touching, finisher, read)
+            for done, (i, j) in enumerate(layout.blocks(), start=1):
                 check_cancel(progress)
-                tracer.add_band(k, *_read_window(ds, layout.window(k), cfg.boundary_band))
-                progress.update(k + 1, layout.n_bands, "vectorize")
+                tracer.add_block(i, j, *read(layout.window(i, j)))
+                progress.update(done, layout.n_blocks, "vectorize")
+            tracer.finish()
     except RasterioIOError as exc:
         raise RasterReadError(f"cannot read {path}: {exc}") from exc
-    return _footprints(tracer.finish(), grid, gsd_m, cfg, model_name, out_crs)
+    return finisher.frame(model_name)
 
 
 def _parse_crs(crs):
@@ -221,15 +396,26 @@ def _check_bands(ds, cfg: VectorizeConfig) -> None:
             raise InputError(f"band {band} of {ds.name} is {dtype}; expected uint8 (0..255) or float (0..1) probability")
 
 
-def _read_window(ds, rows: tuple[int, int], boundary_band: int | None):
-    """``(prob, valid, boundary)`` for raster rows ``[row0, row1)``, all columns."""
+def _read_window(ds, window: tuple[int, int, int, int], boundary_band: int | None):
+    """``(band 1 values, valid, boundary band values)`` for raster rows ``[r0, r1)``, columns ``[c0, c1)``.
+
+    uint8 bands stay uint8 (a quarter of the memory; see :class:`_Probability`),
+    float bands become float32.
+    """
     from rasterio.windows import Window
 
-    win = Window(0, rows[0], ds.width, rows[1] - rows[0])
-    prob_yx = _as_probability(ds.read(1, window=win))
-    valid_yx = (ds.dataset_mask(window=win) > 0) & np.isfinite(prob_yx)
-    boundary_yx = None if boundary_band is None else _as_probability(ds.read(boundary_band, window=win))
-    return prob_yx, valid_yx, boundary_yx
+    r0, r1, c0, c1 = window
+    win = Window(c0, r0, c1 - c0, r1 - r0)
+    raw_yx = _raw(ds.read(1, window=win))
+    valid_yx = ds.dataset_mask(window=win) > 0
+    if raw_yx.dtype != np.uint8:
+        valid_yx &= np.isfinite(raw_yx)
+    boundary_yx = None if boundary_band is None else _raw(ds.read(boundary_band, window=win))
+    return raw_yx, valid_yx, boundary_yx
+
+
+def _raw(values_yx: np.ndarray) -> np.ndarray:
+    return values_yx if values_yx.dtype == np.uint8 else values_yx.astype(np.float32, copy=False)
 
 
 def _as_probability(raw_yx: np.ndarray) -> np.ndarray:
@@ -238,57 +424,108 @@ def _as_probability(raw_yx: np.ndarray) -> np.ndarray:
     return raw_yx.astype(np.float32, copy=False)
 
 
-def _footprints(instances, grid: RasterGrid, gsd_m: float, cfg: VectorizeConfig, model_name: str, out_crs):
-    """Pixel-space instances -> the output GeoDataFrame (ordered, simplified, squared, filtered)."""
-    import geopandas as gpd
-    import shapely
-    from rasterio.crs import CRS
+class _Finisher:
+    """Pixel-space instances -> final footprints, batch by batch; keeps only what the output holds.
 
-    src_crs = CRS.from_user_input(grid.crs)
-    dst_crs = src_crs if out_crs is None else CRS.from_user_input(out_crs)
-    if not instances:
-        return empty_footprints(dst_crs)
-    pixel_geoms, p_mean = _canonical_order(instances)
-    metric_crs = metric_crs_for(grid)
-    unit_m = metric_crs.linear_units_factor[1]  # metres per metric-CRS unit
-    geoms = gpd.GeoSeries(_to_map(pixel_geoms, grid.transform), crs=src_crs)
-    geoms = np.asarray((geoms if metric_crs == src_crs else geoms.to_crs(metric_crs)).values)
-    tolerance_m = gsd_m if cfg.simplify_m is None else cfg.simplify_m
-    geoms = _simplified(geoms, tolerance_m / unit_m)
-    reg_status = np.full(len(geoms), -1, dtype=np.int64)
-    if cfg.regularize:
-        reg_status = _squared_in_place(geoms, cfg, unit_m)
-    area_m2 = shapely.area(geoms) * unit_m**2
-    keep = area_m2 >= cfg.min_area_m2
-    out = gpd.GeoSeries(geoms[keep], crs=metric_crs)
-    out = out if dst_crs == metric_crs else out.to_crs(dst_crs)
-    n = len(out)
-    columns = {
-        "id": np.arange(1, n + 1, dtype=np.int64),
-        "area_m2": area_m2[keep],
-        "p_mean": p_mean[keep],
-        "gsd_m": np.full(n, gsd_m, dtype=np.float64),
-        "model": np.full(n, model_name, dtype=object),
-        "reg_status": reg_status[keep],
-    }
-    return gpd.GeoDataFrame(columns, geometry=out.values, crs=dst_crs)[COLUMNS]
-
-
-def _canonical_order(instances: list[tuple[Polygon, float]]) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel-space polygons in canonical form, sorted top-to-bottom then left-to-right; and their p_mean.
-
-    Canonical rings (no collinear vertices, as left where fragments were dissolved;
-    fixed start and orientation) make the representative point, the order and the
-    later simplification independent of how the raster was banded.
+    Per batch: canonical pixel rings (no collinear vertices, as left where fragments
+    were dissolved; fixed start and orientation: the representative point, the order
+    and the simplification do not depend on the blocks), the representative point
+    (for the output order), map then metric coordinates, simplification, squaring,
+    metric area, the area filter and the output CRS.
     """
+
+    def __init__(self, grid: RasterGrid, gsd_m: float, cfg: VectorizeConfig, out_crs) -> None:
+        from rasterio.crs import CRS
+
+        self.grid, self.gsd_m, self.cfg = grid, gsd_m, cfg
+        src_crs = CRS.from_user_input(grid.crs)
+        self.dst_crs = src_crs if out_crs is None else CRS.from_user_input(out_crs)
+        metric_crs = metric_crs_for(grid)
+        self.unit_m = metric_crs.linear_units_factor[1]  # metres per metric-CRS unit
+        self.to_metric = None if metric_crs == src_crs else _transformer(src_crs, metric_crs)
+        self.to_dst = None if self.dst_crs == metric_crs else _transformer(metric_crs, self.dst_crs)
+        tolerance_m = gsd_m if cfg.simplify_m is None else cfg.simplify_m
+        self.tolerance = tolerance_m / self.unit_m
+        self.batches: list[tuple] = []  # (WKB of the batch's geometries, their sizes, anchor_x, anchor_y, area_m2, p_mean, reg_status)
+
+    def add(self, pixel_polys: list, p_mean: list[float]) -> None:
+        import shapely
+
+        pixel_geoms = np.empty(len(pixel_polys), dtype=object)
+        pixel_geoms[:] = pixel_polys
+        pixel_geoms = shapely.normalize(shapely.simplify(pixel_geoms, 0.0))
+        anchor_xy = shapely.get_coordinates(shapely.point_on_surface(pixel_geoms))
+        geoms = _to_map(pixel_geoms, self.grid.transform)
+        del pixel_geoms
+        if self.to_metric is not None:
+            geoms = _reproject(geoms, self.to_metric)
+        geoms = _simplified(geoms, self.tolerance)
+        reg_status = np.full(len(geoms), -1, dtype=np.int64)
+        if self.cfg.regularize:
+            reg_status = _squared_in_place(geoms, self.cfg, self.unit_m)
+        area_m2 = shapely.area(geoms) * self.unit_m**2
+        keep = area_m2 >= self.cfg.min_area_m2
+        if not keep.any():
+            return
+        geoms = geoms[keep]
+        if self.to_dst is not None:
+            geoms = _reproject(geoms, self.to_dst)
+        wkb = shapely.to_wkb(geoms)
+        del geoms
+        sizes = np.fromiter(map(len, wkb), dtype=np.int64, count=len(wkb))
+        p_mean_a = np.asarray(p_mean, dtype=np.float64)
+        self.batches.append((b"".join(wkb), sizes, anchor_xy[keep, 0], anchor_xy[keep, 1], area_m2[keep],
+                             p_mean_a[keep], reg_status[keep]))
+
+    def frame(self, model_name: str):
+        """The output GeoDataFrame, sorted top-to-bottom then left-to-right by representative point."""
+        import geopandas as gpd
+        import shapely
+
+        if not self.batches:
+            return empty_footprints(self.dst_crs)
+        buffers = [b[0] for b in self.batches]
+        sizes, anchor_x, anchor_y, area_m2, p_mean, reg_status = (np.concatenate(c) for c in list(zip(*self.batches))[1:])
+        batch_of = np.repeat(np.arange(len(buffers)), [len(b[1]) for b in self.batches])
+        self.batches = []
+        start = np.cumsum(sizes) - sizes  # within the whole sequence of buffers ...
+        start -= np.repeat(np.cumsum([0] + [len(b) for b in buffers[:-1]]), np.bincount(batch_of, minlength=len(buffers)))
+        order = np.lexsort((anchor_x, anchor_y))  # rows (y) first, then columns (x)
+        n = len(order)
+        geoms = np.empty(n, dtype=object)
+        for k0 in range(0, n, _WKB_CHUNK):  # decode in chunks: few temporary bytes objects at a time
+            idx = order[k0 : k0 + _WKB_CHUNK]
+            wkb = np.empty(len(idx), dtype=object)
+            wkb[:] = [buffers[b][s : s + z] for b, s, z in zip(batch_of[idx], start[idx], sizes[idx])]
+            geoms[k0 : k0 + len(idx)] = shapely.from_wkb(wkb)
+        del buffers
+        columns = {
+            "id": np.arange(1, n + 1, dtype=np.int64),
+            "area_m2": area_m2[order],
+            "p_mean": p_mean[order],
+            "gsd_m": np.full(n, self.gsd_m, dtype=np.float64),
+            "model": np.full(n, model_name, dtype=object),
+            "reg_status": reg_status[order],
+        }
+        return gpd.GeoDataFrame(columns, geometry=gpd.GeoSeries(geoms, crs=self.dst_crs).values, crs=self.dst_crs)[COLUMNS]
+
+
+def _transformer(src_crs, dst_crs):
+    """``(x, y)`` transformer between two CRSs (as GeoPandas' ``to_crs`` builds it), None if they are the same."""
+    from pyproj import CRS as ProjCRS
+    from pyproj import Transformer
+
+    src, dst = ProjCRS.from_user_input(src_crs), ProjCRS.from_user_input(dst_crs)
+    return None if src.is_exact_same(dst) else Transformer.from_crs(src, dst, always_xy=True)
+
+
+def _reproject(geoms: np.ndarray, transformer) -> np.ndarray:
     import shapely
 
-    pixel_geoms = np.array([poly for poly, _ in instances], dtype=object)
-    pixel_geoms = shapely.normalize(shapely.simplify(pixel_geoms, 0.0))
-    p_mean = np.array([p for _, p in instances], dtype=np.float64)
-    anchor_xy = shapely.get_coordinates(shapely.point_on_surface(pixel_geoms))
-    order = np.lexsort((anchor_xy[:, 0], anchor_xy[:, 1]))  # rows (y) first, then columns (x)
-    return pixel_geoms[order], p_mean[order]
+    def xy(coords: np.ndarray) -> np.ndarray:
+        return np.column_stack(transformer.transform(coords[:, 0], coords[:, 1]))
+
+    return shapely.transform(geoms, xy)
 
 
 def _squared_in_place(geoms: np.ndarray, cfg: VectorizeConfig, unit_m: float) -> np.ndarray:

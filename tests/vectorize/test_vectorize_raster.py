@@ -241,19 +241,21 @@ class _Recorder:
 
 def test_reads_are_bounded_and_progress_is_reported(tmp_path, monkeypatch):
     path = write_prob(tmp_path / "p.tif", draw((200, 50), [(10, 10, 190, 20)]))
-    windows: list[tuple[int, int]] = []
+    windows: list[tuple[int, int, int, int]] = []
     real_read = vr._read_window
 
-    def spy(ds, rows, boundary_band):
-        windows.append(rows)
-        return real_read(ds, rows, boundary_band)
+    def spy(ds, window, boundary_band):
+        windows.append(window)
+        return real_read(ds, window, boundary_band)
 
     monkeypatch.setattr(vr, "_read_window", spy)
     progress = _Recorder()
     gdf = vectorize_raster(path, VectorizeConfig(band_rows=40, halo_rows=10), progress=progress)
     assert len(gdf) == 1
-    assert len(windows) == 5 and max(r1 - r0 for r0, r1 in windows) <= 40 + 2 * 10
-    assert progress.calls == [(k, 5, "vectorize") for k in range(1, 6)]
+    assert len(windows) == 5 * 2  # 40 x 40 cores: 5 block rows, 2 block columns
+    assert max(r1 - r0 for r0, r1, _, _ in windows) <= 40 + 2 * 10
+    assert max(c1 - c0 for _, _, c0, c1 in windows) <= 40 + 2 * 10
+    assert progress.calls == [(k, 10, "vectorize") for k in range(1, 11)]
     with pytest.raises(Cancelled):
         vectorize_raster(path, VectorizeConfig(band_rows=40, halo_rows=10), progress=_Recorder(cancel_after=2))
 

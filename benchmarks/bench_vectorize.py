@@ -1,16 +1,19 @@
 """Peak memory and speed of ``vectorize_raster`` alone, on synthetic probability rasters.
 
 Not a test (pytest does not collect ``bench_*``): run it by hand. Each size runs in
-a fresh process; "peak" is the child's ``ru_maxrss`` minus its RSS after the imports
-(so it is what vectorising costs, not what importing costs).
+a fresh process; "cost" is the child's peak RSS (``ru_maxrss``) minus its RSS after
+the imports and a tiny warm-up run (so lazy imports are not counted): what
+vectorising the raster costs. GDAL's block cache is part of it (see ``--gdal-cachemax``).
 
-The raster is uint8 probability with dark noise and small rectangles on a jittered
-grid (about one building per ``--cell`` x ``--cell`` pixels; some touching pairs and
-L shapes), plus a few buildings larger than the default halo. Rasters are cached in
-``--dir`` by their parameters.
+The raster is uint8 probability with dark noise and small rectangles with ragged
+outlines on a jittered grid (about one building per ``--cell`` x ``--cell`` pixels;
+some touching pairs and L shapes), plus a few buildings larger than the default
+halo. Rasters are cached in ``--dir`` by their parameters. ``--module`` runs another
+copy of ``raster.py`` (e.g. ``git show HEAD:geoseg/vectorize/raster.py > /tmp/old.py``)
+for before/after comparisons.
 
-    python tests/vectorize/bench_vectorize.py --sizes 20000x3000
-    python tests/vectorize/bench_vectorize.py --sizes 20000x1000 20000x3000 20000x6000 --tracemalloc
+    python benchmarks/bench_vectorize.py --sizes 20000x3000 20000x20000
+    python benchmarks/bench_vectorize.py --sizes 20000x3000 --module /tmp/old.py
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ def build(width: int, height: int, out_dir: Path, cell: int = 42, seed: int = 0)
     import numpy as np
     import rasterio
     from affine import Affine
+    from scipy import ndimage
 
-    path = out_dir / f"synth_{width}x{height}_c{cell}_s{seed}.tif"
+    path = out_dir / f"synth_{width}x{height}_c{cell}_s{seed}_ragged.tif"
     if path.is_file():
         return path
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -55,9 +59,9 @@ def build(width: int, height: int, out_dir: Path, cell: int = 42, seed: int = 0)
         r0, c0 = int(rng.integers(0, max(1, height - 400))), int(rng.integers(0, max(1, width - 700)))
         rects.append((r0, c0, r0 + 300 + 37 * i % 90, c0 + 600, 230))
     rects_a = np.array(rects, dtype=np.int64)
-    profile = dict(driver="GTiff", width=width, height=height, count=1, dtype="uint8", crs="EPSG:32633",
-                   transform=Affine(0.3, 0, 500000.0, 0, -0.3, 5_000_000.0), tiled=True, blockxsize=512,
-                   blockysize=512, compress="deflate", BIGTIFF="IF_SAFER")
+    profile = {"driver": "GTiff", "width": width, "height": height, "count": 1, "dtype": "uint8", "crs": "EPSG:32633",
+               "transform": Affine(0.3, 0, 500000.0, 0, -0.3, 5_000_000.0), "tiled": True, "blockxsize": 512,
+               "blockysize": 512, "compress": "deflate", "BIGTIFF": "IF_SAFER"}
     strip = 1024
     with rasterio.open(path, "w", **profile) as dst:
         for s0 in range(0, height, strip):
@@ -66,20 +70,30 @@ def build(width: int, height: int, out_dir: Path, cell: int = 42, seed: int = 0)
             hit = (rects_a[:, 0] < s1) & (rects_a[:, 2] > s0)
             for r0, c0, r1, c1, v in rects_a[hit]:
                 block[max(r0, s0) - s0 : min(r1, s1) - s0, c0:c1] = v
+            building = block >= 128
+            edge = building & ~ndimage.binary_erosion(building)  # ragged outlines, as real predictions have
+            block[edge & (np.random.default_rng([seed, s0, 1]).random(block.shape) < 0.4)] = 90
             dst.write(block, 1, window=rasterio.windows.Window(0, s0, width, s1 - s0))
     return path
 
 
-def child(raster: str, band_rows: int | None, trace: bool) -> dict:
+def child(raster: str, band_rows: int | None, trace: bool, module: str | None) -> dict:
     import psutil
 
     from geoseg.config import VectorizeConfig
     from geoseg.vectorize import raster as vr
 
-    import geopandas  # noqa: F401  (imported by the run anyway: not part of its cost)
-    import rasterio  # noqa: F401
-    import skimage.segmentation  # noqa: F401
+    if module:
+        import importlib.util
 
+        spec = importlib.util.spec_from_file_location("bench_raster_module", module)
+        vr = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = vr
+        spec.loader.exec_module(vr)
+
+    cfg = VectorizeConfig() if band_rows is None else VectorizeConfig(band_rows=band_rows)
+    warm = build(700, 700, Path(raster).parent)  # a tiny run first: lazy imports are not the big run's cost
+    vr.vectorize_raster(warm, VectorizeConfig(band_rows=256, halo_rows=64), model_name="bench")
     proc = psutil.Process()
     base = proc.memory_info().rss
     peak, stop = [base], threading.Event()
@@ -93,7 +107,6 @@ def child(raster: str, band_rows: int | None, trace: bool) -> dict:
         import tracemalloc
 
         tracemalloc.start()
-    cfg = VectorizeConfig() if band_rows is None else VectorizeConfig(band_rows=band_rows)
     t0 = time.perf_counter()
     gdf = vr.vectorize_raster(raster, cfg, model_name="bench")
     seconds = time.perf_counter() - t0
@@ -118,12 +131,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--sizes", nargs="+", default=["20000x3000"], help="WIDTHxHEIGHT")
     ap.add_argument("--cell", type=int, default=42, help="about one building per cell x cell pixels")
     ap.add_argument("--band-rows", type=int, default=None)
+    ap.add_argument("--module", help="path of another raster.py to run instead of geoseg.vectorize.raster")
+    ap.add_argument("--gdal-cachemax", type=int, default=None, help="GDAL_CACHEMAX (MB) for the runs; default GDAL's")
     ap.add_argument("--tracemalloc", action="store_true", help="also report the Python-heap peak (slower run)")
     ap.add_argument("--dir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "geoseg-bench-vectorize")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        print(MARK + json.dumps(child(args.child, args.band_rows, args.tracemalloc)), flush=True)
+        print(MARK + json.dumps(child(args.child, args.band_rows, args.tracemalloc, args.module)), flush=True)
         return []
     rows = []
     for spec in args.sizes:
@@ -131,7 +146,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         path = build(w, h, args.dir, args.cell)
         cmd = [sys.executable, __file__, "--child", str(path)] + ["--tracemalloc"] * args.tracemalloc
         cmd += [] if args.band_rows is None else ["--band-rows", str(args.band_rows)]
-        p = subprocess.run(cmd, capture_output=True, text=True)
+        cmd += [] if args.module is None else ["--module", str(Path(args.module).resolve())]
+        env = dict(os.environ, **({"GDAL_CACHEMAX": str(args.gdal_cachemax)} if args.gdal_cachemax else {}))
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         lines = [ln for ln in p.stdout.splitlines() if ln.startswith(MARK)]
         if p.returncode or not lines:
             sys.exit(f"{spec} failed (exit {p.returncode}):\n{p.stderr[-3000:]}")
