@@ -29,6 +29,9 @@ def handle_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         warnings.showwarning = _show_warning
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
         signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             return fn(*args, **kwargs)

@@ -20,6 +20,12 @@ def train(config, out_dir, export_dir, card_extra):
     from pathlib import Path
 
     from geoseg.errors import ConfigError
+
+    try:
+        import albumentations  # noqa: F401
+        import cv2  # noqa: F401
+    except ImportError:
+        raise ConfigError("geoseg train needs the training extras: pip install 'geoseg[train]'") from None
     from geoseg.train.fit import fit
 
     try:

@@ -57,7 +57,7 @@ def valid_at(raster_path: str, geoms) -> np.ndarray:
     with rasterio.open(raster_path) as ds:
         inv = ~ds.transform
         for i, p in enumerate(pts):
-            col, row = inv * (p.x, p.y)
+            col, row = inv @ (p.x, p.y)
             r, c = int(np.floor(row)), int(np.floor(col))
             if 0 <= r < ds.height and 0 <= c < ds.width:
                 out[i] = ds.dataset_mask(window=PixelWindow(r, c, 1, 1).to_rasterio())[0, 0] > 0

@@ -29,8 +29,12 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
 
 def plot_sweep(rows_by_model: dict[str, list[dict]], path: str | Path, metric: str = "iou") -> Path:
     """PNG of ``metric`` against GSD (log axis), one line per model."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        from geoseg.errors import ConfigError
 
+        raise ConfigError("--plot needs matplotlib: pip install 'geoseg[plot]' (or matplotlib)") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
