@@ -73,7 +73,7 @@ class WorkDir:
         tmp = self.path / f".chunk_{index[0]:05d}_{index[1]:03d}.tmp.tif"
         profile = dict(driver="GTiff", width=window.width, height=window.height, count=self.k + 1, dtype="uint8",
                        crs=self.grid.crs, transform=self.grid.window_transform(window), compress="zstd",
-                       predictor=2, tiled=True, blockxsize=256, blockysize=256, photometric="minisblack")
+                       zstd_level=1, predictor=2, tiled=True, blockxsize=256, blockysize=256, photometric="minisblack")
         with rasterio.open(tmp, "w", **profile) as dst:
             dst.write(data)
         tmp.replace(self.chunk_path(index))

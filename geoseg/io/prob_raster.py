@@ -38,7 +38,8 @@ def write_probability(src_path: Path, out_path: Path, out_grid: RasterGrid, n_ba
     check_raster_output(out_path)
     profile = dict(driver="GTiff", width=out_grid.width, height=out_grid.height, count=n_bands, dtype="uint8",
                    crs=out_grid.crs, transform=out_grid.transform, tiled=True, blockxsize=512, blockysize=512,
-                   compress=compress, predictor=2, BIGTIFF="IF_SAFER")
+                   compress=compress, predictor=2, BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS",
+                   **({"ZLEVEL": 4} if compress == "deflate" else {"ZSTD_LEVEL": 6}))
     with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(src_path) as src, atomic_output(out_path) as tmp:
         same = RasterGrid((src.height, src.width), src.transform, src.crs).same_as(out_grid)
         reader = src if same else WarpedVRT(src, crs=out_grid.crs, transform=out_grid.transform, width=out_grid.width,
