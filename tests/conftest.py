@@ -40,9 +40,11 @@ def scene(shape_yx=(200, 300), rects=(), seed=0, dark=30, bright=225) -> np.ndar
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def make_pixel_model(folder: Path, name="pixel-test", gsd_m=1.0, valid=(0.25, 4.0), tile=64, overlap=16, gain=8.0) -> Path:
+def make_pixel_model(folder: Path, name="pixel-test", gsd_m=1.0, valid=(0.25, 4.0), tile=64, overlap=16, gain=8.0,
+                     outputs=("building",)) -> Path:
     """A real model card + safetensors for the per-pixel linear reference model:
-    logit = gain * mean(normalised RGB), so bright pixels are buildings."""
+    logit = gain * mean(normalised RGB), so bright pixels are buildings (every output channel alike,
+    except a ``border`` channel, which is constant and low)."""
     import torch
     from safetensors.torch import save_file
 
@@ -50,9 +52,15 @@ def make_pixel_model(folder: Path, name="pixel-test", gsd_m=1.0, valid=(0.25, 4.
 
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / f"{name}.safetensors"
-    save_file({"weight": torch.full((1, 3, 1, 1), gain / 3).half(), "bias": torch.zeros(1).half()}, str(weights))
+    k = len(outputs)
+    weight = torch.full((k, 3, 1, 1), gain / 3)
+    bias = torch.zeros(k)
+    for i, o in enumerate(outputs):
+        if o == "border":
+            weight[i], bias[i] = 0.0, -6.0
+    save_file({"weight": weight.half(), "bias": bias.half()}, str(weights))
     card = {
-        "name": name, "architecture": {"name": "pixel-linear", "in_channels": 3, "classes": 1}, "outputs": ["building"],
+        "name": name, "architecture": {"name": "pixel-linear", "in_channels": 3, "classes": k}, "outputs": list(outputs),
         "weights": weights.name, "sha256": file_sha256(weights),
         "input": {"bands": ["red", "green", "blue"], "normalization": {"mean": [127.5] * 3, "std": [127.5] * 3}},
         "gsd_m": gsd_m, "gsd_valid_m": list(valid), "tile_size": tile, "overlap": overlap, "threshold": 0.5,
@@ -66,6 +74,12 @@ def make_pixel_model(folder: Path, name="pixel-test", gsd_m=1.0, valid=(0.25, 4.
 @pytest.fixture(scope="session")
 def pixel_card(tmp_path_factory) -> Path:
     return make_pixel_model(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def pixel_card_2out(tmp_path_factory) -> Path:
+    """Two outputs (building, border), like the shipped model."""
+    return make_pixel_model(tmp_path_factory.mktemp("models2"), name="pixel-test-2", outputs=("building", "border"))
 
 
 @pytest.fixture

@@ -90,7 +90,7 @@ def segment(input_path: str, output: str | Path | None = None, prob: str | Path 
                 gdf = _clip_to_input(gdf, plan)
         if prob is not None:
             write_probability(mosaic, prob, plan.out_grid, plan.n_channels, compress=cfg.compress, cog=cfg.cog,
-                              tags=meta, progress=progress)
+                              tags=meta, progress=progress, valid_path=work.validity_vrt(chunk_windows(plan)))
         if output is not None:
             write_vectors(gdf, output, meta)
     finally:

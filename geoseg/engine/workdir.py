@@ -78,16 +78,30 @@ class WorkDir:
             dst.write(data)
         tmp.replace(self.chunk_path(index))
 
+    def validity_vrt(self, chunks: dict[tuple[int, int], PixelWindow]) -> Path:
+        """``validity.vrt``: the chunks' validity (0/255) as an ordinary band, for warping."""
+        text = self.vrt(chunks).read_text()
+        head, rest = text.split("  <VRTRasterBand", 1)
+        mask = rest[rest.index("<MaskBand>") + len("<MaskBand>"):rest.index("</MaskBand>")]
+        out = self.path / "validity.vrt"
+        out.write_text(head + mask.replace('<VRTRasterBand dataType="Byte">', '<VRTRasterBand dataType="Byte" band="1">', 1) + "</VRTDataset>\n")
+        return out
+
     def vrt(self, chunks: dict[tuple[int, int], PixelWindow]) -> Path:
-        """Write ``mosaic.vrt`` over all chunks (``{(row, block): window}``); band K+1 is alpha (validity)."""
+        """Write ``mosaic.vrt`` over all chunks (``{(row, block): window}``): K probability bands
+        and a per-dataset mask band (validity)."""
         g, t = self.grid, self.grid.transform
         lines = [f'<VRTDataset rasterXSize="{g.width}" rasterYSize="{g.height}">',
                  f"  <SRS>{escape(g.crs.to_wkt() if hasattr(g.crs, 'to_wkt') else str(g.crs))}</SRS>",
                  f"  <GeoTransform>{t.c!r}, {t.a!r}, {t.b!r}, {t.f!r}, {t.d!r}, {t.e!r}</GeoTransform>"]
         for band in range(1, self.k + 2):
-            alpha = band == self.k + 1
-            lines.append(f'  <VRTRasterBand dataType="Byte" band="{band}">')
-            lines.append(f"    <ColorInterp>{'Alpha' if alpha else 'Gray'}</ColorInterp>")
+            mask = band == self.k + 1
+            if mask:  # validity as a per-dataset mask band: honoured for any band count (alpha is not)
+                lines.append('  <MaskBand>')
+                lines.append('  <VRTRasterBand dataType="Byte">')
+            else:
+                lines.append(f'  <VRTRasterBand dataType="Byte" band="{band}">')
+                lines.append("    <ColorInterp>Gray</ColorInterp>")
             for i, w in chunks.items():
                 if w.height == 0 or w.width == 0:
                     continue
@@ -95,10 +109,12 @@ class WorkDir:
                           f'      <SourceFilename relativeToVRT="1">{self.chunk_path(i).name}</SourceFilename>',
                           f"      <SourceBand>{band}</SourceBand>",
                           f'      <SourceProperties RasterXSize="{w.width}" RasterYSize="{w.height}" DataType="Byte" BlockXSize="256" BlockYSize="256"/>',
-                          f'      <SrcRect xOff="0" yOff="0" xSize="{w.width}" ySize="{w.height}"/>',
+                          '      <SrcRect xOff="0" yOff="0" xSize="%d" ySize="%d"/>' % (w.width, w.height),
                           f'      <DstRect xOff="{w.col_off}" yOff="{w.row_off}" xSize="{w.width}" ySize="{w.height}"/>',
                           "    </SimpleSource>"]
             lines.append("  </VRTRasterBand>")
+            if mask:
+                lines.append("  </MaskBand>")
         lines.append("</VRTDataset>")
         out = self.path / "mosaic.vrt"
         out.write_text("\n".join(lines) + "\n")

@@ -24,10 +24,11 @@ def check_raster_output(path: Path) -> None:
 
 def write_probability(src_path: Path, out_path: Path, out_grid: RasterGrid, n_bands: int, *, compress: str = "deflate",
                       cog: bool = False, tags: dict[str, str] | None = None, progress: Progress | None = None,
-                      rows_per_step: int = 1024) -> Path:
+                      rows_per_step: int = 1024, valid_path: Path | None = None) -> Path:
     """Copy (or warp, if ``out_grid`` differs) bands ``1..n_bands`` of ``src_path`` into ``out_path``.
 
-    ``src_path`` carries its validity as an alpha band (band ``n_bands + 1``).
+    Validity comes from ``src_path``'s mask; when warping, from band 1 of ``valid_path``
+    (0/255) if given, since GDAL's warper ignores per-dataset mask bands of VRTs.
     """
     import rasterio
     from rasterio.enums import Resampling
@@ -42,8 +43,10 @@ def write_probability(src_path: Path, out_path: Path, out_grid: RasterGrid, n_ba
                    **({"ZLEVEL": 4} if compress == "deflate" else {"ZSTD_LEVEL": 6}))
     with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(src_path) as src, atomic_output(out_path) as tmp:
         same = RasterGrid((src.height, src.width), src.transform, src.crs).same_as(out_grid)
-        reader = src if same else WarpedVRT(src, crs=out_grid.crs, transform=out_grid.transform, width=out_grid.width,
-                                            height=out_grid.height, resampling=Resampling.bilinear)
+        warp = dict(crs=out_grid.crs, transform=out_grid.transform, width=out_grid.width, height=out_grid.height)
+        reader = src if same else WarpedVRT(src, resampling=Resampling.bilinear, **warp)
+        vsrc = None if same or valid_path is None else rasterio.open(valid_path)
+        vreader = None if vsrc is None else WarpedVRT(vsrc, resampling=Resampling.nearest, **warp)
         try:
             with rasterio.open(tmp, "w", **profile) as dst:
                 steps = range(0, out_grid.height, rows_per_step)
@@ -51,7 +54,7 @@ def write_probability(src_path: Path, out_path: Path, out_grid: RasterGrid, n_ba
                     check_cancel(progress)
                     win = PixelWindow(r0, 0, min(rows_per_step, out_grid.height - r0), out_grid.width).to_rasterio()
                     data = reader.read(indexes=list(range(1, n_bands + 1)), window=win)
-                    mask = reader.dataset_mask(window=win)
+                    mask = reader.dataset_mask(window=win) if vreader is None else vreader.read(1, window=win)
                     data[:, mask == 0] = 0
                     dst.write(data, window=win)
                     dst.write_mask(np.where(mask > 0, 255, 0).astype(np.uint8), window=win)
@@ -60,8 +63,9 @@ def write_probability(src_path: Path, out_path: Path, out_grid: RasterGrid, n_ba
                 for b in range(1, n_bands + 1):
                     dst.set_band_description(b, "probability x 255")
         finally:
-            if reader is not src:
-                reader.close()
+            for handle in (vreader, vsrc) + ((reader,) if reader is not src else ()):
+                if handle is not None:
+                    handle.close()
         if cog:
             _to_cog(tmp, compress)
     return out_path

@@ -211,3 +211,20 @@ def test_cog_output(tmp_path, pixel_card):
         assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
         assert ds.overviews(1) and ds.compression.name.lower() == "zstd"
         assert (ds.dataset_mask() > 0).all()
+
+
+@pytest.mark.parametrize("crs,transform", [("EPSG:32633", UTM), ("EPSG:4326", Affine(1e-5, 0, 9.5, 0, -1e-5, 45.2))])
+@pytest.mark.parametrize("card_name", ["pixel_card", "pixel_card_2out"])
+def test_nodata_survives_for_any_output_count_and_when_warping(tmp_path, request, card_name, crs, transform):
+    card = request.getfixturevalue(card_name)
+    mask = np.ones((160, 160), bool)
+    mask[:, 100:] = False
+    data = scene((160, 160), [(20, 110, 60, 150), (80, 20, 130, 70)])  # the first lies under nodata
+    src = write_raster(tmp_path / "in.tif", data, crs=crs, transform=transform, mask=mask)
+    res = segment(str(src), tmp_path / "o.gpkg", tmp_path / "p.tif", cfg(card))
+    assert len(res.footprints) == 1, "a bright area under nodata must never become a building"
+    with rasterio.open(tmp_path / "p.tif") as b:
+        assert b.count == res.plan.n_channels
+        valid = b.dataset_mask() > 0
+    agree = (valid == mask).mean()
+    assert agree == 1.0 if crs == "EPSG:32633" else agree > 0.98

@@ -13,7 +13,7 @@ def test_default_model_loads_and_predicts_any_tile_shape():
     rng = np.random.default_rng(0)
     for shape in [(3, 3, 64, 64), (1, 3, 50, 70)]:  # 50x70 is padded to a multiple of 32 and cropped back
         out = pred(rng.integers(0, 255, size=shape, dtype=np.uint8))
-        assert out.shape == (shape[0], 1, *shape[2:]) and out.dtype == np.float32
+        assert out.shape == (shape[0], len(card.outputs), *shape[2:]) and out.dtype == np.float32
         assert 0 <= out.min() and out.max() <= 1
 
 
