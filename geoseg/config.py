@@ -54,7 +54,7 @@ class SegmentConfig:
     cog: bool = False
     resume: bool = True
     keep_work: bool = False
-    block_width: int = 8192  # working-grid columns processed at once: bounds memory on wide rasters
+    block_width: int = 4096  # working-grid columns processed at once: bounds memory on wide rasters
     bands: tuple[int, ...] | None = None  # 1-based source bands in model order; None: first data bands
     vectorize: VectorizeConfig = field(default_factory=VectorizeConfig)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from geoseg.config import SegmentConfig
@@ -17,6 +17,9 @@ from geoseg.io.prob_raster import check_raster_output, write_probability
 from geoseg.io.raster import inspect_raster
 from geoseg.models.registry import get_card
 from geoseg.progress import NullProgress, Progress
+
+
+GDAL_CACHE_MB = 256
 
 
 @dataclass
@@ -48,8 +51,7 @@ def segment(input_path: str, output: str | Path | None = None, prob: str | Path 
     ``prob`` when given; returns the footprints as a GeoDataFrame. Interrupted runs
     with an output path resume from the finished rows of tiles.
     """
-    from geoseg.io.vector import check_vector_output, write_vectors
-    from geoseg.vectorize.raster import vectorize_raster
+    from geoseg.io.vector import check_vector_output
 
     cfg, progress = config or SegmentConfig(), progress or NullProgress()
     output, prob = (Path(output) if output else None), (Path(prob) if prob else None)
@@ -71,31 +73,46 @@ def segment(input_path: str, output: str | Path | None = None, prob: str | Path 
                       "scale": info.scale, "device": predictor.device, "precision": predictor.precision})
     work = WorkDir(wd_path, plan.work_grid, plan.n_channels, fp, resume=cfg.resume)
     try:
-        stats = predict_rows(info, plan, predictor, cfg.blend, work, progress)
-        if not stats.any_valid:
-            work.remove()
-            raise InputError(f"{input_path} has no valid pixels (all nodata or masked); nothing to segment")
-        mosaic = work.vrt(chunk_windows(plan))
-        meta = provenance(card, cfg, plan, input_path)
-        gdf = None
-        if output is not None or return_footprints:
-            vcfg = cfg.vectorize
-            if vcfg.boundary_band is None and card.boundary_band is not None:
-                from dataclasses import replace
-
-                vcfg = replace(vcfg, boundary_band=card.boundary_band)
-            gdf = vectorize_raster(mosaic, vcfg, threshold_default=card.threshold, model_name=card.name,
-                                   out_crs=plan.out_grid.crs, progress=progress)
-            if plan.resampled:
-                gdf = _clip_to_input(gdf, plan)
-        if prob is not None:
-            write_probability(mosaic, prob, plan.out_grid, plan.n_channels, compress=cfg.compress, cog=cfg.cog,
-                              tags=meta, progress=progress, valid_path=work.validity_vrt(chunk_windows(plan)))
-        if output is not None:
-            write_vectors(gdf, output, meta)
+        with _gdal_env():
+            return _run(info, plan, card, cfg, predictor, work, input_path, output, prob, progress, return_footprints)
     finally:
         if tmp_root is not None:
             tmp_root.cleanup()
+
+
+def _gdal_env():
+    """Bound GDAL's block cache (default: 5% of RAM) unless the user chose a size."""
+    import rasterio
+
+    return rasterio.Env() if "GDAL_CACHEMAX" in os.environ else rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 2**20)
+
+
+def _run(info, plan: Plan, card, cfg: SegmentConfig, predictor, work: WorkDir, input_path: str,
+         output: Path | None, prob: Path | None, progress: Progress, return_footprints: bool) -> SegmentResult:
+    from geoseg.io.vector import write_vectors
+    from geoseg.vectorize.raster import vectorize_raster
+
+    stats = predict_rows(info, plan, predictor, cfg.blend, work, progress)
+    if not stats.any_valid:
+        work.remove()
+        raise InputError(f"{input_path} has no valid pixels (all nodata or masked); nothing to segment")
+    chunks = chunk_windows(plan)
+    mosaic = work.vrt(chunks)
+    meta = provenance(card, cfg, plan, input_path)
+    gdf = None
+    if output is not None or return_footprints:
+        vcfg = cfg.vectorize
+        if vcfg.boundary_band is None and card.boundary_band is not None:
+            vcfg = replace(vcfg, boundary_band=card.boundary_band)
+        gdf = vectorize_raster(mosaic, vcfg, threshold_default=card.threshold, model_name=card.name,
+                               out_crs=plan.out_grid.crs, progress=progress)
+        if plan.resampled:
+            gdf = _clip_to_input(gdf, plan)
+    if prob is not None:
+        write_probability(mosaic, prob, plan.out_grid, plan.n_channels, compress=cfg.compress, cog=cfg.cog,
+                          tags=meta, progress=progress, valid_path=work.validity_vrt(chunks))
+    if output is not None:
+        write_vectors(gdf, output, meta)
     if not cfg.keep_work:
         work.remove()
     return SegmentResult(gdf, plan, stats, output, prob, work.resumed)
