@@ -110,7 +110,7 @@ def _run(info, plan: Plan, card, cfg: SegmentConfig, predictor, work: WorkDir, i
             gdf = _clip_to_input(gdf, plan)
     if prob is not None:
         write_probability(mosaic, prob, plan.out_grid, plan.n_channels, compress=cfg.compress, cog=cfg.cog,
-                          tags=meta, progress=progress, valid_path=work.validity_vrt(chunks))
+                          tags=meta, progress=progress, valid_path=work.validity_vrt(chunks), band_names=card.outputs)
     if output is not None:
         write_vectors(gdf, output, meta)
     if not cfg.keep_work:

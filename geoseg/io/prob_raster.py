@@ -24,7 +24,8 @@ def check_raster_output(path: Path) -> None:
 
 def write_probability(src_path: Path, out_path: Path, out_grid: RasterGrid, n_bands: int, *, compress: str = "deflate",
                       cog: bool = False, tags: dict[str, str] | None = None, progress: Progress | None = None,
-                      rows_per_step: int = 1024, valid_path: Path | None = None) -> Path:
+                      rows_per_step: int = 1024, valid_path: Path | None = None,
+                      band_names: tuple[str, ...] | None = None) -> Path:
     """Copy (or warp, if ``out_grid`` differs) bands ``1..n_bands`` of ``src_path`` into ``out_path``.
 
     Validity comes from ``src_path``'s mask; when warping, from band 1 of ``valid_path``
@@ -61,7 +62,8 @@ def write_probability(src_path: Path, out_path: Path, out_grid: RasterGrid, n_ba
                     progress.update(i + 1, len(steps), "write probability")
                 dst.update_tags(**(tags or {}))
                 for b in range(1, n_bands + 1):
-                    dst.set_band_description(b, "probability x 255")
+                    # the output's name ("building", "border"): `geoseg vectorize` finds the border band by it
+                    dst.set_band_description(b, band_names[b - 1] if band_names else "probability")
         finally:
             for handle in (vreader, vsrc) + ((reader,) if reader is not src else ()):
                 if handle is not None:
