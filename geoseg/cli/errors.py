@@ -40,12 +40,10 @@ def handle_errors(fn):
         except Cancelled as exc:
             click.echo(f"geoseg: {exc}", err=True)
             sys.exit(130)
-        except Terminated:
-            click.echo("geoseg: terminated; rerun the same command to resume from the finished tiles", err=True)
-            sys.exit(143)
-        except KeyboardInterrupt:
-            click.echo("geoseg: interrupted; rerun the same command to resume from the finished tiles", err=True)
-            sys.exit(130)
+        except (Terminated, KeyboardInterrupt) as exc:
+            how, code = ("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
+            click.echo(f"geoseg: {how}; rerun the same command to resume from the finished tiles", err=True)
+            sys.exit(code)
         except GeosegError as exc:
             click.echo(f"geoseg: error: {exc}", err=True)
             sys.exit(2)

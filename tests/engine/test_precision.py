@@ -1,6 +1,5 @@
 """bf16 autocast on CPU must not change the footprints of the shipped model (IoU vs fp32 >= 0.995)."""
 
-import numpy as np
 import pytest
 
 from geoseg.engine.device import cpu_has_bf16

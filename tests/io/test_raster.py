@@ -20,7 +20,6 @@ def test_rgb_uint8_passes_through(tmp_path):
 
 
 def test_rgba_alpha_becomes_the_mask(tmp_path):
-    from rasterio.enums import ColorInterp
 
     data = scene((40, 50))
     alpha = np.full((1, 40, 50), 255, np.uint8)
