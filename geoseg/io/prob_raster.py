@@ -14,6 +14,7 @@ from geoseg.progress import NullProgress, Progress, check_cancel
 from geoseg.window import PixelWindow
 
 RASTER_EXTENSIONS = (".tif", ".tiff")
+COLS_PER_STEP = 4096
 
 
 def check_raster_output(path: Path) -> None:
@@ -50,10 +51,11 @@ def write_probability(src_path: Path, out_path: Path, out_grid: RasterGrid, n_ba
         vreader = None if vsrc is None else WarpedVRT(vsrc, resampling=Resampling.nearest, **warp)
         try:
             with rasterio.open(tmp, "w", **profile) as dst:
-                steps = range(0, out_grid.height, rows_per_step)
-                for i, r0 in enumerate(steps):
+                steps = [PixelWindow(r0, c0, min(rows_per_step, out_grid.height - r0), min(COLS_PER_STEP, out_grid.width - c0))
+                         for r0 in range(0, out_grid.height, rows_per_step) for c0 in range(0, out_grid.width, COLS_PER_STEP)]
+                for i, step in enumerate(steps):  # 2-D windows: memory does not grow with the raster's width
                     check_cancel(progress)
-                    win = PixelWindow(r0, 0, min(rows_per_step, out_grid.height - r0), out_grid.width).to_rasterio()
+                    win = step.to_rasterio()
                     data = reader.read(indexes=list(range(1, n_bands + 1)), window=win)
                     mask = reader.dataset_mask(window=win) if vreader is None else vreader.read(1, window=win)
                     data[:, mask == 0] = 0
