@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import importlib
-import os
 
 import click
-
-# GDAL's block cache defaults to 5% of RAM; bound it (users may still set it themselves).
-os.environ.setdefault("GDAL_CACHEMAX", "256")
 
 from geoseg import __version__
 

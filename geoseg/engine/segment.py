@@ -19,7 +19,7 @@ from geoseg.models.registry import get_card
 from geoseg.progress import NullProgress, Progress
 
 
-GDAL_CACHE_MB = 256
+GDAL_CACHE_MB = 64
 
 
 @dataclass
