@@ -24,12 +24,12 @@ def vectorize(prob_path, output, threshold, min_area, simplify, regularize, no_s
     import os
 
     from geoseg import __version__
-    from geoseg.io.raster import _open
+    from geoseg.io.raster import open_raster
     from geoseg.io.vector import check_vector_output, write_vectors
     from geoseg.vectorize.raster import vectorize_raster
 
     check_vector_output(output)
-    with _open(prob_path) as ds:
+    with open_raster(prob_path) as ds:
         tags = ds.tags()
         border = [i + 1 for i, d in enumerate(ds.descriptions) if d == "border"]
     cfg = o.vectorize_config(threshold if threshold is not None else _card_threshold(tags), min_area, simplify, regularize, no_split)

@@ -37,7 +37,7 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
     from geoseg.config import VectorizeConfig
     from geoseg.evaluate.objects import object_scores
     from geoseg.evaluate.pixels import pixel_scores, valid_at
-    from geoseg.io.raster import _open
+    from geoseg.io.raster import open_raster
     from geoseg.grid import RasterGrid
 
     is_raster = Path(pred).suffix.lower() in RASTER_SUFFIXES
@@ -52,7 +52,7 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
         pred_gdf = _read_vectors(pred, "prediction")
     out: dict = {"pred": str(pred), "truth": str(truth), "raster": raster, "threshold": thr}
     if raster is not None:
-        with _open(raster) as ds:
+        with open_raster(raster) as ds:
             grid = RasterGrid((ds.height, ds.width), ds.transform, ds.crs)
         truth_r, pred_r = truth_gdf.to_crs(grid.crs), pred_gdf.to_crs(grid.crs)
         truth_r = truth_r[valid_at(raster, truth_r.geometry.values)]

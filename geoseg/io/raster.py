@@ -31,7 +31,8 @@ class RasterInfo:
     scale: tuple[tuple[float, float], ...] | None  # per model band (lo, hi) -> (0, 255); None for uint8
 
 
-def _open(path: str):
+def open_raster(path: str):
+    """Open any GDAL raster; a missing or unreadable file raises a one-line RasterReadError."""
     import rasterio
     from rasterio.errors import RasterioIOError
 
@@ -93,7 +94,7 @@ def _scaling(ds, bands: tuple[int, ...]) -> tuple[tuple[float, float], ...] | No
 def inspect_raster(path: str, n_model_bands: int = 3, bands: tuple[int, ...] | None = None) -> RasterInfo:
     """Validate ``path`` and describe it; raises a one-line :mod:`geoseg.errors` error on bad input."""
     path = str(path)
-    with _open(path) as ds:
+    with open_raster(path) as ds:
         if ds.width == 0 or ds.height == 0 or ds.count == 0:
             raise InputError(f"{path} is empty ({ds.width}x{ds.height}, {ds.count} bands); pass a raster with pixels")
         if ds.crs is None:
@@ -128,7 +129,7 @@ class WorkReader:
         from rasterio.enums import Resampling
         from rasterio.vrt import WarpedVRT
 
-        self._ds = _open(self.info.path)
+        self._ds = open_raster(self.info.path)
         if self.work.same_as(self.info.grid):
             self._src = self._ds
         else:

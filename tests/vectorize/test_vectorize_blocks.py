@@ -163,16 +163,9 @@ def test_tiny_blocks_keep_every_pixel_exactly_once(tmp_path, monkeypatch, band_r
     assert overlap == 0.0
 
 
-def test_reads_are_bounded_in_both_directions(tmp_path, monkeypatch):
+def test_reads_are_bounded_in_both_directions(tmp_path, monkeypatch, read_windows):
     path = write_prob(tmp_path / "p.tif", draw((100, 300), [(10, 10, 90, 290)]))
-    windows: list[tuple[int, int, int, int]] = []
-    real_read = vr._read_window
-
-    def spy(ds, window, boundary_band):
-        windows.append(window)
-        return real_read(ds, window, boundary_band)
-
-    monkeypatch.setattr(vr, "_read_window", spy)
+    windows = read_windows
     monkeypatch.setattr(vr, "BLOCK_COLS", 64)
     gdf = vectorize_raster(path, VectorizeConfig(band_rows=32, halo_rows=8))
     assert len(gdf) == 1 and gdf.geometry.iloc[0].geom_type == "Polygon"

@@ -11,7 +11,6 @@ from shapely.geometry import box
 
 from geoseg.config import VectorizeConfig
 from geoseg.errors import Cancelled, ConfigError, InputError, RasterReadError
-from geoseg.vectorize import raster as vr
 from geoseg.vectorize.raster import COLUMNS, vectorize_raster
 from geoseg.vectorize.regularize import iou
 
@@ -239,16 +238,9 @@ class _Recorder:
         return self.cancel_after is not None and len(self.calls) >= self.cancel_after
 
 
-def test_reads_are_bounded_and_progress_is_reported(tmp_path, monkeypatch):
+def test_reads_are_bounded_and_progress_is_reported(tmp_path, monkeypatch, read_windows):
     path = write_prob(tmp_path / "p.tif", draw((200, 50), [(10, 10, 190, 20)]))
-    windows: list[tuple[int, int, int, int]] = []
-    real_read = vr._read_window
-
-    def spy(ds, window, boundary_band):
-        windows.append(window)
-        return real_read(ds, window, boundary_band)
-
-    monkeypatch.setattr(vr, "_read_window", spy)
+    windows = read_windows
     progress = _Recorder()
     gdf = vectorize_raster(path, VectorizeConfig(band_rows=40, halo_rows=10), progress=progress)
     assert len(gdf) == 1
