@@ -44,7 +44,7 @@ class SegmentConfig:
     device: Device = "auto"
     precision: Precision = "auto"
     batch_size: int = 8
-    gsd_m: float | None = None  # None: the model's training GSD
+    gsd_m: float | Literal["native"] | None = None  # None: the model's GSD; "native": the input's, within the valid range
     allow_any_gsd: bool = False  # let gsd_m leave the model's valid range (scale sweeps)
     tile_size: int | None = None  # None: the model card's
     overlap: int | None = None  # None: the model card's

@@ -20,6 +20,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("pairs", nargs="+", help="RASTER:LABELS")
     ap.add_argument("--model", default="default")
+    ap.add_argument("--gsd", default=None, help="metres, or 'native' (default: the model's GSD)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
@@ -34,7 +35,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             out, prob = Path(tmp) / "b.gpkg", Path(tmp) / "p.tif"
             t0 = time.perf_counter()
-            res = segment(raster, out, prob, SegmentConfig(model=args.model))
+            gsd = None if args.gsd is None else (args.gsd if args.gsd == "native" else float(args.gsd))
+            res = segment(raster, out, prob, SegmentConfig(model=args.model, gsd_m=gsd))
             seconds = time.perf_counter() - t0
             scores = evaluate(str(out), labels, raster=raster)
         row = {"raster": raster, "native_gsd_m": round(res.plan.native_gsd_m, 4), "work_gsd_m": res.plan.work_gsd_m,
@@ -43,7 +45,7 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps({"geoseg": __version__, "model": args.model, "results": rows}, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps({"geoseg": __version__, "model": args.model, "gsd": args.gsd, "results": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

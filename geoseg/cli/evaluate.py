@@ -17,16 +17,17 @@ from geoseg.cli.errors import handle_errors
 @click.option("--iou", "iou_threshold", type=float, default=0.5, show_default=True, help="IoU for an object match.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--gsd-sweep", default=None, help="Comma-separated GSDs (m): PRED is then an input raster, run --model at each GSD and score it.")
-@click.option("--model", "-m", default="default", show_default=True, help="Model for --gsd-sweep.")
+@click.option("--model", "-m", "models", multiple=True, default=["default"], show_default=True,
+              help="Model for --gsd-sweep; repeat to compare several (one curve each).")
 @click.option("--plot", default=None, help="With --gsd-sweep: write a PNG of IoU against GSD here.")
 @handle_errors
-def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, gsd_sweep, model, plot):
+def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, gsd_sweep, models, plot):
     """Pixel IoU, precision, recall, F1 and object F1 (one-to-one at IoU >= 0.5) of PRED against --truth.
 
-    With --gsd-sweep, PRED is an image: it is resampled to each GSD, segmented with --model, and scored.
+    With --gsd-sweep, PRED is an image: it is resampled to each GSD, segmented with each --model, and scored.
     """
     if gsd_sweep:
-        _sweep(pred, truth, gsd_sweep, model, plot, as_json)
+        _sweep(pred, truth, gsd_sweep, models, plot, as_json)
         return
     from geoseg.evaluate.run import evaluate as run
 
@@ -38,19 +39,20 @@ def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, gsd_sweep, 
         click.echo(f"{k:16s} {v:.4f}" if isinstance(v, float) else f"{k:16s} {v}")
 
 
-def _sweep(raster, truth, gsds_text, model, plot, as_json):
+def _sweep(raster, truth, gsds_text, models, plot, as_json):
     from geoseg.evaluate.sweep import gsd_sweep, plot_sweep
 
     try:
         gsds = [float(g) for g in gsds_text.split(",")]
     except ValueError:
         raise click.BadParameter(f"{gsds_text!r}: give comma-separated metres, e.g. 0.15,0.3,0.6", param_hint="--gsd-sweep") from None
-    rows = gsd_sweep(raster, truth, gsds, model)
+    by_model = {m: gsd_sweep(raster, truth, gsds, m) for m in models}
     if plot:
-        plot_sweep({model: rows}, plot)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        plot_sweep(by_model, plot)
+    if as_json:  # one model: a list of rows per GSD; several: {model: rows}
+        click.echo(json.dumps(by_model[models[0]] if len(models) == 1 else by_model, indent=2))
         return
-    click.echo("gsd_m   iou     f1      obj_f1  n_pred  n_truth")
-    for r in rows:
-        click.echo(f"{r['gsd_m']:<7} {r['iou']:.4f}  {r['f1']:.4f}  {r['obj_f1']:.4f}  {r['n_pred']:<7} {r['n_truth']}")
+    click.echo("model                  gsd_m   iou     f1      obj_f1  n_pred  n_truth")
+    for m, rows in by_model.items():
+        for r in rows:
+            click.echo(f"{m[:22]:<22} {r['gsd_m']:<7} {r['iou']:.4f}  {r['f1']:.4f}  {r['obj_f1']:.4f}  {r['n_pred']:<7} {r['n_truth']}")

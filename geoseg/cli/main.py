@@ -14,7 +14,7 @@ COMMANDS = {
     "vectorize": ("geoseg.cli.vectorize", "vectorize", "Footprints from an existing probability raster."),
     "evaluate": ("geoseg.cli.evaluate", "evaluate", "Accuracy against reference building polygons."),
     "train": ("geoseg.cli.train", "train", "Train a model from an experiment config (resumable)."),
-    "models": ("geoseg.cli.models", "models", "List installed models or show a model card."),
+    "models": ("geoseg.cli.models", "models", "List installed models, show a card, export to ONNX."),
 }
 
 

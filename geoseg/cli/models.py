@@ -1,8 +1,9 @@
-"""``geoseg models list`` / ``geoseg models info NAME`` (reads cards only: no torch)."""
+"""``geoseg models list`` / ``info NAME`` (read cards only: no torch) / ``export NAME -o PATH`` (torch, imported on use)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -11,7 +12,7 @@ from geoseg.cli.errors import handle_errors
 
 @click.group()
 def models() -> None:
-    """Installed models and their cards."""
+    """Installed models: list them, show a card, export one to ONNX or TorchScript."""
 
 
 @models.command("list")
@@ -40,3 +41,25 @@ def info(name: str) -> None:
 
     card = get_card(name)
     click.echo(json.dumps({"card_path": str(card.path), **card.summary()}, indent=2))
+
+
+@models.command("export")
+@click.argument("name")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="File to write (e.g. model.onnx).")
+@click.option("--format", "fmt", default="onnx", show_default=True, help="onnx or torchscript.")
+@click.option("--tile-size", type=int, default=None, help="Side of the example input it is traced with; default: the model card's. "
+              "The file accepts any batch, height and width (keep sides multiples of 32).")
+@handle_errors
+def export(name: str, output: Path, fmt: str, tile_size: int | None) -> None:
+    """Export model NAME (a name, alias or card path) for other runtimes.
+
+    \b
+    Input "image": float32 (N, bands, H, W), normalised as the card says.
+    Output "logits": float32 (N, classes, H, W); sigmoid for probabilities.
+    ONNX needs: pip install 'geoseg[onnx]'
+    """
+    from geoseg.models.export import export_model
+
+    path = export_model(name, output, fmt=fmt, tile_size=tile_size)
+    size = path.stat().st_size
+    click.echo(f"wrote {path} ({fmt.lower()}, {f'{size / 1e6:.1f} MB' if size >= 100_000 else f'{size} bytes'})")

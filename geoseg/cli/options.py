@@ -5,7 +5,25 @@ from __future__ import annotations
 import click
 
 model = click.option("--model", "-m", default="default", show_default=True, help="Model name (see `geoseg models list`) or a model card path (*.json).")
-gsd = click.option("--gsd", type=float, default=None, help="Ground resolution (m) to run the model at; default: the model's training GSD.")
+
+
+class GsdType(click.ParamType):
+    """Metres, or ``native``."""
+
+    name = "GSD"
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, float) or value == "native":
+            return value
+        try:
+            return float(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither metres (e.g. 0.3) nor 'native'", param, ctx)
+
+
+gsd = click.option("--gsd", type=GsdType(), default=None,
+                   help="Ground resolution (m) to run the model at, or 'native' for the input's own (kept inside the model's "
+                        "valid range; suits scale-invariant models); default: the model's GSD.")
 tile_size = click.option("--tile-size", type=int, default=None, help="Tile size in pixels (multiple of 32); default: the model card's.")
 overlap = click.option("--overlap", type=int, default=None, help="Overlap between tiles in pixels; default: the model card's.")
 batch_size = click.option("--batch-size", type=int, default=8, show_default=True, help="Tiles per forward pass.")

@@ -1,4 +1,4 @@
-"""``geoseg train``: fit a model from an experiment config (TOML), resumable."""
+"""``geoseg train``: fit a model from an experiment config (TOML or YAML), resumable."""
 
 from __future__ import annotations
 
@@ -14,9 +14,8 @@ from geoseg.cli.errors import handle_errors
 @click.option("--card", "card_extra", default=None, help="JSON with card fields to add on export (gsd_m, gsd_valid_m, tile_size, ...).")
 @handle_errors
 def train(config, out_dir, export_dir, card_extra):
-    """Train from CONFIG (see configs/*.toml). Rerunning the same command resumes from the last checkpoint."""
+    """Train from CONFIG, a TOML or YAML experiment (see configs/). Rerunning the same command resumes from the last checkpoint."""
     import json
-    import tomllib
     from pathlib import Path
 
     from geoseg.errors import ConfigError
@@ -28,13 +27,9 @@ def train(config, out_dir, export_dir, card_extra):
         raise ConfigError("geoseg train needs the training extras: pip install 'geoseg[train]'") from None
     from geoseg.train.fit import fit
 
-    try:
-        cfg = tomllib.loads(Path(config).read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{config} is not valid TOML ({exc})") from None
-    missing = [k for k in ("name", "architecture", "data", "train") if k not in cfg]
-    if missing:
-        raise ConfigError(f"{config} lacks [{'], ['.join(missing)}]; see configs/unet_r18_buildings.toml")
+    from geoseg.train.experiment import load_experiment
+
+    cfg = load_experiment(config)
     out = Path(out_dir or Path("runs") / cfg["name"])
     best = fit(cfg, out, show_progress=True)
     click.echo(f"best checkpoint: {best}", err=True)

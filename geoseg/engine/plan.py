@@ -48,6 +48,11 @@ class Plan:
 
 def _work_gsd(card: ModelCard, cfg: SegmentConfig, native: float, path: str) -> float:
     lo, hi = card.gsd_valid_m
+    if cfg.gsd_m == "native":  # run where the input is, resampling only into the valid range
+        if not lo <= native <= hi:
+            warnings.warn(f"{path}: ground resolution {native:.3f} m is outside model {card.name!r}'s valid range {lo}-{hi} m; "
+                          f"running at {round(min(max(native, lo), hi), 4)} m", GsdWarning, stacklevel=3)
+        return round(min(max(native, lo), hi), 4)
     if cfg.gsd_m is not None:
         if not lo <= cfg.gsd_m <= hi and not cfg.allow_any_gsd:
             raise ConfigError(f"--gsd {cfg.gsd_m} m is outside model {card.name!r}'s valid range {lo}-{hi} m; pick a value inside it")

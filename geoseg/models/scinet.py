@@ -66,7 +66,9 @@ class SciNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        if h % 32 or w % 32:
+        # eager mode only, as in smp's own models: a traced/exported graph cannot raise it, and under
+        # torch.export it would turn the dynamic height/width into multiples of 32 (geoseg.models.export)
+        if not (torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling()) and (h % 32 or w % 32):
             raise RuntimeError(f"Sci-Net needs input sides divisible by 32, got {h}x{w}; pad the input")
         feats = list(self.encoder(x))
         feats[-1] = self.aspp(feats[-1])

@@ -1,17 +1,17 @@
-"""``python -m geoseg.train CONFIG.toml [OUT_DIR]``: train from a TOML experiment config."""
+"""``python -m geoseg.train CONFIG.toml|CONFIG.yaml [OUT_DIR]``: train from a TOML or YAML experiment config."""
 
 from __future__ import annotations
 
 import sys
-import tomllib
 from pathlib import Path
 
+from geoseg.train.experiment import load_experiment
 from geoseg.train.fit import fit
 
 
 def main(argv: list[str]) -> int:
     cfg_path = Path(argv[0])
-    cfg = tomllib.loads(cfg_path.read_text())
+    cfg = load_experiment(cfg_path)
     out = Path(argv[1]) if len(argv) > 1 else Path("runs") / cfg["name"]
     fit(cfg, out)
     return 0

@@ -1,4 +1,4 @@
-"""Random chips at a random GSD from in-memory regions, with augmentation."""
+"""Random chips at a random GSD from training regions (in memory or read tile by tile), with augmentation."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from geoseg.train.regions import Region, border_mask
+from geoseg.train.regions import border_mask
 
 
 class ChipSampler:
@@ -14,16 +14,20 @@ class ChipSampler:
 
     The chip GSD is log-uniform in ``gsd_range``: this scale jitter is what makes
     a model robust to the ground resolution of its input.
+
+    ``regions`` are :class:`~geoseg.train.regions.Region` or
+    :class:`~geoseg.train.tiles.TiledRegion`: anything with ``gsd_m``, ``valid_pixels``
+    and ``draw(rng, crop)``.
     """
 
-    def __init__(self, regions: list[Region], size: int, gsd_range: tuple[float, float],
+    def __init__(self, regions: list, size: int, gsd_range: tuple[float, float],
                  seed: int = 0, augment: bool = True, min_valid: float = 0.6):
         self.regions = regions
         self.size = size
         self.gsd_range = gsd_range
         self.rng = np.random.default_rng(seed)
         self.min_valid = min_valid
-        weights = np.array([r.valid.sum() for r in regions], dtype=float)
+        weights = np.array([r.valid_pixels for r in regions], dtype=float)
         self.p = weights / weights.sum()
         self.aug = _augmentations(seed) if augment else None
 
@@ -35,15 +39,13 @@ class ChipSampler:
             lo, hi = self.gsd_range
             gsd = math.exp(self.rng.uniform(math.log(lo), math.log(hi)))
             crop = max(8, int(round(self.size * gsd / region.gsd_m)))
-            h, w = region.label.shape
-            if crop > h or crop > w:
+            window = region.draw(self.rng, crop)
+            if window is None:
                 continue
-            y, x = int(self.rng.integers(0, h - crop + 1)), int(self.rng.integers(0, w - crop + 1))
-            valid = region.valid[y:y + crop, x:x + crop]
+            image, inst, valid = window
             if valid.mean() < self.min_valid:
                 continue
-            img = np.ascontiguousarray(region.image[:, y:y + crop, x:x + crop].transpose(1, 2, 0))
-            inst = region.label[y:y + crop, x:x + crop]
+            img = np.ascontiguousarray(image.transpose(1, 2, 0))
             val = valid.astype(np.float32)
             interp = cv2.INTER_AREA if crop > self.size else cv2.INTER_LINEAR
             img = cv2.resize(img, (self.size, self.size), interpolation=interp)

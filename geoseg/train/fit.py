@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,68 @@ def evaluate_iou(model, chips, norm, threshold: float = 0.5, batch: int = 16, de
     return {"iou": iou, "precision": tp / max(1, tp + fp), "recall": tp / max(1, tp + fn)}
 
 
+def train_regions(dcfg: dict[str, Any], tcfg: dict[str, Any]) -> list:
+    """The training rasters: read tile by tile on the fly (``source = "tiles"``, the default)
+    or loaded whole into memory once (``source = "memory"``, fastest for small regions)."""
+    base = float(dcfg["base_gsd_m"])
+    source = tcfg.get("source", "tiles")
+    if source == "memory":
+        return [load_region(d["raster"], d["labels"], base, d.get("name")) for d in dcfg["train"]]
+    if source != "tiles":
+        raise ValueError(f"train.source must be 'tiles' or 'memory', not {source!r}")
+    from geoseg.train.tiles import TiledRegion
+
+    largest_crop = math.ceil(tcfg["chip_size"] * max(tcfg["gsd_range"]) / base)
+    tile = int(tcfg.get("tile_size", max(512, largest_crop)))
+    return [TiledRegion(d["raster"], d["labels"], base, tile, d.get("name"), cache_tiles=int(tcfg.get("cache_tiles", 8)))
+            for d in dcfg["train"]]
+
+
+def _val_sets(entries: list[dict], size: int) -> dict[str, list]:
+    """Validation chips per ``name@gsd``; an entry's ``gsd_m`` may be one GSD or a list."""
+    sets: dict[str, list] = {}
+    for d in entries:
+        rasters = sorted(glob.glob(d["raster_glob"])) if "raster_glob" in d else [d["raster"]]
+        gsds = d["gsd_m"] if isinstance(d["gsd_m"], list) else [d["gsd_m"]]
+        for g in gsds:
+            key = f"{d.get('name', rasters[0])}@{g:g}"
+            for r in rasters:
+                sets.setdefault(key, []).extend(val_chips(load_region(r, d["labels"], g, d.get("name")), size))
+    return {k: v for k, v in sets.items() if v}
+
+
+def _validate(model, sets: dict[str, list], norm, device, dtype) -> dict[str, Any]:
+    """Pixel IoU/precision/recall over all validation chips, plus IoU per validation set."""
+    if not sets:
+        return {}
+    out = evaluate_iou(model, [c for v in sets.values() for c in v], norm, device=device, dtype=dtype)
+    if len(sets) > 1:
+        out["iou_by_set"] = {k: round(evaluate_iou(model, v, norm, device=device, dtype=dtype)["iou"], 4) for k, v in sets.items()}
+    return out
+
+
+def _init_encoder(model, source: str) -> None:
+    """Copy ``encoder.*`` weights from a model (registry name, card or safetensors path) into ``model``."""
+    from safetensors.torch import load_file
+
+    if str(source).endswith(".safetensors"):
+        path = source
+    else:
+        from geoseg.models.registry import get_card
+
+        card = get_card(source)
+        card.verify_weights()
+        path = card.weights_path
+    state = {k: v.float() for k, v in load_file(str(path)).items() if k.startswith("encoder.")}
+    if not state:
+        raise ValueError(f"{source}: no encoder.* weights to start from")
+    missing = [k for k in model.state_dict() if k.startswith("encoder.") and k not in state]
+    if missing:
+        raise ValueError(f"{source}: encoder does not match ({len(missing)} missing keys, e.g. {missing[0]})")
+    model.load_state_dict(state, strict=False)
+    print(f"encoder initialised from {source} ({len(state)} tensors)", flush=True)
+
+
 def _steps(n: int, epoch: int, epochs: int, show: bool):
     if not show:
         return range(n)
@@ -99,16 +162,18 @@ def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool = False, stop_af
     seed = int(tcfg.get("seed", 0))
     torch.manual_seed(seed)
     norm = cfg.get("normalization", DEFAULT_NORMALIZATION)
-    regions = [load_region(d["raster"], d["labels"], dcfg["base_gsd_m"], d.get("name")) for d in dcfg["train"]]
-    val = []
-    for d in dcfg.get("val", []):
-        rasters = sorted(glob.glob(d["raster_glob"])) if "raster_glob" in d else [d["raster"]]
-        for r in rasters:
-            val += val_chips(load_region(r, d["labels"], d["gsd_m"], d.get("name")), tcfg.get("val_chip_size", 192))
-    print(f"train regions: {[(r.name, r.label.shape) for r in regions]}; val chips: {len(val)}", flush=True)
+    regions = train_regions(dcfg, tcfg)
+    val = _val_sets(dcfg.get("val", []), tcfg.get("val_chip_size", 192))
+    print(f"train regions: {[(r.name, round(r.valid_pixels / 1e6, 1)) for r in regions]} (Mpx valid); "
+          f"val chips: {({k: len(v) for k, v in val.items()})}", flush=True)
     sampler = ChipSampler(regions, tcfg["chip_size"], tuple(tcfg["gsd_range"]), seed=seed)
     device = tcfg.get("device", "cuda" if torch.cuda.is_available() else "cpu")
-    model = build_module(cfg["architecture"]).to(device)
+    if "threads" in tcfg:
+        torch.set_num_threads(int(tcfg["threads"]))
+    model = build_module(cfg["architecture"])
+    if "init_encoder" in tcfg and not (out_dir / "last.pt").exists():
+        _init_encoder(model, tcfg["init_encoder"])
+    model = model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=tcfg["lr"], weight_decay=1e-4)
     epochs, steps = int(tcfg["epochs"]), int(tcfg["steps_per_epoch"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tcfg["lr"], total_steps=epochs * steps, pct_start=0.1)
@@ -149,7 +214,7 @@ def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool = False, stop_af
                 opt.step()
             sched.step()
             losses.append(float(loss.detach()))
-        metrics = evaluate_iou(model, val, norm, device=device, dtype=dtype) if val else {}
+        metrics = _validate(model, val, norm, device, dtype)
         rec = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": round(time.time() - t0, 1), **metrics}
         with open(out_dir / "log.jsonl", "a") as fh:
             fh.write(json.dumps(rec) + "\n")

@@ -23,6 +23,18 @@ class Region:
     valid: np.ndarray  # (Y, X) bool
     gsd_m: float
 
+    @property
+    def valid_pixels(self) -> float:
+        return float(self.valid.sum())
+
+    def draw(self, rng: np.random.Generator, crop: int):
+        """A random ``crop`` x ``crop`` window ``(image, instances, valid)``, or None if it cannot fit."""
+        h, w = self.label.shape
+        if crop > h or crop > w:
+            return None
+        y, x = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
+        return self.image[:, y:y + crop, x:x + crop], self.label[y:y + crop, x:x + crop], self.valid[y:y + crop, x:x + crop]
+
 
 def load_region(raster: str, labels: str, base_gsd_m: float, name: str | None = None) -> Region:
     import geopandas as gpd

@@ -76,7 +76,7 @@ def test_models_list_and_info():
     assert info["name"] == "unet-r18-buildings" and len(info["sha256"]) == 64
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["models", "list"], ["plan", str(SAMPLES / "banepa_z20_crop_3857.tif")]])
+@pytest.mark.parametrize("argv", [["--help"], ["models", "list"], ["models", "export", "--help"], ["plan", str(SAMPLES / "banepa_z20_crop_3857.tif")]])
 def test_light_commands_do_not_import_torch(argv):
     code = ("import sys; from geoseg.cli.main import cli\n"
             f"try:\n    cli({argv!r}, standalone_mode=False)\nexcept SystemExit:\n    pass\n"
@@ -238,3 +238,16 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, sig):
 
     ref_g, got_g = gpd.read_file(tmp_path / "ref.gpkg"), gpd.read_file(tmp_path / "o.gpkg")
     assert len(ref_g) == len(got_g) and ref_g.geometry.union_all().symmetric_difference(got_g.geometry.union_all()).area < 1e-6
+
+
+def test_gsd_native_runs_where_the_input_is_within_the_valid_range(tmp_path, pixel_card):
+    from affine import Affine
+
+    half = write_raster(tmp_path / "half.tif", scene((100, 100)), transform=Affine(0.5, 0, 500000, 0, -0.5, 5000000))
+    plan = json.loads(run("plan", half, "--model", pixel_card, "--gsd", "native", "--json").stdout)
+    assert plan["work_gsd_m"] == pytest.approx(0.5, rel=1e-3) and not plan["resampled"]
+    fine = write_raster(tmp_path / "fine.tif", scene((100, 100)), transform=Affine(0.1, 0, 500000, 0, -0.1, 5000000))
+    r = run("plan", fine, "--model", pixel_card, "--gsd", "native", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["work_gsd_m"] == 0.25 and "running at 0.25 m" in r.stderr
+    bad = run("plan", half, "--model", pixel_card, "--gsd", "fast")
+    assert bad.exit_code == 2 and "neither metres (e.g. 0.3) nor 'native'" in bad.stderr and "Traceback" not in bad.output

@@ -1,6 +1,7 @@
 """Metrics on hand-made cases with known answers."""
 
 import json
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -108,4 +109,20 @@ def test_gsd_sweep_on_a_sample_tile(tmp_path, pixel_card):
     assert [x["gsd_m"] for x in rows] == [1.0, 2.0, 5.0]
     assert rows[0]["iou"] > 0.95 and all(x["obj_tp"] == 2 for x in rows)
     assert rows[2]["iou"] < rows[0]["iou"], "coarser resolution blurs the outlines"
+    assert (tmp_path / "s.png").stat().st_size > 1000
+
+
+def test_gsd_sweep_of_two_models_on_a_shipped_sample_tile(tmp_path, pixel_card):
+    """The shipped default model and a reference model, swept over a real Banepa chip: one curve per model."""
+    tile = Path(__file__).parents[2] / "sample_tiles" / "banepa_chip_386690-220241_4326.tif"
+    truth = tile.with_name(tile.stem + "_buildings.geojson")
+    r = CliRunner().invoke(cli, ["evaluate", str(tile), "--truth", str(truth), "--gsd-sweep", "0.3,0.6",
+                                 "-m", "default", "-m", str(pixel_card), "--plot", str(tmp_path / "s.png"), "--json"])
+    assert r.exit_code == 0, r.output
+    by_model = json.loads(r.stdout)
+    assert list(by_model) == ["default", str(pixel_card)]
+    for rows in by_model.values():
+        assert [x["gsd_m"] for x in rows] == [0.3, 0.6]
+        assert len({x["n_truth"] for x in rows}) == 1 and rows[0]["n_truth"] > 20
+    assert by_model["default"][0]["iou"] > 0.3, "the default model finds the buildings of a held-out chip"
     assert (tmp_path / "s.png").stat().st_size > 1000

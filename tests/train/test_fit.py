@@ -85,3 +85,19 @@ def test_an_interrupted_run_resumes_where_it_stopped(experiment):
     assert [json.loads(x)["epoch"] for x in (out / "log.jsonl").read_text().splitlines()] == [0, 1, 2]
     fit(cfg, out)
     assert len((out / "log.jsonl").read_text().splitlines()) == 3, "a finished run does not train again"
+
+
+def test_the_same_seed_gives_the_same_run(experiment):
+    import tomllib
+
+    from geoseg.train.fit import fit
+
+    cfg = tomllib.loads((experiment / "exp.toml").read_text())
+    cfg["train"].update(epochs=1, steps_per_epoch=3)
+    logs = []
+    for run_dir in ("a", "b"):
+        fit(cfg, experiment / run_dir)
+        logs.append(json.loads((experiment / run_dir / "log.jsonl").read_text())["loss"])
+    cfg["train"]["seed"] = 1
+    fit(cfg, experiment / "c")
+    assert logs[0] == logs[1] != json.loads((experiment / "c" / "log.jsonl").read_text())["loss"]

@@ -1,0 +1,119 @@
+"""Training data read on the fly: engine tiles of a raster on its metric grid, labels rasterised per tile.
+
+A :class:`TiledRegion` never holds a whole raster. It cuts the working grid (local
+metric CRS at a base GSD) with the engine's :class:`~geoseg.tiling.TileGrid`, reads a
+tile through the engine's :class:`~geoseg.io.raster.WorkReader` (bands, masks, nodata
+and alpha handled as at inference), rasterises the labels that touch it, and keeps the
+last few tiles in a small cache. Chips are cut from cached tiles; a new tile is read
+now and then (``refresh``), so memory stays bounded and reads stay rare.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+import numpy as np
+from affine import Affine
+
+from geoseg import georef
+from geoseg.grid import RasterGrid
+from geoseg.tiling import Tile, TileGrid
+
+
+def read_labels(path: str, crs):
+    """Label polygons of ``path`` (GeoJSON, GPKG, Parquet, ...) in ``crs``, empty ones dropped."""
+    import geopandas as gpd
+
+    gdf = gpd.read_parquet(path) if str(path).endswith(".parquet") else gpd.read_file(path)
+    geoms = gdf.to_crs(crs).geometry
+    return [g for g in geoms if g is not None and not g.is_empty]
+
+
+class TiledRegion:
+    """A labelled raster sampled tile by tile (see the module docstring)."""
+
+    def __init__(self, raster: str, labels: str, base_gsd_m: float, tile_size: int, name: str | None = None,
+                 cache_tiles: int = 8, refresh: float = 1 / 32, min_valid: float = 0.05):
+        from shapely import STRtree
+
+        from geoseg.io.raster import inspect_raster
+
+        self.name = name or raster
+        self.gsd_m = base_gsd_m
+        self.info = inspect_raster(raster)
+        crs = georef.metric_crs_for(self.info.grid)
+        self.grid = georef.reproject_grid(self.info.grid, crs, base_gsd_m)
+        self.tiles = TileGrid(self.grid.shape_yx, tile_size, 0)
+        self.geoms = read_labels(labels, crs)
+        self.tree = STRtree(self.geoms)
+        self.cache: OrderedDict[tuple[int, int], tuple] = OrderedDict()
+        self.cache_tiles, self.refresh = cache_tiles, refresh
+        self.tile_weights = self._valid_fraction_per_tile()
+        self.tile_weights[self.tile_weights < min_valid] = 0
+        if not self.tile_weights.any():
+            raise ValueError(f"{raster}: no tile is at least {min_valid:.0%} valid")
+        self.valid_pixels = float((self.tile_weights * tile_size * tile_size).sum())
+
+    @property
+    def max_crop(self) -> int:
+        return min(self.tiles.tile_size, *self.grid.shape_yx)
+
+    def _valid_fraction_per_tile(self) -> np.ndarray:
+        """Valid fraction of each tile, from one read of the mask on a coarse copy of the grid."""
+        from geoseg.io.raster import WorkReader
+        from geoseg.window import PixelWindow
+
+        k = max(1, self.tiles.tile_size // 32)
+        h, w = self.grid.shape_yx
+        coarse = RasterGrid((math.ceil(h / k), math.ceil(w / k)), self.grid.transform @ Affine.scale(k), self.grid.crs)
+        with WorkReader(self.info, coarse) as reader:
+            _, valid = reader.read(PixelWindow(0, 0, *coarse.shape_yx))
+        out = np.zeros((self.tiles.n_rows, self.tiles.n_cols))
+        for t in self.tiles:
+            r = t.read
+            out[t.index] = valid[r.row_off // k:-(-r.row_end // k), r.col_off // k:-(-r.col_end // k)].mean()
+        return out
+
+    def _load(self, tile: Tile):
+        """``(image uint8 (C,Y,X), instances int32 (Y,X), valid bool (Y,X))`` of one tile."""
+        from rasterio.features import rasterize
+        from shapely.geometry import box
+
+        from geoseg.io.raster import WorkReader
+
+        with WorkReader(self.info, self.grid) as reader:
+            image, valid = reader.read(tile.read)
+        transform = self.grid.transform @ Affine.translation(tile.read.col_off, tile.read.row_off)
+        x0, y1 = transform @ (0, 0)
+        x1, y0 = transform @ (tile.read.width, tile.read.height)
+        hits = self.tree.query(box(x0, y0, x1, y1))
+        inst = np.zeros(tile.read.shape_yx, dtype=np.int32)
+        if len(hits):
+            inst = rasterize(((self.geoms[i], int(i) + 1) for i in hits), out_shape=tile.read.shape_yx,
+                             transform=transform, dtype="int32")
+        return image, inst, valid
+
+    def _tile(self, rng: np.random.Generator):
+        if len(self.cache) < self.cache_tiles or rng.random() < self.refresh:
+            p = self.tile_weights.ravel() / self.tile_weights.sum()
+            idx = divmod(int(rng.choice(p.size, p=p)), self.tiles.n_cols)
+            if idx not in self.cache:
+                self.cache[idx] = self._load(self.tiles.tile(*idx))
+                while len(self.cache) > self.cache_tiles:
+                    self.cache.popitem(last=False)
+            self.cache.move_to_end(idx)
+            return self.cache[idx]
+        keys = list(self.cache)
+        return self.cache[keys[int(rng.integers(len(keys)))]]
+
+    def draw(self, rng: np.random.Generator, crop: int):
+        """A random ``crop`` x ``crop`` window ``(image, instances, valid)``, or None if it cannot fit."""
+        if crop > self.max_crop:
+            return None
+        image, inst, valid = self._tile(rng)
+        h, w = inst.shape
+        if crop > h or crop > w:
+            return None
+        y, x = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
+        return image[:, y:y + crop, x:x + crop], inst[y:y + crop, x:x + crop], valid[y:y + crop, x:x + crop]

@@ -1,0 +1,49 @@
+"""Experiment configs load from TOML or YAML alike; bad ones give one-line errors."""
+
+import pytest
+
+from geoseg.errors import ConfigError
+from geoseg.train.experiment import load_experiment
+
+TOML = '''
+name = "x"
+[architecture]
+name = "scinet"
+[data]
+base_gsd_m = 0.15
+train = [{ raster = "a.tif", labels = "a.geojson" }]
+[train]
+gsd_range = [0.075, 1.2]
+'''
+
+YAML = '''
+name: x
+architecture: {name: scinet}
+data:
+  base_gsd_m: 0.15
+  train:
+    - {raster: a.tif, labels: a.geojson}
+train:
+  gsd_range: [0.075, 1.2]
+'''
+
+
+def test_toml_and_yaml_give_the_same_experiment(tmp_path):
+    (tmp_path / "e.toml").write_text(TOML)
+    (tmp_path / "e.yaml").write_text(YAML)
+    assert load_experiment(tmp_path / "e.toml") == load_experiment(tmp_path / "e.yaml")
+    assert load_experiment(tmp_path / "e.yaml")["train"]["gsd_range"] == [0.075, 1.2]
+
+
+@pytest.mark.parametrize("name,text,needle", [
+    ("bad.yaml", "name: [x", "not valid YAML"),
+    ("bad.toml", "name = ", "not valid TOML"),
+    ("part.yml", "name: x\ntrain: {}\n", "lacks architecture, data"),
+    ("list.yaml", "- 1\n- 2\n", "must hold a mapping"),
+    ("cfg.json", "{}", ".toml, .yaml or .yml"),
+])
+def test_bad_configs_raise_one_line_config_errors(tmp_path, name, text, needle):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_experiment(tmp_path / name)
+    assert needle in str(err.value) and "\n" not in str(err.value)

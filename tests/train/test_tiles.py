@@ -1,0 +1,73 @@
+"""Training chips read on the fly from engine tiles equal what the in-memory loader sees."""
+
+import geopandas as gpd
+import numpy as np
+import pytest
+from affine import Affine
+from shapely.geometry import box
+
+from geoseg.train.chips import ChipSampler
+from geoseg.train.regions import load_region
+from geoseg.train.tiles import TiledRegion
+from tests.conftest import scene, write_raster
+
+GSD = 0.5
+T = Affine(GSD, 0, 500000, 0, -GSD, 5000000)
+
+
+@pytest.fixture
+def labelled(tmp_path):
+    rng = np.random.default_rng(3)
+    rects = []
+    for _ in range(30):
+        r, c = rng.integers(0, 280, size=2)
+        h, w = rng.integers(6, 20, size=2)
+        rects.append((int(r), int(c), int(r + h), int(c + w)))
+    mask = np.ones((300, 300), bool)
+    mask[:, 200:] = False  # the right third has no data
+    raster = write_raster(tmp_path / "img.tif", scene((300, 300), rects), transform=T, mask=mask)
+    geoms = [box(T.c + c0 * GSD, T.f - r1 * GSD, T.c + c1 * GSD, T.f - r0 * GSD) for r0, c0, r1, c1 in rects]
+    gpd.GeoDataFrame(geometry=geoms, crs=32633).to_crs(4326).to_file(tmp_path / "labels.geojson")
+    return str(raster), str(tmp_path / "labels.geojson")
+
+
+def test_each_tile_matches_the_whole_raster_loaded_in_memory(labelled):
+    raster, labels = labelled
+    tiled = TiledRegion(raster, labels, GSD, tile_size=100)
+    whole = load_region(raster, labels, GSD)  # cropped to the valid columns 0..199
+    assert whole.label.shape == (300, 200)
+    checked = 0
+    for t in tiled.tiles:
+        image, inst, valid = tiled._load(t)
+        r = t.read
+        if r.col_off >= 200:
+            assert not valid.any() and tiled.tile_weights[t.index] == 0
+            continue
+        np.testing.assert_array_equal(image, whole.image[:, r.row_off:r.row_end, r.col_off:r.col_end])
+        np.testing.assert_array_equal(inst, whole.label[r.row_off:r.row_end, r.col_off:r.col_end])
+        np.testing.assert_array_equal(valid, whole.valid[r.row_off:r.row_end, r.col_off:r.col_end])
+        checked += int((inst > 0).any())
+    assert checked >= 4, "the labels must land on several tiles"
+
+
+def test_draws_come_only_from_valid_tiles_and_the_cache_stays_bounded(labelled):
+    raster, labels = labelled
+    tiled = TiledRegion(raster, labels, GSD, tile_size=100, cache_tiles=2, refresh=0.5)
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        image, inst, valid = tiled.draw(rng, 64)
+        assert image.shape == (3, 64, 64) and inst.shape == valid.shape == (64, 64)
+        assert valid.all(), "fully masked tiles are never drawn"
+        assert len(tiled.cache) <= 2
+    assert all(col < 2 for _, col in tiled.cache)
+    assert tiled.draw(rng, 101) is None, "a crop larger than a tile cannot be drawn"
+
+
+def test_sampler_draws_the_same_kind_of_chips_from_either_source(labelled):
+    raster, labels = labelled
+    for region in (TiledRegion(raster, labels, GSD, tile_size=150), load_region(raster, labels, GSD)):
+        img, lab, val = ChipSampler([region], 48, (0.5, 1.5), seed=1, augment=False).batch(8)
+        assert img.shape == (8, 3, 48, 48) and lab.shape == (8, 2, 48, 48) and val.shape == (8, 48, 48)
+        bright = img.mean(axis=1) > 128
+        on = lab[:, 0] > 0
+        assert on.any() and (bright[on].mean() > 0.8) and (~bright[~on & (val > 0)]).mean() > 0.8
