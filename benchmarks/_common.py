@@ -34,7 +34,7 @@ def size_label(width: int, height: int) -> str:
 
 def vectorizer_available() -> bool:
     try:
-        import geoseg.io.vector  # noqa: F401
+        import geoseg.io.vector
         import geoseg.vectorize.raster  # noqa: F401
     except ImportError:
         return False

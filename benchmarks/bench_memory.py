@@ -28,8 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (DEFAULT_DATA_DIR, environment, parse_size,  # noqa: E402
-                     print_table, size_label, vectorizer_available, write_json)
+from _common import DEFAULT_DATA_DIR, environment, parse_size, print_table, size_label, vectorizer_available, write_json
 
 MARK = "@@bench_memory "
 

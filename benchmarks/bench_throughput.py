@@ -20,9 +20,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (DEFAULT_DATA_DIR, engine_stage_timer, environment,  # noqa: E402
-                     parse_size, print_table, vectorizer_available, write_json)
-from make_big_raster import build  # noqa: E402
+from _common import DEFAULT_DATA_DIR, engine_stage_timer, environment, parse_size, print_table, vectorizer_available, write_json
+from make_big_raster import build
 
 
 def model_only_seconds(predictor, info, plan, n_distinct_rows: int = 2) -> float:

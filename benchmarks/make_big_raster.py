@@ -26,7 +26,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_DATA_DIR, REPO, parse_size, size_label  # noqa: E402
+from _common import DEFAULT_DATA_DIR, REPO, parse_size, size_label
 
 SAMPLE = REPO / "sample_tiles" / "banepa_z20_crop_3857.tif"
 GSD_M = 0.3

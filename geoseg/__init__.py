@@ -11,8 +11,17 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 __all__ = [
-    "segment", "plan", "vectorize", "SegmentConfig", "VectorizeConfig", "RasterGrid", "PixelWindow",
-    "Tile", "TileGrid", "GeosegError", "__version__",
+    "GeosegError",
+    "PixelWindow",
+    "RasterGrid",
+    "SegmentConfig",
+    "Tile",
+    "TileGrid",
+    "VectorizeConfig",
+    "__version__",
+    "plan",
+    "segment",
+    "vectorize",
 ]
 
 _LAZY = {

@@ -50,7 +50,7 @@ def handle_errors(fn):
         except MemoryError:
             click.echo("geoseg: error: out of memory; lower --batch-size or --tile-size", err=True)
             sys.exit(2)
-        except Exception as exc:  # noqa: BLE001 - a bug: keep the message, offer the traceback
+        except Exception as exc:  # a bug: keep the message, offer the traceback
             if os.environ.get("GEOSEG_DEBUG"):
                 raise
             click.echo(f"geoseg: internal error: {type(exc).__name__}: {exc} (set GEOSEG_DEBUG=1 for the traceback and report it)", err=True)

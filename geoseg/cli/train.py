@@ -25,9 +25,8 @@ def train(config, out_dir, export_dir, card_extra):
         import cv2  # noqa: F401
     except ImportError:
         raise ConfigError("geoseg train needs the training extras: pip install 'geoseg[train]'") from None
-    from geoseg.train.fit import fit
-
     from geoseg.train.experiment import load_experiment
+    from geoseg.train.fit import fit
 
     cfg = load_experiment(config)
     out = Path(out_dir or Path("runs") / cfg["name"])

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from geoseg.io.raster import RasterInfo, WorkReader
 from geoseg.grid import RasterGrid
+from geoseg.io.raster import RasterInfo, WorkReader
 from geoseg.tiling import TileGrid
 from geoseg.window import PixelWindow
 

@@ -18,7 +18,6 @@ from geoseg.io.raster import inspect_raster
 from geoseg.models.registry import get_card
 from geoseg.progress import NullProgress, Progress
 
-
 GDAL_CACHE_MB = 64
 
 

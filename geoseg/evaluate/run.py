@@ -37,8 +37,8 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
     from geoseg.config import VectorizeConfig
     from geoseg.evaluate.objects import object_scores
     from geoseg.evaluate.pixels import pixel_scores, valid_at
-    from geoseg.io.raster import open_raster
     from geoseg.grid import RasterGrid
+    from geoseg.io.raster import open_raster
 
     is_raster = Path(pred).suffix.lower() in RASTER_SUFFIXES
     truth_gdf = _read_vectors(truth, "truth")

@@ -174,9 +174,9 @@ def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool = False, stop_af
     if "init_encoder" in tcfg and not (out_dir / "last.pt").exists():
         _init_encoder(model, tcfg["init_encoder"])
     model = model.to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=tcfg["lr"], weight_decay=1e-4)
+    opt = torch.optim.AdamW(model.parameters(), lr=float(tcfg["lr"]), weight_decay=1e-4)
     epochs, steps = int(tcfg["epochs"]), int(tcfg["steps_per_epoch"])
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tcfg["lr"], total_steps=epochs * steps, pct_start=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(tcfg["lr"]), total_steps=epochs * steps, pct_start=0.1)
     start, best = 0, -1.0
     last = out_dir / "last.pt"
     if last.exists():

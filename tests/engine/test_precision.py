@@ -2,11 +2,11 @@
 
 import pytest
 
+from geoseg.config import SegmentConfig
 from geoseg.engine.device import cpu_has_bf16
+from geoseg.engine.plan import make_plan
 from geoseg.engine.predictor import Predictor
 from geoseg.io.raster import WorkReader, inspect_raster
-from geoseg.engine.plan import make_plan
-from geoseg.config import SegmentConfig
 from geoseg.models.loading import load_module
 from geoseg.models.registry import get_card
 from tests.conftest import SAMPLES

@@ -47,3 +47,14 @@ def test_bad_configs_raise_one_line_config_errors(tmp_path, name, text, needle):
     with pytest.raises(ConfigError) as err:
         load_experiment(tmp_path / name)
     assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_yaml_example_in_the_training_guide_loads(tmp_path):
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "docs" / "training.md").read_text()
+    block = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "guide.yaml").write_text(block)
+    cfg = load_experiment(tmp_path / "guide.yaml")
+    assert cfg["architecture"]["name"] == "scinet" and cfg["train"]["source"] == "tiles"
+    assert isinstance(cfg["train"]["lr"], float) and cfg["data"]["val"][0]["gsd_m"] == [0.15, 0.3, 0.6]

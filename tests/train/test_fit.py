@@ -70,7 +70,6 @@ def test_training_lowers_the_loss_checkpoints_and_exports(experiment):
 
 def test_an_interrupted_run_resumes_where_it_stopped(experiment):
     import tomllib
-
     import torch
 
     from geoseg.train.fit import fit

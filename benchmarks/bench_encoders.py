@@ -1,0 +1,82 @@
+"""Model speed per encoder: CPU (or CUDA) inference and training-step time of Sci-Net and U-Net.
+
+    python benchmarks/bench_encoders.py --encoders resnet18 resnet34 efficientnet-b0 mobilenet_v2 --threads 2
+
+Inference: batches of 512 x 512 tiles, bf16 autocast on CPU (the engine's default there), megapixels/s.
+Training: one AdamW step on a batch of 16 chips of 256 px, seconds. Random weights: speed does not
+depend on them. Accuracy per encoder needs a training run each; see docs/scinet_vs_unet.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+
+def _time(fn, repeat: int) -> float:
+    fn()  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - t0) / repeat
+
+
+def bench(arch: dict, device: str, tile: int, batch: int, repeat: int) -> dict:
+    import torch
+
+    from geoseg.models.arch import build_module
+
+    model = build_module(arch).to(device)
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    dtype = torch.bfloat16
+    x = torch.randn(batch, 3, tile, tile, device=device)
+
+    def infer():
+        with torch.inference_mode(), torch.autocast(device, dtype=dtype):
+            model.eval()(x)
+
+    infer_s = _time(infer, repeat)
+    opt = torch.optim.AdamW(model.parameters())
+    xt = torch.randn(16, 3, 256, 256, device=device)
+
+    def step():
+        with torch.autocast(device, dtype=dtype):
+            loss = model.train()(xt).float().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    step_s = _time(step, max(1, repeat // 2))
+    return {"arch": arch["name"], "encoder": arch["encoder"], "params_m": round(params, 2),
+            "infer_mpx_s": round(batch * tile * tile / infer_s / 1e6, 3), "train_step_s": round(step_s, 2)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--encoders", nargs="+", default=["resnet18", "resnet34", "efficientnet-b0", "mobilenet_v2"])
+    ap.add_argument("--archs", nargs="+", default=["scinet", "unet"])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--tile", type=int, default=512)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--repeat", type=int, default=4)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    rows = []
+    for enc in args.encoders:
+        for name in args.archs:
+            row = bench({"name": name, "encoder": enc, "in_channels": 3, "classes": 2}, args.device, args.tile, args.batch, args.repeat)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"threads": args.threads, "device": args.device, "rows": rows}, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
