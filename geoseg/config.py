@@ -28,7 +28,7 @@ class VectorizeConfig:
     simplify_m: float | None = None
     regularize: bool = False
     regularize_min_iou: float = 0.85
-    boundary_band: int | None = None
+    boundary_band: int | tuple[int, ...] | None = None  # 1-based separator band(s) (border, gap); their max is used
     band_rows: int = 2048
     halo_rows: int = 256
 

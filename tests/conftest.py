@@ -82,6 +82,12 @@ def pixel_card_2out(tmp_path_factory) -> Path:
     return make_pixel_model(tmp_path_factory.mktemp("models2"), name="pixel-test-2", outputs=("building", "border"))
 
 
+@pytest.fixture(scope="session")
+def pixel_card_3out(tmp_path_factory) -> Path:
+    """Three outputs (building, border, touching-gap)."""
+    return make_pixel_model(tmp_path_factory.mktemp("models3"), name="pixel-test-3", outputs=("building", "border", "gap"))
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED.is_dir():

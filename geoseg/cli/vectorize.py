@@ -31,12 +31,12 @@ def vectorize(prob_path, output, threshold, min_area, simplify, regularize, no_s
     check_vector_output(output)
     with open_raster(prob_path) as ds:
         tags = ds.tags()
-        border = [i + 1 for i, d in enumerate(ds.descriptions) if d == "border"]
+        border = tuple(i + 1 for i, d in enumerate(ds.descriptions) if d in ("border", "gap"))
     cfg = o.vectorize_config(threshold if threshold is not None else _card_threshold(tags), min_area, simplify, regularize, no_split)
     if border and not no_split:
         from dataclasses import replace
 
-        cfg = replace(cfg, boundary_band=border[0])
+        cfg = replace(cfg, boundary_band=border)
     reporter = o.make_progress(progress_mode)
     try:
         gdf = vectorize_raster(prob_path, cfg, model_name=tags.get("model", ""), out_crs=dst_crs, progress=reporter)

@@ -13,6 +13,9 @@ from geoseg.errors import ModelIntegrityError, ModelNotFoundError
 REQUIRED = ("name", "architecture", "weights", "sha256", "input", "gsd_m", "gsd_valid_m", "tile_size", "overlap", "threshold")
 
 
+SEPARATORS = ("border", "gap")  # outputs that mark where touching buildings meet
+
+
 @dataclass(frozen=True)
 class ModelCard:
     """A parsed model card. ``path`` is the card file; ``weights_path`` is resolved next to it."""
@@ -44,9 +47,11 @@ class ModelCard:
         return self.input["normalization"]
 
     @property
-    def boundary_band(self) -> int | None:
-        """1-based band of the border probability in our probability rasters, if the model has one."""
-        return self.outputs.index("border") + 1 if "border" in self.outputs else None
+    def boundary_band(self) -> tuple[int, ...] | None:
+        """1-based bands of the separator outputs (``border``, touching-``gap``) in our probability
+        rasters, if the model has any: the vectorizer splits touching buildings along their maximum."""
+        bands = tuple(i + 1 for i, name in enumerate(self.outputs) if name in SEPARATORS)
+        return bands or None
 
     @classmethod
     def load(cls, path: str | Path) -> ModelCard:

@@ -6,11 +6,12 @@ import math
 
 import numpy as np
 
-from geoseg.train.regions import border_mask
+from geoseg.train.regions import instance_targets
 
 
 class ChipSampler:
-    """Draw ``(image uint8 (3,S,S), target uint8 (2,S,S) = building + border, valid uint8 (S,S))`` chips.
+    """Draw ``(image uint8 (3,S,S), target uint8 (T,S,S), valid uint8 (S,S))`` chips; the targets are
+    the first ``n_targets`` of building / border / gap (see :func:`~geoseg.train.regions.instance_targets`).
 
     The chip GSD is log-uniform in ``gsd_range``: this scale jitter is what makes
     a model robust to the ground resolution of its input.
@@ -21,12 +22,13 @@ class ChipSampler:
     """
 
     def __init__(self, regions: list, size: int, gsd_range: tuple[float, float],
-                 seed: int = 0, augment: bool = True, min_valid: float = 0.6):
+                 seed: int = 0, augment: bool = True, min_valid: float = 0.6, n_targets: int = 2):
         self.regions = regions
         self.size = size
         self.gsd_range = gsd_range
         self.rng = np.random.default_rng(seed)
         self.min_valid = min_valid
+        self.n_targets = n_targets
         weights = np.array([r.valid_pixels for r in regions], dtype=float)
         self.p = weights / weights.sum()
         self.aug = _augmentations(seed) if augment else None
@@ -50,13 +52,13 @@ class ChipSampler:
             interp = cv2.INTER_AREA if crop > self.size else cv2.INTER_LINEAR
             img = cv2.resize(img, (self.size, self.size), interpolation=interp)
             inst = cv2.resize(inst.astype(np.float32), (self.size, self.size), interpolation=cv2.INTER_NEAREST).astype(np.int32)
-            lab = np.stack([(inst > 0).astype(np.uint8), border_mask(inst)])
+            lab = instance_targets(inst, self.n_targets)
             val = (cv2.resize(val, (self.size, self.size), interpolation=interp) > 0.99).astype(np.uint8)
             img = np.where(val[..., None] > 0, img, 0).astype(np.uint8)
             if self.aug is not None:
-                out = self.aug(image=img, masks=[lab[0], lab[1], val])
-                img, (b, e, val) = out["image"], out["masks"]
-                lab = np.stack([b, e])
+                out = self.aug(image=img, masks=[*lab, val])
+                img, masks = out["image"], out["masks"]
+                lab, val = np.stack(masks[:-1]), masks[-1]
             return img.transpose(2, 0, 1), lab, val
         raise RuntimeError("could not draw a valid chip; regions too small or too masked")
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from geoseg.models.card import file_sha256
+from geoseg.train.regions import TARGETS
 
 
 def export(checkpoint: Path, out_dir: Path, card_extra: dict[str, Any]) -> Path:
@@ -23,7 +24,7 @@ def export(checkpoint: Path, out_dir: Path, card_extra: dict[str, Any]) -> Path:
     card = {
         "name": name,
         "architecture": cfg["architecture"],
-        "outputs": ["building", "border"][: int(cfg["architecture"].get("classes", 1))],
+        "outputs": list(TARGETS[: int(cfg["architecture"].get("classes", 1))]),
         "weights": weights.name,
         "sha256": file_sha256(weights),
         "input": {"bands": ["red", "green", "blue"], "normalization": cfg.get("normalization"),

@@ -29,7 +29,7 @@ def _bce_dice(logits, target, valid):
 
 
 def _loss(logits, target, valid, weights):
-    """Dice + BCE per output channel (building, then border), weighted."""
+    """Dice + BCE per output channel (building, border, gap), weighted."""
     logits = logits.float()
     return sum(w * _bce_dice(logits[:, c:c + 1], target[:, c:c + 1], valid) for c, w in enumerate(weights[:logits.shape[1]]))
 
@@ -166,7 +166,13 @@ def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool = False, stop_af
     val = _val_sets(dcfg.get("val", []), tcfg.get("val_chip_size", 192))
     print(f"train regions: {[(r.name, round(r.valid_pixels / 1e6, 1)) for r in regions]} (Mpx valid); "
           f"val chips: {({k: len(v) for k, v in val.items()})}", flush=True)
-    sampler = ChipSampler(regions, tcfg["chip_size"], tuple(tcfg["gsd_range"]), seed=seed)
+    n_targets = int(cfg["architecture"].get("classes", 2))
+    if not 1 <= n_targets <= 3:
+        raise ValueError(f"architecture.classes must be 1 (building), 2 (+ border) or 3 (+ gap), not {n_targets}")
+    sampler = ChipSampler(regions, tcfg["chip_size"], tuple(tcfg["gsd_range"]), seed=seed, n_targets=n_targets)
+    weights = [float(w) for w in tcfg.get("channel_weights", [1.0, 0.5, 0.5])[:n_targets]]
+    if len(weights) < n_targets:
+        raise ValueError(f"train.channel_weights needs {n_targets} values (building, border, gap), got {len(weights)}")
     device = tcfg.get("device", "cuda" if torch.cuda.is_available() else "cpu")
     if "threads" in tcfg:
         torch.set_num_threads(int(tcfg["threads"]))
@@ -203,7 +209,7 @@ def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool = False, stop_af
             v = torch.from_numpy(val_m).float()[:, None].to(device)
             with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
                 logits = model(x)
-            loss = _loss(logits, y, v, tcfg.get("channel_weights", [1.0, 0.5]))
+            loss = _loss(logits, y, v, weights)
             opt.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()

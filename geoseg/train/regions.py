@@ -64,6 +64,27 @@ def load_region(raster: str, labels: str, base_gsd_m: float, name: str | None = 
     return Region(name or raster, image[:, ys, xs].copy(), label[ys, xs].copy(), valid[ys, xs].copy(), base_gsd_m)
 
 
+def gap_mask(instances: np.ndarray, width: int = 2) -> np.ndarray:
+    """Background pixels with two different buildings within ``width`` pixels: the narrow gaps
+    between touching or nearly touching buildings (uint8 0/1)."""
+    from scipy import ndimage
+
+    size = 2 * width + 1
+    big = np.iinfo(np.int32).max
+    hi = ndimage.maximum_filter(instances, size=size)
+    lo = ndimage.minimum_filter(np.where(instances > 0, instances, big), size=size)
+    return ((instances == 0) & (lo < big) & (hi != lo)).astype(np.uint8)
+
+
+TARGETS = ("building", "border", "gap")
+
+
+def instance_targets(instances: np.ndarray, n: int) -> np.ndarray:
+    """The first ``n`` of building / border / gap target masks of an instance raster: uint8 ``(n, Y, X)``."""
+    makers = (lambda i: (i > 0).astype(np.uint8), border_mask, gap_mask)
+    return np.stack([make(instances) for make in makers[:n]])
+
+
 def border_mask(instances: np.ndarray, width: int = 1) -> np.ndarray:
     """Pixels of a building within ``width`` pixels of another instance or of background:
     the outline and the shared walls between touching buildings (uint8 0/1)."""

@@ -387,7 +387,7 @@ def _parse_crs(crs):
 
 
 def _check_bands(ds, cfg: VectorizeConfig) -> None:
-    bands = [1] if cfg.boundary_band is None else [1, cfg.boundary_band]
+    bands = [1, *separator_bands(cfg.boundary_band)]
     for band in bands:
         if not 1 <= band <= ds.count:
             raise InputError(f"{ds.name} has {ds.count} band(s); band {band} does not exist, check boundary_band")
@@ -396,7 +396,14 @@ def _check_bands(ds, cfg: VectorizeConfig) -> None:
             raise InputError(f"band {band} of {ds.name} is {dtype}; expected uint8 (0..255) or float (0..1) probability")
 
 
-def _read_window(ds, window: tuple[int, int, int, int], boundary_band: int | None):
+def separator_bands(boundary_band: int | tuple[int, ...] | None) -> tuple[int, ...]:
+    """``VectorizeConfig.boundary_band`` as a tuple of 1-based bands (empty: none)."""
+    if boundary_band is None:
+        return ()
+    return (boundary_band,) if isinstance(boundary_band, int) else tuple(boundary_band)
+
+
+def _read_window(ds, window: tuple[int, int, int, int], boundary_band: int | tuple[int, ...] | None):
     """``(band 1 values, valid, boundary band values)`` for raster rows ``[r0, r1)``, columns ``[c0, c1)``.
 
     uint8 bands stay uint8 (a quarter of the memory; see :class:`_Probability`),
@@ -410,7 +417,10 @@ def _read_window(ds, window: tuple[int, int, int, int], boundary_band: int | Non
     valid_yx = ds.dataset_mask(window=win) > 0
     if raw_yx.dtype != np.uint8:
         valid_yx &= np.isfinite(raw_yx)
-    boundary_yx = None if boundary_band is None else _raw(ds.read(boundary_band, window=win))
+    boundary_yx = None
+    for band in separator_bands(boundary_band):  # border and gap: a pixel separates if either says so
+        sep = _raw(ds.read(band, window=win))
+        boundary_yx = sep if boundary_yx is None else np.maximum(boundary_yx, sep)
     return raw_yx, valid_yx, boundary_yx
 
 

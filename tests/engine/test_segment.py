@@ -214,7 +214,7 @@ def test_cog_output(tmp_path, pixel_card):
 
 
 @pytest.mark.parametrize("crs,transform", [("EPSG:32633", UTM), ("EPSG:4326", Affine(1e-5, 0, 9.5, 0, -1e-5, 45.2))])
-@pytest.mark.parametrize("card_name", ["pixel_card", "pixel_card_2out"])
+@pytest.mark.parametrize("card_name", ["pixel_card", "pixel_card_2out", "pixel_card_3out"])
 def test_nodata_survives_for_any_output_count_and_when_warping(tmp_path, request, card_name, crs, transform):
     card = request.getfixturevalue(card_name)
     mask = np.ones((160, 160), bool)

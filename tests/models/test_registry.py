@@ -54,3 +54,13 @@ def test_model_path_env_adds_models(tmp_path, monkeypatch, pixel_card):
     monkeypatch.setenv("GEOSEG_MODEL_PATH", str(pixel_card.parent))
     assert "pixel-test" in available()
     assert get_card("pixel-test").path == pixel_card.resolve()
+
+
+def test_separator_bands_come_from_the_card_outputs(tmp_path):
+    from tests.conftest import make_pixel_model
+
+    from geoseg.models.card import ModelCard
+
+    assert ModelCard.load(make_pixel_model(tmp_path / "a", outputs=("building",))).boundary_band is None
+    assert ModelCard.load(make_pixel_model(tmp_path / "b", outputs=("building", "border"))).boundary_band == (2,)
+    assert ModelCard.load(make_pixel_model(tmp_path / "c", outputs=("building", "border", "gap"))).boundary_band == (2, 3)

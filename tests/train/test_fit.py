@@ -100,3 +100,21 @@ def test_the_same_seed_gives_the_same_run(experiment):
     cfg["train"]["seed"] = 1
     fit(cfg, experiment / "c")
     assert logs[0] == logs[1] != json.loads((experiment / "c" / "log.jsonl").read_text())["loss"]
+
+
+def test_a_three_output_model_trains_and_exports_building_border_gap(experiment):
+    import tomllib
+
+    import torch
+
+    from geoseg.models.registry import get_card
+    from geoseg.train.export import export
+    from geoseg.train.fit import fit
+
+    cfg = tomllib.loads((experiment / "exp.toml").read_text())
+    cfg["architecture"]["classes"] = 3
+    cfg["train"].update(epochs=1, steps_per_epoch=2)
+    fit(cfg, experiment / "run3")
+    assert torch.load(experiment / "run3" / "last.pt", weights_only=False)["model"]["segmentation_head.0.weight"].shape[0] == 3
+    card = get_card(str(export(experiment / "run3" / "last.pt", experiment / "m", {"gsd_m": 0.3, "gsd_valid_m": [0.1, 0.6], "tile_size": 64, "overlap": 16, "threshold": 0.5})))
+    assert card.outputs == ("building", "border", "gap") and card.boundary_band == (2, 3)

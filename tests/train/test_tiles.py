@@ -71,3 +71,24 @@ def test_sampler_draws_the_same_kind_of_chips_from_either_source(labelled):
         bright = img.mean(axis=1) > 128
         on = lab[:, 0] > 0
         assert on.any() and (bright[on].mean() > 0.8) and (~bright[~on & (val > 0)]).mean() > 0.8
+
+
+def test_targets_building_border_and_gap():
+    from geoseg.train.regions import instance_targets
+
+    inst = np.zeros((12, 26), np.int32)
+    inst[2:10, 2:8] = 1
+    inst[2:10, 10:16] = 2  # a 2-pixel gap (columns 8, 9) between buildings 1 and 2
+    inst[11, 25] = 3  # a lone one-pixel building far from the others
+    b, e, g = instance_targets(inst, 3)
+    np.testing.assert_array_equal(b, inst > 0)
+    assert e[5, 2] and e[5, 7] and not e[5, 4], "outline pixels only"
+    assert g[2:10, 8:10].all() and g.sum() == g[:, 8:10].sum(), "gap pixels are exactly those between two buildings"
+    assert not g[:, 17:].any(), "no gap around a lone building"
+    assert instance_targets(inst, 2).shape == (2, 12, 26)
+
+
+def test_sampler_with_three_targets(labelled):
+    raster, labels = labelled
+    img, lab, val = ChipSampler([load_region(raster, labels, GSD)], 48, (0.5, 1.0), seed=2, n_targets=3).batch(4)
+    assert lab.shape == (4, 3, 48, 48) and set(np.unique(lab)) <= {0, 1}

@@ -226,6 +226,15 @@ def test_boundary_band_splits_a_block(tmp_path):
         vectorize_raster(path, VectorizeConfig(boundary_band=3))
 
 
+def test_gap_band_splits_a_block_as_well_as_a_border_band(tmp_path):
+    prob_yx = draw((60, 100), [(20, 10, 40, 90)])
+    no_border_yx = np.zeros((60, 100), np.uint8)
+    gap_yx = draw((60, 100), [(20, 49, 40, 51)], value=255)
+    path = write_prob(tmp_path / "p.tif", np.stack([prob_yx, no_border_yx, gap_yx]))
+    assert len(vectorize_raster(path, VectorizeConfig(boundary_band=2))) == 1, "the border band alone sees no wall"
+    assert len(vectorize_raster(path, VectorizeConfig(boundary_band=(2, 3)))) == 2
+
+
 class _Recorder:
     def __init__(self, cancel_after: int | None = None) -> None:
         self.calls: list[tuple[int, int, str]] = []
