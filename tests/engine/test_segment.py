@@ -228,3 +228,13 @@ def test_nodata_survives_for_any_output_count_and_when_warping(tmp_path, request
         valid = b.dataset_mask() > 0
     agree = (valid == mask).mean()
     assert agree == 1.0 if crs == "EPSG:32633" else agree > 0.98
+
+
+def test_shipped_scinet_finds_buildings_on_a_sample_tile_at_its_native_gsd(tmp_path):
+    """Sci-Net, registered by name, runs through the engine at the input's own GSD (no resampling)."""
+    from pathlib import Path
+
+    tile = Path(__file__).parents[2] / "sample_tiles" / "banepa_chip_386690-220241_4326.tif"
+    res = segment(str(tile), tmp_path / "b.gpkg", None, SegmentConfig(model="scinet-r18-buildings", gsd_m="native"))
+    assert res.plan.work_gsd_m == pytest.approx(0.132, abs=0.002)
+    assert len(res.footprints) >= 5 and (res.footprints["model"] == "scinet-r18-buildings").all()

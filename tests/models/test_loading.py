@@ -7,8 +7,9 @@ from geoseg.models.loading import load_module
 from geoseg.models.registry import get_card
 
 
-def test_default_model_loads_and_predicts_any_tile_shape():
-    card = get_card("default")
+@pytest.mark.parametrize("name", ["default", "scinet-r18-buildings"])
+def test_shipped_models_load_and_predict_any_tile_shape(name):
+    card = get_card(name)
     pred = Predictor(load_module(card), card, device="cpu", precision="fp32", batch_size=2)
     rng = np.random.default_rng(0)
     for shape in [(3, 3, 64, 64), (1, 3, 50, 70)]:  # 50x70 is padded to a multiple of 32 and cropped back

@@ -8,8 +8,9 @@ from geoseg.models.card import ModelCard
 from geoseg.models.registry import available, get_card
 
 
-def test_default_model_is_shipped_with_a_complete_card():
-    card = get_card("default")
+@pytest.mark.parametrize("name", ["default", "unet-r18-buildings", "scinet-r18-buildings"])
+def test_shipped_models_have_complete_cards(name):
+    card = get_card(name)
     assert card.name in available()
     for key in ("license", "attribution", "metrics", "training", "data"):
         assert key in card.raw, f"model card lacks {key}"
