@@ -37,7 +37,6 @@ class Region:
 
 
 def load_region(raster: str, labels: str, base_gsd_m: float, name: str | None = None) -> Region:
-    import geopandas as gpd
     import rasterio
     from rasterio.enums import Resampling
     from rasterio.features import rasterize
@@ -53,8 +52,9 @@ def load_region(raster: str, labels: str, base_gsd_m: float, name: str | None = 
         ) as vrt:
             image = vrt.read(indexes=[1, 2, 3])
             valid = vrt.dataset_mask() > 0  # alpha band carries the source's internal mask
-    gdf = (gpd.read_parquet(labels) if str(labels).endswith(".parquet") else gpd.read_file(labels)).to_crs(crs)
-    geoms = [g for g in gdf.geometry if g is not None and not g.is_empty]
+    from geoseg.train.tiles import read_labels
+
+    geoms = read_labels(labels, crs)
     label = rasterize(((g, i + 1) for i, g in enumerate(geoms)), out_shape=grid.shape_yx, transform=grid.transform, dtype="int32")
     rows = np.flatnonzero(valid.any(axis=1))
     cols = np.flatnonzero(valid.any(axis=0))
