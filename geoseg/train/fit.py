@@ -58,7 +58,8 @@ def _amp(device: str, precision: str):
     return torch.bfloat16, None
 
 
-def evaluate_iou(model, chips, norm, threshold: float = 0.5, batch: int = 16, device: str = "cpu", dtype=None) -> dict[str, float]:
+def pixel_counts(model, chips, norm, threshold: float = 0.5, batch: int = 16, device: str = "cpu", dtype=None) -> tuple[int, int, int]:
+    """``(tp, fp, fn)`` building pixels of ``model`` over ``(image, label, valid)`` chips, valid pixels only."""
     import torch
 
     model.eval()
@@ -74,8 +75,11 @@ def evaluate_iou(model, chips, norm, threshold: float = 0.5, batch: int = 16, de
             fp += int((p & ~lab & val).sum())
             fn += int((~p & lab & val).sum())
     model.train()
-    iou = tp / max(1, tp + fp + fn)
-    return {"iou": iou, "precision": tp / max(1, tp + fp), "recall": tp / max(1, tp + fn)}
+    return tp, fp, fn
+
+
+def _scores(tp: int, fp: int, fn: int) -> dict[str, float]:
+    return {"iou": tp / max(1, tp + fp + fn), "precision": tp / max(1, tp + fp), "recall": tp / max(1, tp + fn)}
 
 
 def train_regions(dcfg: dict[str, Any], tcfg: dict[str, Any]) -> list:
@@ -112,9 +116,10 @@ def _validate(model, sets: dict[str, list], norm, device, dtype) -> dict[str, An
     """Pixel IoU/precision/recall over all validation chips, plus IoU per validation set."""
     if not sets:
         return {}
-    out = evaluate_iou(model, [c for v in sets.values() for c in v], norm, device=device, dtype=dtype)
+    counts = {k: pixel_counts(model, v, norm, device=device, dtype=dtype) for k, v in sets.items()}  # one pass per chip
+    out = _scores(*(sum(c[i] for c in counts.values()) for i in range(3)))
     if len(sets) > 1:
-        out["iou_by_set"] = {k: round(evaluate_iou(model, v, norm, device=device, dtype=dtype)["iou"], 4) for k, v in sets.items()}
+        out["iou_by_set"] = {k: round(_scores(*c)["iou"], 4) for k, c in counts.items()}
     return out
 
 

@@ -118,3 +118,23 @@ def test_a_three_output_model_trains_and_exports_building_border_gap(experiment)
     assert torch.load(experiment / "run3" / "last.pt", weights_only=False)["model"]["segmentation_head.0.weight"].shape[0] == 3
     card = get_card(str(export(experiment / "run3" / "last.pt", experiment / "m", {"gsd_m": 0.3, "gsd_valid_m": [0.1, 0.6], "tile_size": 64, "overlap": 16, "threshold": 0.5})))
     assert card.outputs == ("building", "border", "gap") and card.boundary_band == (2, 3)
+
+
+def test_validation_scores_per_set_add_up_to_the_overall_score():
+    import torch
+
+    from geoseg.models.normalize import DEFAULT_NORMALIZATION
+    from geoseg.train.fit import _validate
+
+    model = torch.nn.Conv2d(3, 1, 1)
+    with torch.no_grad():
+        model.weight.fill_(1.0), model.bias.fill_(0.0)  # bright pixels are buildings
+    img = np.zeros((3, 32, 32), np.uint8)
+    img[:, :, :16] = 255
+    lab_left = np.zeros((32, 32), np.uint8)
+    lab_left[:, :16] = 1
+    valid = np.ones((32, 32), bool)
+    sets = {"perfect": [(img, lab_left, valid)], "wrong": [(img, 1 - lab_left, valid)]}
+    out = _validate(model, sets, DEFAULT_NORMALIZATION, "cpu", None)
+    assert out["iou_by_set"] == {"perfect": 1.0, "wrong": 0.0}
+    assert out["iou"] == pytest.approx(512 / (512 + 512 + 512))
