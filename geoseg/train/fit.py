@@ -58,7 +58,8 @@ def _amp(device: str, precision: str):
     return torch.bfloat16, None
 
 
-def pixel_counts(model, chips, norm, threshold: float = 0.5, batch: int = 16, device: str = "cpu", dtype=None) -> tuple[int, int, int]:
+def pixel_counts(model, chips, norm, threshold: float = 0.5, batch: int = 16, device: str = "cpu",
+                 dtype=None) -> tuple[int, int, int]:
     """``(tp, fp, fn)`` building pixels of ``model`` over ``(image, label, valid)`` chips, valid pixels only."""
     import torch
 

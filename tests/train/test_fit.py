@@ -104,7 +104,6 @@ def test_the_same_seed_gives_the_same_run(experiment):
 
 def test_a_three_output_model_trains_and_exports_building_border_gap(experiment):
     import tomllib
-
     import torch
 
     from geoseg.models.registry import get_card
@@ -116,7 +115,8 @@ def test_a_three_output_model_trains_and_exports_building_border_gap(experiment)
     cfg["train"].update(epochs=1, steps_per_epoch=2)
     fit(cfg, experiment / "run3")
     assert torch.load(experiment / "run3" / "last.pt", weights_only=False)["model"]["segmentation_head.0.weight"].shape[0] == 3
-    card = get_card(str(export(experiment / "run3" / "last.pt", experiment / "m", {"gsd_m": 0.3, "gsd_valid_m": [0.1, 0.6], "tile_size": 64, "overlap": 16, "threshold": 0.5})))
+    extra = {"gsd_m": 0.3, "gsd_valid_m": [0.1, 0.6], "tile_size": 64, "overlap": 16, "threshold": 0.5}
+    card = get_card(str(export(experiment / "run3" / "last.pt", experiment / "m", extra)))
     assert card.outputs == ("building", "border", "gap") and card.boundary_band == (2, 3)
 
 
