@@ -10,7 +10,8 @@ from pathlib import Path
 def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default", progress=None,
               base_config=None) -> list[dict]:
     """For each GSD: resample ``raster`` to it (on the fly), run ``model`` there, bring the
-    result back to the input grid and score it against ``truth``."""
+    result back to the input grid and score it against ``truth``. Tiles are the model card's
+    unless ``base_config`` sets them; each row records the tile size and overlap used."""
     from dataclasses import replace
 
     from geoseg.config import SegmentConfig
@@ -22,8 +23,11 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
     for g in gsds:
         with tempfile.TemporaryDirectory(prefix="geoseg-sweep-") as tmp:
             out = Path(tmp) / "b.gpkg"
-            segment(raster, out, None, replace(cfg, model=model, gsd_m=g, allow_any_gsd=True), progress)
-            rows.append({"gsd_m": g, **evaluate(str(out), truth, raster=raster)})
+            res = segment(raster, out, None, replace(cfg, model=model, gsd_m=g, allow_any_gsd=True), progress,
+                          return_footprints=False)
+            tiles = res.plan.tiles
+            rows.append({"gsd_m": g, "tile_size": tiles.tile_size, "overlap": tiles.overlap,
+                         **evaluate(str(out), truth, raster=raster)})
     return rows
 
 

@@ -1,4 +1,6 @@
-"""Export a training checkpoint as fp16 safetensors plus a model card (JSON)."""
+"""Export a training checkpoint as fp16 safetensors plus a model card (JSON).
+
+The card's tile size defaults to the training chip size (a card template may override it)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,14 @@ from typing import Any
 
 from geoseg.models.card import file_sha256
 from geoseg.train.regions import TARGETS
+
+
+def inference_tiles(tcfg: dict[str, Any]) -> dict[str, int]:
+    """Tile size and overlap the engine should use: the training chip size, because a model
+    trained on small chips (DenseASPP's wide dilations above all) sees different context on
+    larger tiles and loses recall there (docs/scinet_vs_unet.md, round 3)."""
+    size = int(tcfg["chip_size"])
+    return {"tile_size": size, "overlap": size // 4}
 
 
 def export(checkpoint: Path, out_dir: Path, card_extra: dict[str, Any]) -> Path:
@@ -30,6 +40,7 @@ def export(checkpoint: Path, out_dir: Path, card_extra: dict[str, Any]) -> Path:
         "input": {"bands": ["red", "green", "blue"], "normalization": cfg.get("normalization"),
                   "dtype_rule": "uint8 as is; other dtypes: each band's 2nd-98th percentile mapped linearly to 0-255"},
         "training": {"config": cfg, "epoch": ck.get("epoch"), "val_metrics_during_training": ck.get("metrics")},
+        **inference_tiles(cfg["train"]),
         **card_extra,
     }
     path = out_dir / f"{name}.json"

@@ -124,26 +124,54 @@ def _validate(model, sets: dict[str, list], norm, device, dtype) -> dict[str, An
     return out
 
 
-def _init_encoder(model, source: str) -> None:
-    """Copy ``encoder.*`` weights from a model (registry name, card or safetensors path) into ``model``."""
+HEADS = ("head.", "segmentation_head.")  # output layers: may differ in size when fine-tuning
+
+
+def _source_state(source: str) -> dict:
+    """Float weights of a registered model (name or card path), a safetensors file or a
+    training checkpoint (``*.pt``, e.g. another run's ``last.pt``)."""
+    import torch
     from safetensors.torch import load_file
 
-    if str(source).endswith(".safetensors"):
-        path = source
+    src = str(source)
+    if src.endswith(".pt"):
+        state = torch.load(src, weights_only=False, map_location="cpu")["model"]
     else:
-        from geoseg.models.registry import get_card
+        if src.endswith(".safetensors"):
+            path = src
+        else:
+            from geoseg.models.registry import get_card
 
-        card = get_card(source)
-        card.verify_weights()
-        path = card.weights_path
-    state = {k: v.float() for k, v in load_file(str(path)).items() if k.startswith("encoder.")}
-    if not state:
-        raise ValueError(f"{source}: no encoder.* weights to start from")
-    missing = [k for k in model.state_dict() if k.startswith("encoder.") and k not in state]
-    if missing:
-        raise ValueError(f"{source}: encoder does not match ({len(missing)} missing keys, e.g. {missing[0]})")
+            card = get_card(src)
+            card.verify_weights()
+            path = card.weights_path
+        state = load_file(str(path))
+    return {k: v.float() for k, v in state.items()}
+
+
+def _init_from(model, source: str, whole: bool) -> None:
+    """Start ``model`` from ``source``'s weights: the encoder only, or (``whole``) every layer;
+    an output head of another size keeps the leading outputs both share (building, border)
+    and starts the others fresh."""
+    prefix = "" if whole else "encoder."
+    own = model.state_dict()
+    src = {k: v for k, v in _source_state(source).items() if k.startswith(prefix) and k in own}
+    state = {k: v for k, v in src.items() if own[k].shape == v.shape}
+    if whole:  # a head with more or fewer outputs (e.g. + gap): keep the outputs both have
+        for k, v in src.items():
+            if k not in state and k.startswith(HEADS) and own[k].shape[1:] == v.shape[1:]:
+                n = min(v.shape[0], own[k].shape[0])
+                state[k] = own[k].clone()
+                state[k][:n] = v[:n]
+    missing = [k for k in own if k.startswith(prefix) and k not in state and not (whole and k.startswith(HEADS))]
+    if not state or missing:
+        what = "model" if whole else "encoder"
+        hint = f" ({len(missing)} missing or mismatched tensors, e.g. {missing[0]})" if missing else ""
+        raise ValueError(f"{source}: {what} does not match the architecture being trained{hint}")
     model.load_state_dict(state, strict=False)
-    print(f"encoder initialised from {source} ({len(state)} tensors)", flush=True)
+    fresh = sorted({k.split(".")[0] for k in own if k.startswith(prefix) and k not in src})
+    print(f"{'model' if whole else 'encoder'} initialised from {source} ({len(state)} tensors"
+          + (f"; new: {', '.join(fresh)})" if fresh else ")"), flush=True)
 
 
 def _steps(n: int, epoch: int, epochs: int, show: bool):
@@ -183,8 +211,13 @@ def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool = False, stop_af
     if "threads" in tcfg:
         torch.set_num_threads(int(tcfg["threads"]))
     model = build_module(cfg["architecture"])
-    if "init_encoder" in tcfg and not (out_dir / "last.pt").exists():
-        _init_encoder(model, tcfg["init_encoder"])
+    if not (out_dir / "last.pt").exists():  # a fresh run: optionally start from trained weights
+        if "init_model" in tcfg and "init_encoder" in tcfg:
+            raise ValueError("give train.init_model (fine-tune a whole model) or train.init_encoder, not both")
+        if "init_model" in tcfg:
+            _init_from(model, tcfg["init_model"], whole=True)
+        elif "init_encoder" in tcfg:
+            _init_from(model, tcfg["init_encoder"], whole=False)
     model = model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=float(tcfg["lr"]), weight_decay=1e-4)
     epochs, steps = int(tcfg["epochs"]), int(tcfg["steps_per_epoch"])

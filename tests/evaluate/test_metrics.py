@@ -110,6 +110,19 @@ def test_gsd_sweep_on_a_sample_tile(tmp_path, pixel_card):
     assert rows[0]["iou"] > 0.95 and all(x["obj_tp"] == 2 for x in rows)
     assert rows[2]["iou"] < rows[0]["iou"], "coarser resolution blurs the outlines"
     assert (tmp_path / "s.png").stat().st_size > 1000
+    assert {(x["tile_size"], x["overlap"]) for x in rows} == {pixel_card_tiles(pixel_card)}
+    r = CliRunner().invoke(cli, ["evaluate", str(raster), "--truth", str(tmp_path / "t.gpkg"), "--gsd-sweep", "1,2",
+                                 "--model", str(pixel_card), "--tile-size", "64", "--overlap", "16", "--json"])
+    assert r.exit_code == 0, r.output
+    assert [(x["tile_size"], x["overlap"]) for x in json.loads(r.stdout)] == [(64, 16), (64, 16)]
+    assert json.loads(r.stdout)[0]["iou"] > 0.95, "the same answer from smaller tiles"
+    r = CliRunner().invoke(cli, ["evaluate", str(raster), "--truth", str(tmp_path / "t.gpkg"), "--tile-size", "64"])
+    assert r.exit_code == 2 and "--gsd-sweep" in r.output
+
+
+def pixel_card_tiles(card_path) -> tuple[int, int]:
+    raw = json.loads(Path(card_path).read_text())
+    return raw["tile_size"], raw["overlap"]
 
 
 def test_gsd_sweep_of_two_models_on_a_shipped_sample_tile(tmp_path, pixel_card):

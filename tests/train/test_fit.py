@@ -120,6 +120,61 @@ def test_a_three_output_model_trains_and_exports_building_border_gap(experiment)
     assert card.outputs == ("building", "border", "gap") and card.boundary_band == (2, 3)
 
 
+def test_fine_tuning_starts_from_a_run_and_grows_the_head_by_one_output(experiment):
+    import tomllib
+    import torch
+
+    from geoseg.train.fit import fit
+
+    cfg = tomllib.loads((experiment / "exp.toml").read_text())
+    cfg["train"].update(epochs=1, steps_per_epoch=1)
+    fit(cfg, experiment / "two")
+    two = torch.load(experiment / "two" / "last.pt", weights_only=False)["model"]
+    cfg["architecture"]["classes"] = 3
+    cfg["train"].update(init_model=str(experiment / "two" / "last.pt"), lr=0.0, steps_per_epoch=1)
+    fit(cfg, experiment / "three")
+    three = torch.load(experiment / "three" / "last.pt", weights_only=False)["model"]
+    head = "segmentation_head.0.weight"
+    assert three[head].shape[0] == 3
+    assert torch.equal(three[head][:2], two[head]), "building and border outputs carried over"
+    assert not torch.equal(three[head][2], torch.zeros_like(three[head][2])), "the gap output starts fresh, not zeroed"
+    k = "decoder.blocks.0.conv1.0.weight"
+    assert torch.equal(three[k], two[k]), "with lr 0 every shared layer stays as loaded"
+
+
+def test_a_fine_tune_from_another_architecture_is_refused(experiment):
+    import tomllib
+
+    from geoseg.train.fit import fit
+
+    cfg = tomllib.loads((experiment / "exp.toml").read_text())
+    cfg["train"].update(epochs=1, steps_per_epoch=1)
+    fit(cfg, experiment / "unet")
+    cfg["architecture"]["name"] = "scinet"
+    cfg["train"]["init_model"] = str(experiment / "unet" / "last.pt")
+    with pytest.raises(ValueError, match="does not match the architecture"):
+        fit(cfg, experiment / "scinet")
+    cfg["train"]["init_encoder"] = "x"
+    with pytest.raises(ValueError, match="not both"):
+        fit(cfg, experiment / "both")
+
+
+def test_the_exported_card_runs_tiles_of_the_training_chip_size(experiment):
+    import tomllib
+
+    from geoseg.models.registry import get_card
+    from geoseg.train.export import export
+    from geoseg.train.fit import fit
+
+    cfg = tomllib.loads((experiment / "exp.toml").read_text())
+    cfg["train"].update(epochs=1, steps_per_epoch=1, chip_size=96)
+    fit(cfg, experiment / "run")
+    card = get_card(str(export(experiment / "run" / "last.pt", experiment / "m", {"gsd_m": 0.3, "gsd_valid_m": [0.1, 0.6], "threshold": 0.5})))
+    assert (card.tile_size, card.overlap) == (96, 24)
+    card = get_card(str(export(experiment / "run" / "last.pt", experiment / "n", {"gsd_m": 0.3, "gsd_valid_m": [0.1, 0.6], "threshold": 0.5, "tile_size": 128, "overlap": 32})))
+    assert (card.tile_size, card.overlap) == (128, 32), "a card template may still set its own"
+
+
 def test_validation_scores_per_set_add_up_to_the_overall_score():
     import torch
 
