@@ -21,6 +21,8 @@ def main() -> None:
     ap.add_argument("pairs", nargs="+", help="RASTER:LABELS")
     ap.add_argument("--model", default="default")
     ap.add_argument("--gsd", default=None, help="metres, or 'native' (default: the model's GSD)")
+    ap.add_argument("--tile-size", type=int, default=None, help="default: the model card's")
+    ap.add_argument("--overlap", type=int, default=None, help="default: the model card's")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
@@ -36,10 +38,12 @@ def main() -> None:
             out, prob = Path(tmp) / "b.gpkg", Path(tmp) / "p.tif"
             t0 = time.perf_counter()
             gsd = None if args.gsd is None else (args.gsd if args.gsd == "native" else float(args.gsd))
-            res = segment(raster, out, prob, SegmentConfig(model=args.model, gsd_m=gsd))
+            res = segment(raster, out, prob, SegmentConfig(model=args.model, gsd_m=gsd, tile_size=args.tile_size,
+                                                                overlap=args.overlap))
             seconds = time.perf_counter() - t0
             scores = evaluate(str(out), labels, raster=raster)
         row = {"raster": raster, "native_gsd_m": round(res.plan.native_gsd_m, 4), "work_gsd_m": res.plan.work_gsd_m,
+               "tile_size": res.plan.tiles.tile_size, "overlap": res.plan.tiles.overlap,
                "seconds": round(seconds, 1), **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in scores.items()
                                                  if k not in ("pred", "truth", "raster")}}
         rows.append(row)

@@ -41,8 +41,10 @@ def write_probability(src_path: Path, out_path: Path, out_grid: RasterGrid, n_ba
     check_raster_output(out_path)
     profile = dict(driver="GTiff", width=out_grid.width, height=out_grid.height, count=n_bands, dtype="uint8",
                    crs=out_grid.crs, transform=out_grid.transform, tiled=True, blockxsize=512, blockysize=512,
-                   compress=compress, predictor=2, BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS",
+                   compress=compress, predictor=2, BIGTIFF="IF_SAFER",  # no NUM_THREADS: see below
                    **({"ZLEVEL": 4} if compress == "deflate" else {"ZSTD_LEVEL": 6}))
+    # GDAL's multi-threaded compression (NUM_THREADS) printed 'ERROR 1: ... Bad value 1 for "ExtraSamples"'
+    # for masked multi-band outputs (5 writes in 8 in a standalone repro, data intact) and saved little time here.
     with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(src_path) as src, atomic_output(out_path) as tmp:
         same = RasterGrid((src.height, src.width), src.transform, src.crs).same_as(out_grid)
         warp = dict(crs=out_grid.crs, transform=out_grid.transform, width=out_grid.width, height=out_grid.height)
