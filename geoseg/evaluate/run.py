@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from geoseg.errors import InputError
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt")
@@ -21,7 +23,31 @@ def _read_vectors(path: str, what: str):
     gdf = gpd.read_file(path)
     if gdf.crs is None:
         raise InputError(f"{what} {path} has no CRS; set one (e.g. with ogr2ogr -a_srs)")
-    return gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+    return gdf.set_geometry(polygonal(gdf.geometry.values)).pipe(lambda g: g[~g.geometry.is_empty])
+
+
+def polygonal(geoms):
+    """Valid polygonal versions of ``geoms``: self-intersecting outlines (common in OSM) are
+    repaired, and lines or points left over from the repair are dropped (empty if nothing is left)."""
+    import shapely
+
+    geoms = np.asarray(geoms, dtype=object)
+    bad = ~shapely.is_valid(geoms)
+    if bad.any():
+        geoms = geoms.copy()
+        geoms[bad] = [_polygons_of(g) for g in shapely.make_valid(geoms[bad])]
+    return geoms
+
+
+def _polygons_of(geom):
+    from shapely.geometry import MultiPolygon, Polygon
+
+    if isinstance(geom, (Polygon, MultiPolygon)):
+        return geom
+    parts = [p for g in getattr(geom, "geoms", []) for p in (g.geoms if isinstance(g, MultiPolygon) else [g])
+             if isinstance(p, Polygon)]
+    return MultiPolygon(parts) if parts else Polygon()
 
 
 def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float | None = None,

@@ -25,6 +25,19 @@ def b(r0, c0, r1, c1):
 TRUTH = [b(10, 10, 30, 30), b(10, 50, 30, 70), b(50, 10, 70, 40)]
 
 
+def test_self_intersecting_truth_is_repaired_not_fatal(tmp_path):
+    """OSM has bow-tie outlines; GEOS refuses to intersect them ('TopologyException')."""
+    from shapely.geometry import Polygon
+
+    x0, y0 = 500000, 5000000
+    bowtie = Polygon([(x0 + 80, y0 - 80), (x0 + 100, y0 - 100), (x0 + 100, y0 - 80), (x0 + 80, y0 - 100)])
+    assert not bowtie.is_valid
+    gpd.GeoDataFrame(geometry=[*TRUTH, bowtie], crs=32633).to_file(tmp_path / "t.gpkg")
+    gpd.GeoDataFrame(geometry=[*TRUTH, bowtie.buffer(0.5)], crs=32633).to_file(tmp_path / "p.gpkg")
+    s = evaluate(str(tmp_path / "p.gpkg"), str(tmp_path / "t.gpkg"))
+    assert s["n_truth"] == 4 and s["obj_tp"] == 3, "the three valid buildings match; the repaired bow-tie is scored too"
+
+
 def test_perfect_prediction():
     s = object_scores(TRUTH, TRUTH)
     assert s["obj_tp"] == 3 and s["obj_f1"] == 1.0 and s["obj_mean_iou_tp"] == 1.0
