@@ -238,3 +238,20 @@ def test_shipped_scinet_finds_buildings_on_a_sample_tile_at_its_native_gsd(tmp_p
     res = segment(str(tile), tmp_path / "b.gpkg", None, SegmentConfig(model="scinet-r18-buildings", gsd_m="native"))
     assert res.plan.work_gsd_m == pytest.approx(0.132, abs=0.002)
     assert len(res.footprints) >= 5 and (res.footprints["model"] == "scinet-r18-buildings").all()
+
+
+def test_shipped_three_output_scinet_writes_building_border_gap_and_splits_along_them(tmp_path):
+    """The gap model's probability raster carries all three outputs by name; footprints split
+    along border and gap are more numerous than the building band's connected parts."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    import rasterio
+
+    tile = Path(__file__).parents[2] / "sample_tiles" / "banepa_chip_386690-220241_4326.tif"
+    cfg = SegmentConfig(model="scinet-r18-buildings-gap")
+    res = segment(str(tile), tmp_path / "b.gpkg", tmp_path / "p.tif", cfg)
+    with rasterio.open(tmp_path / "p.tif") as ds:
+        assert ds.descriptions == ("building", "border", "gap")
+    whole = segment(str(tile), tmp_path / "w.gpkg", None, replace(cfg, vectorize=replace(cfg.vectorize, split_touching=False)))
+    assert len(res.footprints) > len(whole.footprints) >= 5
