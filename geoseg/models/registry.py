@@ -12,7 +12,7 @@ from pathlib import Path
 from geoseg.errors import ModelNotFoundError
 from geoseg.models.card import ModelCard
 
-ALIASES: dict[str, str] = {"default": "unet-r18-buildings"}
+ALIASES: dict[str, str] = {"default": "unet-r18-multiscale-c512"}
 
 
 def search_path() -> list[Path]:

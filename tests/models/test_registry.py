@@ -8,7 +8,7 @@ from geoseg.models.card import ModelCard
 from geoseg.models.registry import available, get_card
 
 
-@pytest.mark.parametrize("name", ["default", "unet-r18-buildings", "scinet-r18-buildings", "scinet-r18-buildings-gap"])
+@pytest.mark.parametrize("name", ["default", "unet-r18-multiscale-c512", "unet-r18-buildings", "scinet-r18-buildings", "scinet-r18-buildings-gap"])
 def test_shipped_models_have_complete_cards(name):
     card = get_card(name)
     assert card.name in available()
