@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from geoseg.errors import ConfigError
 from geoseg.models.normalize import DEFAULT_NORMALIZATION, normalize
 from geoseg.train.chips import ChipSampler
 from geoseg.train.regions import Region, load_region
@@ -134,6 +135,8 @@ def _source_state(source: str) -> dict:
     from safetensors.torch import load_file
 
     src = str(source)
+    if src.endswith((".pt", ".safetensors")) and not Path(src).is_file():
+        raise ConfigError(f"weights to start from not found: {src}; train that run first or fix the path")
     if src.endswith(".pt"):
         state = torch.load(src, weights_only=False, map_location="cpu")["model"]
     else:
@@ -167,7 +170,7 @@ def _init_from(model, source: str, whole: bool) -> None:
     if not state or missing:
         what = "model" if whole else "encoder"
         hint = f" ({len(missing)} missing or mismatched tensors, e.g. {missing[0]})" if missing else ""
-        raise ValueError(f"{source}: {what} does not match the architecture being trained{hint}")
+        raise ConfigError(f"{source}: {what} does not match the architecture being trained{hint}")
     model.load_state_dict(state, strict=False)
     fresh = sorted({k.split(".")[0] for k in own if k.startswith(prefix) and k not in src})
     print(f"{'model' if whole else 'encoder'} initialised from {source} ({len(state)} tensors"
@@ -213,7 +216,7 @@ def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool = False, stop_af
     model = build_module(cfg["architecture"])
     if not (out_dir / "last.pt").exists():  # a fresh run: optionally start from trained weights
         if "init_model" in tcfg and "init_encoder" in tcfg:
-            raise ValueError("give train.init_model (fine-tune a whole model) or train.init_encoder, not both")
+            raise ConfigError("give train.init_model (fine-tune a whole model) or train.init_encoder, not both")
         if "init_model" in tcfg:
             _init_from(model, tcfg["init_model"], whole=True)
         elif "init_encoder" in tcfg:

@@ -159,6 +159,13 @@ def test_a_fine_tune_from_another_architecture_is_refused(experiment):
         fit(cfg, experiment / "both")
 
 
+def test_a_missing_checkpoint_to_start_from_is_a_one_line_cli_error(experiment):
+    exp = experiment / "exp.toml"
+    exp.write_text(exp.read_text().replace("seed = 0", f'seed = 0\ninit_model = "{experiment / "nope" / "last.pt"}"'))
+    r = CliRunner().invoke(cli, ["train", str(exp), "--out", str(experiment / "run")])
+    assert r.exit_code == 2 and "not found" in r.output and "Traceback" not in r.output
+
+
 def test_the_exported_card_runs_tiles_of_the_training_chip_size(experiment):
     import tomllib
 
