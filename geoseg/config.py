@@ -49,6 +49,7 @@ class SegmentConfig:
     tile_size: int | None = None  # None: the model card's
     overlap: int | None = None  # None: the model card's
     blend: Blend = "cosine"
+    tta: Literal["none", "flip", "d4"] = "none"  # test-time augmentation: 1, 4 or 8 forward passes per tile
     dst_crs: str | None = None
     compress: Literal["deflate", "zstd"] = "deflate"
     cog: bool = False

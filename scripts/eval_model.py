@@ -23,6 +23,7 @@ def main() -> None:
     ap.add_argument("--gsd", default=None, help="metres, or 'native' (default: the model's GSD)")
     ap.add_argument("--tile-size", type=int, default=None, help="default: the model card's")
     ap.add_argument("--overlap", type=int, default=None, help="default: the model card's")
+    ap.add_argument("--tta", default="none", choices=["none", "flip", "d4"], help="test-time augmentation")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
@@ -39,17 +40,17 @@ def main() -> None:
             t0 = time.perf_counter()
             gsd = None if args.gsd is None else (args.gsd if args.gsd == "native" else float(args.gsd))
             res = segment(raster, out, prob, SegmentConfig(model=args.model, gsd_m=gsd, tile_size=args.tile_size,
-                                                                overlap=args.overlap))
+                                                                overlap=args.overlap, tta=args.tta))
             seconds = time.perf_counter() - t0
             scores = evaluate(str(out), labels, raster=raster)
         row = {"raster": raster, "native_gsd_m": round(res.plan.native_gsd_m, 4), "work_gsd_m": res.plan.work_gsd_m,
-               "tile_size": res.plan.tiles.tile_size, "overlap": res.plan.tiles.overlap,
+               "tile_size": res.plan.tiles.tile_size, "overlap": res.plan.tiles.overlap, "tta": args.tta,
                "seconds": round(seconds, 1), **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in scores.items()
                                                  if k not in ("pred", "truth", "raster")}}
         rows.append(row)
         print(json.dumps(row), flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps({"geoseg": __version__, "model": args.model, "gsd": args.gsd, "results": rows}, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps({"geoseg": __version__, "model": args.model, "gsd": args.gsd, "tta": args.tta, "results": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

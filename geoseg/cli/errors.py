@@ -47,6 +47,9 @@ def handle_errors(fn):
         except GeosegError as exc:
             click.echo(f"geoseg: error: {exc}", err=True)
             sys.exit(2)
+        except BrokenPipeError:  # the reader went away (`geoseg ... | head`): stop quietly, like other Unix tools
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes at exit
+            sys.exit(141)
         except MemoryError:
             click.echo("geoseg: error: out of memory; lower --batch-size or --tile-size", err=True)
             sys.exit(2)

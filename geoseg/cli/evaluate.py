@@ -23,17 +23,18 @@ from geoseg.cli.errors import handle_errors
 @click.option("--plot", default=None, help="With --gsd-sweep: write a PNG of IoU against GSD here.")
 @o.tile_size
 @o.overlap
+@o.tta
 @handle_errors
-def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, gsd_sweep, models, plot, tile_size, overlap):
+def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, gsd_sweep, models, plot, tile_size, overlap, tta):
     """Pixel IoU, precision, recall, F1 and object F1 (one-to-one at IoU >= 0.5) of PRED against --truth.
 
     With --gsd-sweep, PRED is an image: it is resampled to each GSD, segmented with each --model, and scored.
     """
     if gsd_sweep:
-        _sweep(pred, truth, gsd_sweep, models, plot, as_json, tile_size, overlap)
+        _sweep(pred, truth, gsd_sweep, models, plot, as_json, tile_size, overlap, tta)
         return
-    if tile_size is not None or overlap is not None:
-        raise click.UsageError("--tile-size and --overlap apply to --gsd-sweep runs only")
+    if tile_size is not None or overlap is not None or tta != "none":
+        raise click.UsageError("--tile-size, --overlap and --tta apply to --gsd-sweep runs only")
     from geoseg.evaluate.run import evaluate as run
 
     scores = run(pred, truth, raster, threshold, iou_threshold)
@@ -44,7 +45,7 @@ def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, gsd_sweep, 
         click.echo(f"{k:16s} {v:.4f}" if isinstance(v, float) else f"{k:16s} {v}")
 
 
-def _sweep(raster, truth, gsds_text, models, plot, as_json, tile_size=None, overlap=None):
+def _sweep(raster, truth, gsds_text, models, plot, as_json, tile_size=None, overlap=None, tta="none"):
     from geoseg.config import SegmentConfig
     from geoseg.evaluate.sweep import gsd_sweep, plot_sweep
 
@@ -52,7 +53,7 @@ def _sweep(raster, truth, gsds_text, models, plot, as_json, tile_size=None, over
         gsds = [float(g) for g in gsds_text.split(",")]
     except ValueError:
         raise click.BadParameter(f"{gsds_text!r}: give comma-separated metres, e.g. 0.15,0.3,0.6", param_hint="--gsd-sweep") from None
-    base = SegmentConfig(tile_size=tile_size, overlap=overlap)  # None: each model card's own
+    base = SegmentConfig(tile_size=tile_size, overlap=overlap, tta=tta)  # None: each model card's own
     by_model = {m: gsd_sweep(raster, truth, gsds, m, base_config=base) for m in models}
     if plot:
         plot_sweep(by_model, plot)

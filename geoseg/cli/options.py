@@ -26,6 +26,8 @@ gsd = click.option("--gsd", type=GsdType(), default=None,
                         "valid range; suits scale-invariant models); default: the model's GSD.")
 tile_size = click.option("--tile-size", type=int, default=None, help="Tile size in pixels (multiple of 32); default: the model card's.")
 overlap = click.option("--overlap", type=int, default=None, help="Overlap between tiles in pixels; default: the model card's.")
+tta = click.option("--tta", type=click.Choice(["none", "flip", "d4"]), default="none", show_default=True,
+                   help="Test-time augmentation: average the model over 4 flips (flip) or all 8 rotations/mirrors (d4); 4x or 8x slower.")
 batch_size = click.option("--batch-size", type=int, default=8, show_default=True, help="Tiles per forward pass.")
 bands = click.option("--bands", default=None, help="Source bands in model order, 1-based, e.g. 3,2,1; default: the first data bands.")
 threshold = click.option("--threshold", type=float, default=None, help="Probability threshold (0-1); default: the model card's.")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from geoseg import georef
 from geoseg.config import SegmentConfig
+from geoseg.engine.tta import MODES, check_mode
 from geoseg.errors import ConfigError, GsdWarning, InputError
 from geoseg.grid import RasterGrid
 from geoseg.io.raster import RasterInfo
@@ -103,5 +104,6 @@ def make_plan(info: RasterInfo, card: ModelCard, cfg: SegmentConfig) -> Plan:
             + cfg.batch_size * tile * tile * 4 * 60  # activations, UNet-sized
             + 450 * 2**20)  # interpreter, torch, GDAL cache
     mps = card.raw.get("throughput_mps", {}).get("cpu")
-    est = None if not mps else len(tiles) * tile * tile / 1e6 / mps
+    passes = MODES[check_mode(cfg.tta)]  # forward passes per tile
+    est = None if not mps else len(tiles) * tile * tile * passes / 1e6 / mps
     return Plan(info.grid, work, _out_grid(info, cfg.dst_crs), tiles, native, gsd, k, int(peak), est, cfg.block_width)

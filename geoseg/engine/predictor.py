@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from geoseg.engine.device import resolve_device, resolve_precision
+from geoseg.engine.tta import averaged, check_mode
 from geoseg.models.card import ModelCard
 from geoseg.models.normalize import normalize
 
@@ -15,15 +16,18 @@ class Predictor:
     Tiles are shipped as uint8 and normalised on the device. CUDA uses autocast
     (bf16/fp16) and channels_last; CPU uses bf16 autocast where supported. Tiles
     whose sides are not multiples of 32 are reflect-padded and cropped back.
+    ``tta`` averages the model over flipped/rotated copies (see :mod:`geoseg.engine.tta`).
     """
 
-    def __init__(self, module, card: ModelCard, device: str = "auto", precision: str = "auto", batch_size: int = 8):
+    def __init__(self, module, card: ModelCard, device: str = "auto", precision: str = "auto", batch_size: int = 8,
+                 tta: str = "none"):
         import torch
 
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.batch_size = max(1, int(batch_size))
         self.card = card
+        self.tta = check_mode(tta)
         self.module = module.to(self.device).eval()
         if self.device == "cuda":
             self.module = self.module.to(memory_format=torch.channels_last)
@@ -49,6 +53,5 @@ class Predictor:
         if self.device == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), torch.autocast(self.device, dtype=self._dtype or torch.float32, enabled=self._dtype is not None):
-            logits = self.module(x)
-        probs = torch.sigmoid(logits.float())[..., :h, :w]
+            probs = averaged(self.module, x, self.tta)[..., :h, :w]
         return probs.cpu().numpy()

@@ -69,7 +69,8 @@ def segment(input_path: str, output: str | Path | None = None, prob: str | Path 
     st = os.stat(input_path) if os.path.exists(input_path) else None
     fp = fingerprint({"input": os.path.abspath(input_path), "size": st and st.st_size, "mtime": st and st.st_mtime_ns,
                       "model": card.sha256, "plan": plan.describe(), "block_width": plan.block_width, "blend": cfg.blend, "bands": info.bands,
-                      "scale": info.scale, "device": predictor.device, "precision": predictor.precision})
+                      "scale": info.scale, "device": predictor.device, "precision": predictor.precision,
+                      "tta": predictor.tta})
     work = WorkDir(wd_path, plan.work_grid, plan.n_channels, fp, resume=cfg.resume)
     try:
         with _gdal_env():
@@ -138,4 +139,4 @@ def _predictor(card, cfg: SegmentConfig):
     from geoseg.engine.predictor import Predictor
     from geoseg.models.loading import load_module
 
-    return Predictor(load_module(card), card, cfg.device, cfg.precision, cfg.batch_size)
+    return Predictor(load_module(card), card, cfg.device, cfg.precision, cfg.batch_size, cfg.tta)

@@ -11,7 +11,8 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
               base_config=None) -> list[dict]:
     """For each GSD: resample ``raster`` to it (on the fly), run ``model`` there, bring the
     result back to the input grid and score it against ``truth``. Tiles are the model card's
-    unless ``base_config`` sets them; each row records the tile size and overlap used."""
+    unless ``base_config`` sets them; each row records the tile size, overlap and test-time
+    augmentation used."""
     from dataclasses import replace
 
     from geoseg.config import SegmentConfig
@@ -26,7 +27,7 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
             res = segment(raster, out, None, replace(cfg, model=model, gsd_m=g, allow_any_gsd=True), progress,
                           return_footprints=False)
             tiles = res.plan.tiles
-            rows.append({"gsd_m": g, "tile_size": tiles.tile_size, "overlap": tiles.overlap,
+            rows.append({"gsd_m": g, "tile_size": tiles.tile_size, "overlap": tiles.overlap, "tta": cfg.tta,
                          **evaluate(str(out), truth, raster=raster)})
     return rows
 

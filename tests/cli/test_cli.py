@@ -251,3 +251,12 @@ def test_gsd_native_runs_where_the_input_is_within_the_valid_range(tmp_path, pix
     assert r.exit_code == 0 and json.loads(r.stdout)["work_gsd_m"] == 0.25 and "running at 0.25 m" in r.stderr
     bad = run("plan", half, "--model", pixel_card, "--gsd", "fast")
     assert bad.exit_code == 2 and "neither metres (e.g. 0.3) nor 'native'" in bad.stderr and "Traceback" not in bad.output
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`geoseg ... | head` closes stdout early: no 'internal error', the shell's SIGPIPE status."""
+    proc = subprocess.Popen(_geoseg("models", "info", "default"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # before the interpreter has started, so its first write hits a closed pipe
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141, err
+    assert "error" not in err and "Traceback" not in err
