@@ -2,7 +2,8 @@
 
     python benchmarks/bench_encoders.py --encoders resnet18 resnet34 efficientnet-b0 mobilenet_v2 --threads 2
 
-Inference: batches of 512 x 512 tiles, bf16 autocast on CPU (the engine's default there), megapixels/s.
+Inference: batches of 512 x 512 tiles, megapixels/s; ``--precision bf16`` (default) autocasts, ``fp32`` does not.
+bf16 is fast only on CPUs with native bf16 (AVX512-BF16 or AMX); elsewhere PyTorch emulates it (docs/training.md).
 Training: one AdamW step on a batch of 16 chips of 256 px, seconds. Random weights: speed does not
 depend on them. Accuracy per encoder needs a training run each; see docs/scinet_vs_unet.md.
 """
@@ -22,18 +23,18 @@ def _time(fn, repeat: int) -> float:
     return (time.perf_counter() - t0) / repeat
 
 
-def bench(arch: dict, device: str, tile: int, batch: int, repeat: int) -> dict:
+def bench(arch: dict, device: str, tile: int, batch: int, repeat: int, precision: str = "bf16") -> dict:
     import torch
 
     from geoseg.models.arch import build_module
 
     model = build_module(arch).to(device)
     params = sum(p.numel() for p in model.parameters()) / 1e6
-    dtype = torch.bfloat16
+    dtype = {"bf16": torch.bfloat16, "fp32": None}[precision]
     x = torch.randn(batch, 3, tile, tile, device=device)
 
     def infer():
-        with torch.inference_mode(), torch.autocast(device, dtype=dtype):
+        with torch.inference_mode(), torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
             model.eval()(x)
 
     infer_s = _time(infer, repeat)
@@ -41,14 +42,14 @@ def bench(arch: dict, device: str, tile: int, batch: int, repeat: int) -> dict:
     xt = torch.randn(16, 3, 256, 256, device=device)
 
     def step():
-        with torch.autocast(device, dtype=dtype):
+        with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
             loss = model.train()(xt).float().mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
 
     step_s = _time(step, max(1, repeat // 2))
-    return {"arch": arch["name"], "encoder": arch["encoder"], "params_m": round(params, 2),
+    return {"arch": arch["name"], "encoder": arch["encoder"], "precision": precision, "params_m": round(params, 2),
             "infer_mpx_s": round(batch * tile * tile / infer_s / 1e6, 3), "train_step_s": round(step_s, 2)}
 
 
@@ -61,6 +62,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--repeat", type=int, default=4)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
@@ -70,12 +72,13 @@ def main() -> None:
     rows = []
     for enc in args.encoders:
         for name in args.archs:
-            row = bench({"name": name, "encoder": enc, "in_channels": 3, "classes": 2}, args.device, args.tile, args.batch, args.repeat)
+            row = bench({"name": name, "encoder": enc, "in_channels": 3, "classes": 2}, args.device, args.tile, args.batch, args.repeat,
+                        args.precision)
             rows.append(row)
             print(json.dumps(row), flush=True)
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"threads": args.threads, "device": args.device, "rows": rows}, fh, indent=2)
+            json.dump({"threads": args.threads, "device": args.device, "precision": args.precision, "rows": rows}, fh, indent=2)
 
 
 if __name__ == "__main__":

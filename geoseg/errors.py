@@ -47,3 +47,7 @@ class GsdWarning(UserWarning):
 
 class BandWarning(UserWarning):
     """The raster's bands were adapted to what the model expects (e.g. 1 band replicated)."""
+
+
+class PrecisionWarning(UserWarning):
+    """The asked-for precision is emulated on this hardware (e.g. bf16 on a CPU without AVX512-BF16/AMX) and slow."""

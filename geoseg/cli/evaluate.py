@@ -20,24 +20,30 @@ from geoseg.cli.errors import handle_errors
 @click.option("--gsd-sweep", default=None, help="Comma-separated GSDs (m): PRED is then an input raster, run --model at each GSD and score it.")
 @click.option("--model", "-m", "models", multiple=True, default=["default"], show_default=True,
               help="Model for --gsd-sweep; repeat to compare several (one curve each).")
+@click.option("--breakdown", is_flag=True,
+              help="Also report how much of the pixel error is whole buildings missed or invented (needs a raster grid).")
 @click.option("--plot", default=None, help="With --gsd-sweep: write a PNG of IoU against GSD here.")
 @o.tile_size
 @o.overlap
 @o.tta
 @handle_errors
-def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, gsd_sweep, models, plot, tile_size, overlap, tta):
+def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, gsd_sweep, models, breakdown, plot, tile_size, overlap,
+             tta):
     """Pixel IoU, precision, recall, F1 and object F1 (one-to-one at IoU >= 0.5) of PRED against --truth.
 
     With --gsd-sweep, PRED is an image: it is resampled to each GSD, segmented with each --model, and scored.
     """
     if gsd_sweep:
-        _sweep(pred, truth, gsd_sweep, models, plot, as_json, tile_size, overlap, tta)
+        _sweep(pred, truth, gsd_sweep, models, plot, as_json, tile_size, overlap, tta, breakdown)
         return
     if tile_size is not None or overlap is not None or tta != "none":
         raise click.UsageError("--tile-size, --overlap and --tta apply to --gsd-sweep runs only")
+    from geoseg.evaluate.run import RASTER_SUFFIXES
     from geoseg.evaluate.run import evaluate as run
 
-    scores = run(pred, truth, raster, threshold, iou_threshold)
+    if breakdown and raster is None and not pred.lower().endswith(RASTER_SUFFIXES):
+        raise click.UsageError("--breakdown scores pixels: give --raster (the image the footprints were made from)")
+    scores = run(pred, truth, raster, threshold, iou_threshold, breakdown)
     if as_json:
         click.echo(json.dumps(scores, indent=2))
         return
@@ -45,7 +51,7 @@ def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, gsd_sweep, 
         click.echo(f"{k:16s} {v:.4f}" if isinstance(v, float) else f"{k:16s} {v}")
 
 
-def _sweep(raster, truth, gsds_text, models, plot, as_json, tile_size=None, overlap=None, tta="none"):
+def _sweep(raster, truth, gsds_text, models, plot, as_json, tile_size=None, overlap=None, tta="none", breakdown=False):
     from geoseg.config import SegmentConfig
     from geoseg.evaluate.sweep import gsd_sweep, plot_sweep
 
@@ -54,7 +60,7 @@ def _sweep(raster, truth, gsds_text, models, plot, as_json, tile_size=None, over
     except ValueError:
         raise click.BadParameter(f"{gsds_text!r}: give comma-separated metres, e.g. 0.15,0.3,0.6", param_hint="--gsd-sweep") from None
     base = SegmentConfig(tile_size=tile_size, overlap=overlap, tta=tta)  # None: each model card's own
-    by_model = {m: gsd_sweep(raster, truth, gsds, m, base_config=base) for m in models}
+    by_model = {m: gsd_sweep(raster, truth, gsds, m, base_config=base, breakdown=breakdown) for m in models}
     if plot:
         plot_sweep(by_model, plot)
     if as_json:  # one model: a list of rows per GSD; several: {model: rows}

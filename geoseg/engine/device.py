@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from geoseg.errors import ConfigError
+import warnings
+
+from geoseg.errors import ConfigError, PrecisionWarning
+
+SLOW_BF16 = ("this CPU has no native bf16 (AVX512-BF16 or AMX), so bf16 autocast is emulated and many times slower "
+             "than fp32; use precision auto or fp32")
 
 
 def resolve_device(device: str) -> str:
@@ -26,6 +31,8 @@ def cpu_has_bf16() -> bool:
 
 
 def resolve_precision(precision: str, device: str) -> str:
+    """``auto``: bf16 autocast on CPUs with native bf16 and on CUDA GPUs that have it, fp16 on other GPUs, else
+    fp32. An explicit bf16 on a CPU that would emulate it is honoured with a :class:`PrecisionWarning`."""
     import torch
 
     if precision == "auto":
@@ -36,4 +43,6 @@ def resolve_precision(precision: str, device: str) -> str:
         raise ConfigError("--precision fp16 is for CUDA; on CPU use bf16 or fp32")
     if precision not in ("fp32", "bf16", "fp16"):
         raise ConfigError(f"unknown precision {precision!r}; use auto, fp32, bf16 or fp16")
+    if precision == "bf16" and device == "cpu" and not cpu_has_bf16():
+        warnings.warn(SLOW_BF16, PrecisionWarning, stacklevel=2)
     return precision

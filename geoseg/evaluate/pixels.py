@@ -12,39 +12,55 @@ def _counts(pred: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> tuple[int
 
 
 def pixel_scores(raster_path: str, truth_geoms, pred_geoms=None, prob_threshold: float | None = None,
-                 rows_per_step: int = 1024) -> dict[str, float]:
+                 rows_per_step: int = 1024, breakdown: bool = False) -> dict[str, float]:
     """Compare predictions with ``truth_geoms`` (shapely, in the raster's CRS) on ``raster_path``'s grid.
 
     Predictions are either ``pred_geoms`` (rasterised) or, when ``prob_threshold`` is given,
     band 1 of ``raster_path`` itself read as a probability (uint8 0-255 or float 0-1).
-    Only pixels valid in the raster's mask count.
+    Only pixels valid in the raster's mask count. With ``breakdown``, also says how much of the error is whole
+    buildings missed or invented (``geoseg.evaluate.breakdown``; needs ``pred_geoms``, also with a probability).
     """
     import rasterio
     from rasterio.features import rasterize
 
     tp = fp = fn = 0
+    if breakdown:
+        from geoseg.evaluate.breakdown import BreakdownCounter, unmatched
+
+        counter = BreakdownCounter()
+        pred_un = np.asarray(pred_geoms, dtype=object)[unmatched(pred_geoms, truth_geoms)]
+        truth_un = np.asarray(truth_geoms, dtype=object)[unmatched(truth_geoms, pred_geoms)]
+
+    def burn(geoms, shape_yx, transform):
+        if not len(geoms):
+            return np.zeros(shape_yx, bool)
+        return rasterize(((g, 1) for g in geoms), out_shape=shape_yx, transform=transform, dtype="uint8") > 0
+
     with rasterio.open(raster_path) as ds:
         for r0 in range(0, ds.height, rows_per_step):
             win = PixelWindow(r0, 0, min(rows_per_step, ds.height - r0), ds.width)
             rw = win.to_rasterio()
             t = ds.window_transform(rw)
             valid = ds.dataset_mask(window=rw) > 0
-            truth = rasterize(((g, 1) for g in truth_geoms), out_shape=win.shape_yx, transform=t, dtype="uint8") > 0 \
-                if len(truth_geoms) else np.zeros(win.shape_yx, bool)
+            truth = burn(truth_geoms, win.shape_yx, t)
             if prob_threshold is not None:
                 band = ds.read(1, window=rw)
                 p = band.astype(np.float32) / (255.0 if band.dtype == np.uint8 else 1.0)
                 pred = p >= prob_threshold
             else:
-                pred = rasterize(((g, 1) for g in pred_geoms), out_shape=win.shape_yx, transform=t, dtype="uint8") > 0 \
-                    if len(pred_geoms) else np.zeros(win.shape_yx, bool)
+                pred = burn(pred_geoms, win.shape_yx, t)
             a, b, c = _counts(pred, truth, valid)
+            if breakdown:
+                counter.add(pred, truth, valid, burn(pred_un, win.shape_yx, t), burn(truth_un, win.shape_yx, t))
             tp, fp, fn = tp + a, fp + b, fn + c
     iou = tp / (tp + fp + fn) if tp + fp + fn else 1.0
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"iou": iou, "precision": precision, "recall": recall, "f1": f1, "px_tp": tp, "px_fp": fp, "px_fn": fn}
+    out = {"iou": iou, "precision": precision, "recall": recall, "f1": f1, "px_tp": tp, "px_fp": fp, "px_fn": fn}
+    if breakdown:
+        out.update(counter.result(len(pred_un), len(truth_un)))
+    return out
 
 
 def valid_at(raster_path: str, geoms) -> np.ndarray:

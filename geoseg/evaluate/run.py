@@ -51,13 +51,14 @@ def _polygons_of(geom):
 
 
 def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float | None = None,
-             iou_threshold: float = 0.5) -> dict:
+             iou_threshold: float = 0.5, breakdown: bool = False) -> dict:
     """Pixel IoU/precision/recall/F1 and object F1 at IoU >= ``iou_threshold`` (one-to-one).
 
     ``pred`` is a footprint file or a probability raster (then pixel scores threshold it
     directly and objects come from vectorizing it). ``raster`` defines the grid and the
     valid area for pixel scores (default: ``pred`` when it is a raster); without one,
-    only object scores are computed. Both sides may be in any CRS.
+    only object scores are computed. Both sides may be in any CRS. ``breakdown`` adds how much of the pixel
+    error is whole buildings missed or invented (``geoseg.evaluate.breakdown``; needs ``raster``).
     """
     from geoseg import georef
     from geoseg.config import VectorizeConfig
@@ -84,7 +85,8 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
         truth_r = truth_r[valid_at(raster, truth_r.geometry.values)]
         pred_r = pred_r[valid_at(raster, pred_r.geometry.values)]
         prob_thr = thr if (is_raster and Path(raster) == Path(pred)) else None
-        out.update(pixel_scores(raster, truth_r.geometry.values, pred_r.geometry.values, prob_threshold=prob_thr))
+        out.update(pixel_scores(raster, truth_r.geometry.values, pred_r.geometry.values, prob_threshold=prob_thr,
+                                breakdown=breakdown))
         metric = georef.metric_crs_for(grid)
         truth_gdf, pred_gdf = truth_r.to_crs(metric), pred_r.to_crs(metric)
     else:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default", progress=None,
-              base_config=None) -> list[dict]:
+              base_config=None, breakdown: bool = False) -> list[dict]:
     """For each GSD: resample ``raster`` to it (on the fly), run ``model`` there, bring the
     result back to the input grid and score it against ``truth``. Tiles are the model card's
     unless ``base_config`` sets them; each row records the tile size, overlap and test-time
@@ -28,7 +28,7 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
                           return_footprints=False)
             tiles = res.plan.tiles
             rows.append({"gsd_m": g, "tile_size": tiles.tile_size, "overlap": tiles.overlap, "tta": cfg.tta,
-                         **evaluate(str(out), truth, raster=raster)})
+                         **evaluate(str(out), truth, raster=raster, breakdown=breakdown)})
     return rows
 
 

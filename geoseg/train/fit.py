@@ -47,15 +47,17 @@ def val_chips(region: Region, size: int, min_valid: float = 0.5):
 
 
 def _amp(device: str, precision: str):
-    """``(autocast dtype or None, GradScaler or None)`` for a training device and precision."""
+    """``(autocast dtype or None, GradScaler or None)`` for a training device and precision (``auto``: see
+    :func:`geoseg.engine.device.resolve_precision`; fp16 on CUDA gets a gradient scaler)."""
     import torch
 
+    from geoseg.engine.device import resolve_precision
+
+    precision = resolve_precision(precision, device)
     if precision == "fp32":
         return None, None
-    if device == "cuda":
-        if precision == "fp16" or not torch.cuda.is_bf16_supported():
-            return torch.float16, torch.amp.GradScaler("cuda")
-        return torch.bfloat16, None
+    if device == "cuda" and (precision == "fp16" or not torch.cuda.is_bf16_supported()):
+        return torch.float16, torch.amp.GradScaler("cuda")
     return torch.bfloat16, None
 
 
@@ -239,7 +241,7 @@ def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool = False, stop_af
                 sched.step()
         sampler.rng = np.random.default_rng([seed, start])
         print(f"resumed at epoch {start}", flush=True)
-    dtype, scaler = _amp(device, tcfg.get("precision", "bf16"))
+    dtype, scaler = _amp(device, tcfg.get("precision", "auto"))
     model.train()
     end = epochs if stop_after is None else min(epochs, start + stop_after)
     for epoch in range(start, end):

@@ -28,3 +28,28 @@ def test_bf16_matches_fp32_on_a_sample_tile():
     inter, union = (p32 & p16 & v).sum(), ((p32 | p16) & v).sum()
     assert union > 500, "the sample tile should contain buildings"
     assert inter / union >= 0.995
+
+
+def test_auto_precision_follows_the_hardware():
+    from geoseg.engine.device import resolve_precision
+
+    assert resolve_precision("auto", "cpu") == ("bf16" if cpu_has_bf16() else "fp32")
+
+
+def test_bf16_on_a_cpu_that_emulates_it_warns_and_auto_training_avoids_it():
+    """On CPUs without AVX512-BF16/AMX, PyTorch emulates bf16 matmuls: a Sci-Net training step ran many times slower
+    than fp32 on such a CPU (docs/training.md). Asking for it still works, with a warning; auto picks fp32 there."""
+    import warnings
+
+    import torch
+
+    from geoseg.errors import PrecisionWarning
+    from geoseg.train.fit import _amp
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert _amp("cpu", "bf16") == (torch.bfloat16, None)
+    assert any(issubclass(w.category, PrecisionWarning) for w in seen) == (not cpu_has_bf16())
+    dtype, scaler = _amp("cpu", "auto")
+    assert (dtype is torch.bfloat16) == cpu_has_bf16() and scaler is None
+    assert _amp("cpu", "fp32") == (None, None)
