@@ -31,6 +31,9 @@ def _masks(raster: str, pred: str, truth: str):
     with rasterio.open(raster) as ds:
         valid = ds.dataset_mask() > 0
         shape, transform, crs, res = (ds.height, ds.width), ds.transform, ds.crs, ds.res
+        if crs.is_geographic:  # degrees: metres per pixel at the raster's centre
+            lat = np.radians((ds.bounds.top + ds.bounds.bottom) / 2)
+            res = (res[0] * 111320 * np.cos(lat), res[1] * 110574)
 
     def burn(path):
         g = gpd.read_file(path).to_crs(crs)
@@ -59,10 +62,11 @@ def budget(raster: str, pred: str, truth: str, max_shift_m: float = 2.0) -> dict
     from geoseg.evaluate.run import evaluate
 
     p, t, v, res = _masks(raster, pred, truth)
-    row = {"raster": raster, "pixel_m": [round(r, 4) for r in res]}
+    row = {"raster": raster, "pixel_m": [round(float(r), 4) for r in res]}
     s = max(1, int(round(max_shift_m / res[0])))
     step = max(1, s // 8)
-    scores = {(dy, dx): _iou(p, _shifted(t, dy, dx), v) for dy in range(-s, s + 1, step) for dx in range(-s, s + 1, step)}
+    offsets = [k * step for k in range(-(s // step), s // step + 1)]  # symmetric, includes 0
+    scores = {(dy, dx): _iou(p, _shifted(t, dy, dx), v) for dy in offsets for dx in offsets}
     (dy, dx), best = max(scores.items(), key=lambda kv: kv[1])
     row.update(iou_unshifted=round(scores[(0, 0)], 4), iou_best_shift=round(best, 4), best_shift_px=[dy, dx],
                best_shift_m=[round(dy * res[1], 2), round(dx * res[0], 2)])
