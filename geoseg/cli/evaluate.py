@@ -14,7 +14,8 @@ from geoseg.cli.errors import handle_errors
 @click.argument("pred", metavar="PRED")
 @click.option("--truth", required=True, help="Reference building polygons (.gpkg .geojson .parquet .fgb .shp), any CRS.")
 @click.option("--raster", default=None, help="Raster whose grid and valid area the pixel scores use (default: PRED if it is a raster).")
-@click.option("--threshold", type=float, default=None, help="Probability threshold when PRED is a probability raster (default 0.5).")
+@click.option("--threshold", type=float, default=None, help="Probability threshold when PRED is a probability raster (default 0.5); with --gsd-sweep, the footprint "
+                   "threshold of each run (default: the model card's).")
 @click.option("--iou", "iou_threshold", type=float, default=0.5, show_default=True, help="IoU for an object match.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--gsd-sweep", default=None, help="Comma-separated GSDs (m): PRED is then an input raster, run --model at each GSD and score it.")
@@ -34,7 +35,7 @@ def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, gsd_sweep, 
     With --gsd-sweep, PRED is an image: it is resampled to each GSD, segmented with each --model, and scored.
     """
     if gsd_sweep:
-        _sweep(pred, truth, gsd_sweep, models, plot, as_json, tile_size, overlap, tta, breakdown)
+        _sweep(pred, truth, gsd_sweep, models, plot, as_json, tile_size, overlap, tta, breakdown, threshold)
         return
     if tile_size is not None or overlap is not None or tta != "none":
         raise click.UsageError("--tile-size, --overlap and --tta apply to --gsd-sweep runs only")
@@ -51,15 +52,17 @@ def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, gsd_sweep, 
         click.echo(f"{k:16s} {v:.4f}" if isinstance(v, float) else f"{k:16s} {v}")
 
 
-def _sweep(raster, truth, gsds_text, models, plot, as_json, tile_size=None, overlap=None, tta="none", breakdown=False):
-    from geoseg.config import SegmentConfig
+def _sweep(raster, truth, gsds_text, models, plot, as_json, tile_size=None, overlap=None, tta="none", breakdown=False,
+           threshold=None):
+    from geoseg.config import SegmentConfig, VectorizeConfig
     from geoseg.evaluate.sweep import gsd_sweep, plot_sweep
 
     try:
         gsds = [float(g) for g in gsds_text.split(",")]
     except ValueError:
         raise click.BadParameter(f"{gsds_text!r}: give comma-separated metres, e.g. 0.15,0.3,0.6", param_hint="--gsd-sweep") from None
-    base = SegmentConfig(tile_size=tile_size, overlap=overlap, tta=tta)  # None: each model card's own
+    # None: each model card's own
+    base = SegmentConfig(tile_size=tile_size, overlap=overlap, tta=tta, vectorize=VectorizeConfig(threshold=threshold))
     by_model = {m: gsd_sweep(raster, truth, gsds, m, base_config=base, breakdown=breakdown) for m in models}
     if plot:
         plot_sweep(by_model, plot)

@@ -11,15 +11,18 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
               base_config=None, breakdown: bool = False) -> list[dict]:
     """For each GSD: resample ``raster`` to it (on the fly), run ``model`` there, bring the
     result back to the input grid and score it against ``truth``. Tiles are the model card's
-    unless ``base_config`` sets them; each row records the tile size, overlap and test-time
-    augmentation used."""
+    unless ``base_config`` sets them (likewise the footprint threshold, ``base_config.vectorize``);
+    each row records the tile size, overlap, test-time augmentation and threshold used."""
     from dataclasses import replace
 
     from geoseg.config import SegmentConfig
     from geoseg.engine.segment import segment
     from geoseg.evaluate.run import evaluate
 
+    from geoseg.models.registry import get_card
+
     cfg = base_config or SegmentConfig(model=model)
+    card = get_card(model)
     rows = []
     for g in gsds:
         with tempfile.TemporaryDirectory(prefix="geoseg-sweep-") as tmp:
@@ -27,8 +30,9 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
             res = segment(raster, out, None, replace(cfg, model=model, gsd_m=g, allow_any_gsd=True), progress,
                           return_footprints=False)
             tiles = res.plan.tiles
-            rows.append({"gsd_m": g, "tile_size": tiles.tile_size, "overlap": tiles.overlap, "tta": cfg.tta,
-                         **evaluate(str(out), truth, raster=raster, breakdown=breakdown)})
+            scores = evaluate(str(out), truth, raster=raster, breakdown=breakdown)
+            scores["threshold"] = cfg.vectorize.threshold if cfg.vectorize.threshold is not None else card.threshold
+            rows.append({"gsd_m": g, "tile_size": tiles.tile_size, "overlap": tiles.overlap, "tta": cfg.tta, **scores})
     return rows
 
 

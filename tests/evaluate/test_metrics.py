@@ -152,3 +152,16 @@ def test_gsd_sweep_of_two_models_on_a_shipped_sample_tile(tmp_path, pixel_card):
         assert len({x["n_truth"] for x in rows}) == 1 and rows[0]["n_truth"] > 20
     assert by_model["default"][0]["iou"] > 0.3, "the default model finds the buildings of a held-out chip"
     assert (tmp_path / "s.png").stat().st_size > 1000
+
+
+def test_gsd_sweep_honours_a_footprint_threshold_and_records_it(tmp_path):
+    tile = Path(__file__).parents[2] / "sample_tiles" / "banepa_chip_386690-220241_4326.tif"
+    truth = str(tile.with_name(tile.stem + "_buildings.geojson"))
+    rows = {}
+    for extra in ([], ["--threshold", "0.3"]):
+        r = CliRunner().invoke(cli, ["evaluate", str(tile), "--truth", truth, "--gsd-sweep", "0.3", *extra, "--json"])
+        assert r.exit_code == 0, r.output
+        row = json.loads(r.stdout)[0]
+        rows[row["threshold"]] = row
+    assert set(rows) == {0.5, 0.3}, "the card's threshold by default, else the one given"
+    assert rows[0.3]["recall"] > rows[0.5]["recall"], "a lower threshold keeps more building pixels"
