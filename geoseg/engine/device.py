@@ -22,6 +22,19 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def cpu_flags_bf16() -> bool | None:
+    """Native bf16 from the CPU flags, without importing torch (Linux ``/proc/cpuinfo``; None where unknown)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return "avx512_bf16" in flags or "amx_bf16" in flags
+    except OSError:
+        pass
+    return None
+
+
 def cpu_has_bf16() -> bool:
     import torch
 

@@ -65,6 +65,25 @@ def _work_gsd(card: ModelCard, cfg: SegmentConfig, native: float, path: str) -> 
     return card.gsd_m
 
 
+def throughput(card: ModelCard, cfg: SegmentConfig) -> float | None:
+    """The card's measured working-grid MP/s for how this run will compute (None: not measured that way).
+
+    ``throughput_mps`` keys: ``cpu`` (bf16 autocast on a CPU with native bf16), ``cpu_fp32`` (a CPU without it, or
+    ``--precision fp32``), ``cuda``. Decided from the CPU flags: planning does not import torch, so ``--device
+    auto`` is planned as CPU. Emulated bf16 (asked for on a CPU without it) has no estimate: it is far slower.
+    """
+    from geoseg.engine.device import cpu_flags_bf16
+
+    measured = card.raw.get("throughput_mps", {})
+    if cfg.device == "cuda":
+        return measured.get("cuda")
+    native = cpu_flags_bf16()
+    if cfg.precision == "bf16" and native is False:
+        return None
+    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and native is not False)
+    return measured.get("cpu" if bf16 else "cpu_fp32")
+
+
 def _out_grid(info: RasterInfo, dst_crs: str | None) -> RasterGrid:
     if dst_crs is None:
         return info.grid
@@ -103,7 +122,7 @@ def make_plan(info: RasterInfo, card: ModelCard, cfg: SegmentConfig) -> Plan:
             + (k * 4 + 5) * tile * width  # stitcher accumulators
             + cfg.batch_size * tile * tile * 4 * 60  # activations, UNet-sized
             + 450 * 2**20)  # interpreter, torch, GDAL cache
-    mps = card.raw.get("throughput_mps", {}).get("cpu")
+    mps = throughput(card, cfg)
     passes = MODES[check_mode(cfg.tta)]  # forward passes per tile
     est = None if not mps else len(tiles) * tile * tile * passes / 1e6 / mps
     return Plan(info.grid, work, _out_grid(info, cfg.dst_crs), tiles, native, gsd, k, int(peak), est, cfg.block_width)

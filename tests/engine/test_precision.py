@@ -53,3 +53,30 @@ def test_bf16_on_a_cpu_that_emulates_it_warns_and_auto_training_avoids_it():
     dtype, scaler = _amp("cpu", "auto")
     assert (dtype is torch.bfloat16) == cpu_has_bf16() and scaler is None
     assert _amp("cpu", "fp32") == (None, None)
+
+
+def test_the_cpu_flags_agree_with_torch_about_native_bf16():
+    """``geoseg plan`` reads /proc/cpuinfo instead of importing torch; both must say the same."""
+    from geoseg.engine.device import cpu_flags_bf16
+
+    flags = cpu_flags_bf16()
+    if flags is None:
+        pytest.skip("no /proc/cpuinfo here")
+    assert flags == cpu_has_bf16()
+
+
+@pytest.mark.parametrize("native, precision, device, expected", [
+    (True, "auto", "auto", 1.0), (True, "fp32", "cpu", 0.2), (True, "bf16", "cpu", 1.0),
+    (False, "auto", "auto", 0.2), (False, "fp32", "cpu", 0.2), (False, "bf16", "cpu", None),
+    (False, "auto", "cuda", 9.0),
+])
+def test_the_plan_estimate_uses_the_throughput_measured_for_this_hardware(monkeypatch, native, precision, device,
+                                                                          expected):
+    from types import SimpleNamespace
+
+    from geoseg.engine import device as device_mod
+    from geoseg.engine.plan import throughput
+
+    monkeypatch.setattr(device_mod, "cpu_flags_bf16", lambda: native)  # stands in for the other kind of CPU
+    card = SimpleNamespace(raw={"throughput_mps": {"cpu": 1.0, "cpu_fp32": 0.2, "cuda": 9.0}})
+    assert throughput(card, SegmentConfig(precision=precision, device=device)) == expected
