@@ -80,3 +80,24 @@ def test_the_plan_estimate_uses_the_throughput_measured_for_this_hardware(monkey
     monkeypatch.setattr(device_mod, "cpu_flags_bf16", lambda: native)  # stands in for the other kind of CPU
     card = SimpleNamespace(raw={"throughput_mps": {"cpu": 1.0, "cpu_fp32": 0.2, "cuda": 9.0}})
     assert throughput(card, SegmentConfig(precision=precision, device=device)) == expected
+
+
+def test_fp32_on_cpu_runs_channels_last_and_matches_a_plain_forward():
+    import copy
+
+    import numpy as np
+    import torch
+
+    from geoseg.models.normalize import normalize
+
+    card = get_card("default")
+    module = load_module(card)
+    plain = copy.deepcopy(module).eval()
+    tiles = np.random.default_rng(0).integers(0, 256, (2, 3, 96, 128), dtype=np.uint8)
+    predictor = Predictor(module, card, "cpu", "fp32")
+    assert predictor.channels_last
+    conv = next(p for p in predictor.module.parameters() if p.dim() == 4 and p.shape[-1] > 1)
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    with torch.inference_mode():
+        ref = torch.sigmoid(plain(normalize(torch.from_numpy(tiles), card.normalization))).numpy()
+    assert np.abs(predictor(tiles) - ref).max() < 1e-4
