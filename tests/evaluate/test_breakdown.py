@@ -58,3 +58,15 @@ def test_breakdown_cli(case):
     assert json.loads(r.stdout)["n_truth_unmatched"] == 1
     r = CliRunner().invoke(cli, ["evaluate", pred, "--truth", truth, "--breakdown"])
     assert r.exit_code == 2 and "--raster" in r.output and "Traceback" not in r.output
+
+
+def test_breakdown_of_a_probability_raster(tmp_path):
+    prob = np.zeros((100, 100), np.uint8)
+    prob[10:30, 10:30] = 230  # TRUTH[0]
+    prob[80:90, 80:90] = 200  # a false alarm of 100 px
+    raster = write_raster(tmp_path / "p.tif", prob)
+    gpd.GeoDataFrame(geometry=TRUTH, crs=32633).to_file(tmp_path / "t.gpkg")
+    s = evaluate(str(raster), str(tmp_path / "t.gpkg"), breakdown=True)
+    assert s["px_fp"] == 100 and s["fp_unmatched_share"] == 1.0
+    assert s["px_fn"] == 1000 and s["fn_unmatched_share"] == 1.0, "TRUTH[1] and TRUTH[2] are missed whole"
+    assert s["iou_matched"] == 1.0 and (s["n_pred_unmatched"], s["n_truth_unmatched"]) == (1, 2)
