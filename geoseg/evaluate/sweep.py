@@ -18,7 +18,6 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
     from geoseg.config import SegmentConfig
     from geoseg.engine.segment import segment
     from geoseg.evaluate.run import evaluate
-
     from geoseg.models.registry import get_card
 
     cfg = base_config or SegmentConfig(model=model)
