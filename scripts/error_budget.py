@@ -27,13 +27,13 @@ def _masks(raster: str, pred: str, truth: str):
     from rasterio.features import rasterize
 
     from geoseg.evaluate.run import polygonal
+    from geoseg.georef import ground_gsd_m
+    from geoseg.grid import RasterGrid
 
     with rasterio.open(raster) as ds:
         valid = ds.dataset_mask() > 0
-        shape, transform, crs, res = (ds.height, ds.width), ds.transform, ds.crs, ds.res
-        if crs.is_geographic:  # degrees: metres per pixel at the raster's centre
-            lat = np.radians((ds.bounds.top + ds.bounds.bottom) / 2)
-            res = (res[0] * 111320 * np.cos(lat), res[1] * 110574)
+        shape, transform, crs = (ds.height, ds.width), ds.transform, ds.crs
+    gsd = ground_gsd_m(RasterGrid(shape, transform, crs))  # true metres per pixel, also for EPSG:4326 / 3857
 
     def burn(path):
         g = gpd.read_file(path).to_crs(crs)
@@ -42,7 +42,7 @@ def _masks(raster: str, pred: str, truth: str):
             return np.zeros(shape, bool)
         return rasterize(((x, 1) for x in geoms), out_shape=shape, transform=transform, dtype="uint8") > 0
 
-    return burn(pred), burn(truth), valid, res
+    return burn(pred), burn(truth), valid, gsd
 
 
 def _iou(p, t, v):
@@ -61,15 +61,15 @@ def _shifted(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
 def budget(raster: str, pred: str, truth: str, max_shift_m: float = 2.0) -> dict:
     from geoseg.evaluate.run import evaluate
 
-    p, t, v, res = _masks(raster, pred, truth)
-    row = {"raster": raster, "pixel_m": [round(float(r), 4) for r in res]}
-    s = max(1, int(round(max_shift_m / res[0])))
+    p, t, v, gsd = _masks(raster, pred, truth)
+    row = {"raster": raster, "pixel_m": round(gsd, 4)}
+    s = max(1, int(round(max_shift_m / gsd)))
     step = max(1, s // 8)
     offsets = [k * step for k in range(-(s // step), s // step + 1)]  # symmetric, includes 0
     scores = {(dy, dx): _iou(p, _shifted(t, dy, dx), v) for dy in offsets for dx in offsets}
     (dy, dx), best = max(scores.items(), key=lambda kv: kv[1])
     row.update(iou_unshifted=round(scores[(0, 0)], 4), iou_best_shift=round(best, 4), best_shift_px=[dy, dx],
-               best_shift_m=[round(dy * res[1], 2), round(dx * res[0], 2)])
+               best_shift_m=[round(dy * gsd, 2), round(dx * gsd, 2)])
     full = evaluate(pred, truth, raster=raster, breakdown=True)
     keys = ("iou", "precision", "recall", "obj_f1", "fp_unmatched_share", "fn_unmatched_share", "iou_matched",
             "n_pred_unmatched", "n_truth_unmatched", "n_pred", "n_truth")

@@ -15,7 +15,7 @@ class Predictor:
 
     Tiles are shipped as uint8 and normalised on the device. CUDA uses autocast
     (bf16/fp16) and channels_last; CPU uses bf16 autocast where supported, else fp32 in
-    channels_last (17 % faster than contiguous on an AVX2 CPU, docs/benchmarks.md). Tiles
+    channels_last (faster than contiguous on an AVX2 CPU, see docs/benchmarks.md). Tiles
     whose sides are not multiples of 32 are reflect-padded and cropped back.
     ``tta`` averages the model over flipped/rotated copies (see :mod:`geoseg.engine.tta`).
     """
