@@ -25,7 +25,15 @@ def _on_sigterm(signum, frame):
     raise Terminated()
 
 
-def handle_errors(fn):
+def handle_errors(fn=None, *, resume: str | None = None):
+    """Decorate a CLI command: one-line errors, exit 2 for bad input, clean unwinding on SIGTERM/Ctrl-C.
+
+    ``resume`` says what a rerun picks up after an interruption (e.g. "the finished tiles"); commands
+    that cannot resume leave it out and the message says nothing about resuming.
+    """
+    if fn is None:
+        return functools.partial(handle_errors, resume=resume)
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         warnings.showwarning = _show_warning
@@ -42,7 +50,8 @@ def handle_errors(fn):
             sys.exit(130)
         except (Terminated, KeyboardInterrupt) as exc:
             how, code = ("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
-            click.echo(f"geoseg: {how}; rerun the same command to resume from the finished tiles", err=True)
+            hint = f"; rerun the same command to resume from {resume}" if resume else ""
+            click.echo(f"geoseg: {how}{hint}", err=True)
             sys.exit(code)
         except GeosegError as exc:
             click.echo(f"geoseg: error: {exc}", err=True)

@@ -35,7 +35,7 @@ from geoseg.cli.errors import handle_errors
 @click.option("--no-resume", is_flag=True, help="Start over even if an interrupted run left finished tiles.")
 @click.option("--keep-work", is_flag=True, help="Keep the intermediate work folder.")
 @o.progress
-@handle_errors
+@handle_errors(resume="the finished tiles")
 def segment(input_path, output, prob, model, device, precision, batch_size, tta, gsd, tile_size, overlap, blend, dst_crs,
             compress, cog, bands, threshold, min_area, simplify, regularize, no_split, no_resume, keep_work, progress_mode):
     """Find buildings in INPUT (any GDAL raster) and write footprints (-o) and/or probabilities (--prob)."""

@@ -12,7 +12,7 @@ from geoseg.cli.errors import handle_errors
 @click.option("--out", "out_dir", default=None, help="Run folder (checkpoints, log.jsonl); default runs/<name>.")
 @click.option("--export", "export_dir", default=None, help="After training, write fp16 safetensors + model card here.")
 @click.option("--card", "card_extra", default=None, help="JSON with card fields to add on export (gsd_m, gsd_valid_m, tile_size, ...).")
-@handle_errors
+@handle_errors(resume="the last finished epoch")
 def train(config, out_dir, export_dir, card_extra):
     """Train from CONFIG, a TOML or YAML experiment (see configs/). Rerunning the same command resumes from the last checkpoint."""
     import json

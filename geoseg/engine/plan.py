@@ -60,8 +60,9 @@ def _work_gsd(card: ModelCard, cfg: SegmentConfig, native: float, path: str) -> 
         return float(cfg.gsd_m)
     if native > hi * FAR_OUT_OF_RANGE:
         raise InputError(f"{path} has a ground resolution of {native:.2f} m, far coarser than model {card.name!r} supports ({lo}-{hi} m); use finer imagery or another model")
-    if not lo <= native <= hi:
-        warnings.warn(f"{path}: ground resolution {native:.3f} m is outside model {card.name!r}'s valid range {lo}-{hi} m; results may be poor", GsdWarning, stacklevel=3)
+    if native > hi:  # finer input is only averaged down to the model's GSD: nothing is lost, so no warning
+        warnings.warn(f"{path}: ground resolution {native:.3f} m is coarser than model {card.name!r}'s valid range {lo}-{hi} m; "
+                      "results may be poor: use finer imagery or a model trained for it", GsdWarning, stacklevel=3)
     return card.gsd_m
 
 

@@ -9,8 +9,12 @@ with a marker-controlled watershed; the splitting is deliberately conservative
   seed extra buildings); after the watershed, neighbouring regions whose shared
   border is nearly as thick as the thinner of the two (saddle of the distance
   >= 0.75 x its peak) are merged again, so a wide neck is never cut.
-* boundary mode: markers are the connected components of foreground pixels
-  whose border probability is below 0.5; the watershed floods the border map.
+* border-cut mode (a border probability map is given, e.g. the model's border and
+  gap outputs): pixels with a border probability >= 0.5 are cut out of the shape
+  before the distance transform, so a predicted wall, even a broken one, becomes
+  a neck or a gap between two distance peaks; then as in distance mode. The
+  watershed gives the cut pixels back to their buildings. On held-out Banepa this
+  raised object F1 over seeding from the border map alone (docs/splitting.md).
 
 Every foreground pixel ends up in exactly one instance; a component with fewer
 than two markers (or under 16 pixels) stays whole. Each connected component
@@ -30,6 +34,7 @@ EIGHT_CONNECTED = ndimage.generate_binary_structure(2, 2)
 H_MAXIMA_PX = 2.0  # a distance peak must rise this many pixels above its saddle to seed a building
 MERGE_SADDLE_RATIO = 0.75  # merge neighbours whose border is at least this thick relative to the thinner one
 MIN_SPLIT_PIXELS = 16  # smaller components are never split (they cannot hold two distance peaks)
+BORDER_CUT = 0.5  # border-cut mode: pixels with a border probability at least this are cut out before the distance
 
 
 def label_instances(
@@ -81,22 +86,25 @@ def _split_components(comps_yx: np.ndarray, n: int, border_yx: np.ndarray | None
 def split_component(inside: np.ndarray, border: np.ndarray | None = None) -> np.ndarray | None:
     """Parts ``1..k`` of one component (``inside``: its bounding box), or None if it stays whole.
 
-    ``border`` (same box, float border probability) selects boundary mode. Components
+    ``border`` (same box, float border probability) selects border-cut mode. Components
     under ``MIN_SPLIT_PIXELS`` pixels are left to the caller (they are never split).
     """
-    return _split_distance(inside) if border is None else _split_boundary(inside, border)
+    return _split_distance(inside, None if border is None else border >= BORDER_CUT)
 
 
-def _split_distance(inside: np.ndarray) -> np.ndarray | None:
+def _split_distance(inside: np.ndarray, cut: np.ndarray | None = None) -> np.ndarray | None:
     """Parts ``1..k`` of one component (``inside``: its bounding box), or None if it stays whole.
 
     Distances are to the nearest pixel outside the component with its holes filled
-    (outside the raster counts as outside), so pin holes seed nothing.
+    (outside the raster counts as outside), so pin holes seed nothing; ``cut`` (same box)
+    marks predicted borders, which count as outside too.
     """
     from skimage.morphology import h_maxima
     from skimage.segmentation import watershed
 
     solid = ndimage.binary_fill_holes(np.pad(inside, 1))
+    if cut is not None:
+        solid &= ~np.pad(cut, 1)
     dist = ndimage.distance_transform_edt(solid)[1:-1, 1:-1]
     peaks, _ = ndimage.label(h_maxima(dist, H_MAXIMA_PX) > 0, EIGHT_CONNECTED)  # a peak may cross a filled hole
     markers = np.where(inside, peaks, 0)
@@ -105,16 +113,6 @@ def _split_distance(inside: np.ndarray) -> np.ndarray | None:
     basins = _merge_shallow_cuts(watershed(-dist, markers, mask=inside, connectivity=1), dist)
     basins = _compact(basins)
     return basins if basins.max() > 1 else None
-
-
-def _split_boundary(inside: np.ndarray, border: np.ndarray) -> np.ndarray | None:
-    """Parts ``1..k`` of one component cut along predicted borders, or None if it stays whole."""
-    from skimage.segmentation import watershed
-
-    markers, k = ndimage.label(inside & (border < 0.5), FOUR_CONNECTED)
-    if k < 2:
-        return None
-    return _compact(watershed(border, markers, mask=inside, connectivity=1))
 
 
 def _compact(labels_yx: np.ndarray) -> np.ndarray:

@@ -160,12 +160,24 @@ def test_raster_far_coarser_than_the_model(tmp_path, pixel_card, outdir):
     assert_clean_error(run(*segment_args(p, tmp_path, pixel_card)), "coarser")
 
 
-def test_out_of_range_gsd_warns_but_runs(tmp_path, pixel_card):
+def test_coarser_than_the_valid_range_warns_but_runs(tmp_path, pixel_card):
+    from affine import Affine
+
+    p = write_raster(tmp_path / "coarse.tif", scene((40, 40), [(5, 5, 25, 25)]), transform=Affine(6, 0, 500000, 0, -6, 5000000))
+    r = run("segment", p, "-o", tmp_path / "o.gpkg", "--model", pixel_card, "--progress", "none")
+    assert r.exit_code == 0 and "geoseg: warning:" in r.stderr and "coarser than" in r.stderr and "valid range" in r.stderr
+
+
+def test_finer_than_the_valid_range_is_averaged_down_without_a_warning(tmp_path, pixel_card):
+    """Drone imagery finer than the model's range loses nothing when averaged down to the model's GSD."""
     from affine import Affine
 
     p = write_raster(tmp_path / "fine.tif", scene((200, 200), [(20, 20, 120, 120)]), transform=Affine(0.1, 0, 500000, 0, -0.1, 5000000))
     r = run("segment", p, "-o", tmp_path / "o.gpkg", "--model", pixel_card, "--progress", "none")
-    assert r.exit_code == 0 and "geoseg: warning:" in r.stderr and "valid range" in r.stderr
+    assert r.exit_code == 0 and "warning" not in r.stderr, r.stderr
+    import geopandas as gpd
+
+    assert len(gpd.read_file(tmp_path / "o.gpkg")) == 1
 
 
 def test_unwritable_output_folder(tmp_path, good, pixel_card):

@@ -99,6 +99,36 @@ def test_boundary_channel_splits_what_distance_keeps_whole():
     assert (labels[20:40, 10:90] > 0).all(), "border pixels still belong to a building"
 
 
+def test_a_broken_predicted_wall_still_splits():
+    """Held-out border outputs are weak and patchy: a wall predicted over most of its length must do."""
+    prob, valid = _canvas()
+    prob[20:40, 10:90] = 1.0
+    boundary = np.zeros_like(prob)
+    boundary[20:35, 49:51] = 0.8  # the wall's last 5 rows are not predicted: the two roofs stay connected there
+    labels = label_instances(prob, valid, 0.5, boundary=boundary)
+    assert _n(labels) == 2
+    assert labels[30, 20] != labels[30, 80] and labels[38, 20] != labels[38, 80]
+    assert (labels[20:40, 10:90] > 0).all()
+
+
+def test_a_predicted_outline_does_not_cut_a_building():
+    prob, valid = _canvas()
+    prob[20:50, 20:70] = 1.0
+    boundary = np.zeros_like(prob)
+    boundary[20:50, 20:70] = 0.9
+    boundary[22:48, 22:68] = 0.05  # border probability high only on the outline ring
+    labels = label_instances(prob, valid, 0.5, boundary=boundary)
+    assert _n(labels) == 1 and (labels[20:50, 20:70] > 0).all()
+
+
+def test_weak_border_below_the_cut_changes_nothing():
+    prob, valid = _canvas()
+    prob[20:40, 10:90] = 1.0
+    boundary = np.zeros_like(prob)
+    boundary[20:40, 49:51] = 0.3  # below BORDER_CUT: not a wall
+    assert _n(label_instances(prob, valid, 0.5, boundary=boundary)) == 1
+
+
 def test_shape_mismatch_is_an_error():
     prob, valid = _canvas()
     with pytest.raises(ValueError):

@@ -1,0 +1,58 @@
+"""Score footprints vectorized from saved probability rasters under different ways of splitting touching buildings.
+
+    python scripts/split_sweep.py --json out.json PROB.tif:LABELS ... --mode distance border-cut:0.5 border-cut:0.3
+
+Each PROB is a `geoseg segment --prob` raster (bands building, border, gap). `distance` ignores the border and gap
+bands (the split for models without them); `border-cut:T` cuts pixels whose border/gap probability is >= T out of
+each shape before the distance split (geoseg.vectorize.instances.BORDER_CUT; `geoseg segment` uses 0.5). For each
+mode it vectorizes PROB as `geoseg segment` does (threshold 0.5 unless --threshold) and reports pixel IoU and object
+precision/recall/F1 at IoU >= 0.5 against LABELS. Results: docs/splitting.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("pairs", nargs="+", help="PROB:LABELS")
+    ap.add_argument("--mode", nargs="+", default=["border-cut:0.5"], help="distance | border-cut:T")
+    ap.add_argument("--threshold", type=float, default=0.5)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+
+    import rasterio
+
+    from geoseg.config import VectorizeConfig
+    from geoseg.evaluate.run import evaluate
+    from geoseg.io.vector import write_vectors
+    from geoseg.vectorize import instances
+    from geoseg.vectorize.raster import vectorize_raster
+
+    rows = []
+    for pair in args.pairs:
+        prob, labels = pair.split(":")
+        with rasterio.open(prob) as ds:
+            seps = tuple(i + 1 for i, d in enumerate(ds.descriptions) if d in ("border", "gap")) or None
+        for mode in args.mode:
+            if mode != "distance":
+                instances.BORDER_CUT = float(mode.split(":")[1])
+            cfg = VectorizeConfig(threshold=args.threshold, boundary_band=None if mode == "distance" else seps)
+            with tempfile.TemporaryDirectory() as tmp:
+                out = Path(tmp) / "b.gpkg"
+                write_vectors(vectorize_raster(prob, cfg), out, {})
+                r = evaluate(str(out), labels, raster=prob, threshold=args.threshold)
+            keys = ("iou", "obj_precision", "obj_recall", "obj_f1", "obj_tp", "n_pred", "n_truth")
+            row = {"set": Path(prob).stem, "mode": mode, "threshold": args.threshold, **{k: r[k] for k in keys}}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
