@@ -55,7 +55,7 @@ def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, gsd_sweep, 
 def _sweep(raster, truth, gsds_text, models, plot, as_json, tile_size=None, overlap=None, tta="none", breakdown=False,
            threshold=None):
     from geoseg.config import SegmentConfig, VectorizeConfig
-    from geoseg.evaluate.sweep import gsd_sweep, plot_sweep
+    from geoseg.evaluate.sweep import curve_label, gsd_sweep, plot_sweep
 
     try:
         gsds = [float(g) for g in gsds_text.split(",")]
@@ -71,5 +71,6 @@ def _sweep(raster, truth, gsds_text, models, plot, as_json, tile_size=None, over
         return
     click.echo("model                  gsd_m   iou     f1      obj_f1  n_pred  n_truth")
     for m, rows in by_model.items():
+        label = curve_label(m, rows)
         for r in rows:
-            click.echo(f"{m[:22]:<22} {r['gsd_m']:<7} {r['iou']:.4f}  {r['f1']:.4f}  {r['obj_f1']:.4f}  {r['n_pred']:<7} {r['n_truth']}")
+            click.echo(f"{label[:22]:<22} {r['gsd_m']:<7} {r['iou']:.4f}  {r['f1']:.4f}  {r['obj_f1']:.4f}  {r['n_pred']:<7} {r['n_truth']}")

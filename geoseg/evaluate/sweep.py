@@ -31,7 +31,7 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
             tiles = res.plan.tiles
             scores = evaluate(str(out), truth, raster=raster, breakdown=breakdown)
             scores["threshold"] = cfg.vectorize.threshold if cfg.vectorize.threshold is not None else card.threshold
-            rows.append({"gsd_m": g, "tile_size": tiles.tile_size, "overlap": tiles.overlap, "tta": cfg.tta, **scores})
+            rows.append({"model": card.name, "gsd_m": g, "tile_size": tiles.tile_size, "overlap": tiles.overlap, "tta": cfg.tta, **scores})
     return rows
 
 
@@ -48,7 +48,7 @@ def plot_sweep(rows_by_model: dict[str, list[dict]], path: str | Path, metric: s
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     for name, rows in rows_by_model.items():
-        ax.plot([r["gsd_m"] for r in rows], [r[metric] for r in rows], marker="o", label=name)
+        ax.plot([r["gsd_m"] for r in rows], [r[metric] for r in rows], marker="o", label=curve_label(name, rows))
     ax.set_xscale("log")
     ax.set_xlabel("ground sample distance (m)")
     ax.set_ylabel(metric)
@@ -59,6 +59,15 @@ def plot_sweep(rows_by_model: dict[str, list[dict]], path: str | Path, metric: s
     fig.savefig(path)
     plt.close(fig)
     return Path(path)
+
+
+def curve_label(requested: str, rows: list[dict]) -> str:
+    """How a swept model is named in plots and tables: its card name (``default (unet-...)`` for an alias),
+    never a long path to a card."""
+    name = rows[0].get("model", requested) if rows else requested
+    if name == requested or requested.endswith(".json") or "/" in requested:
+        return name
+    return f"{requested} ({name})"
 
 
 def write_json(rows: list[dict], path: str | Path) -> None:

@@ -13,6 +13,8 @@ from shapely.geometry import box
 from geoseg.cli.main import cli
 from geoseg.evaluate.objects import object_scores
 from geoseg.evaluate.run import evaluate
+from geoseg.evaluate.sweep import curve_label
+from geoseg.models.registry import get_card
 from tests.conftest import scene, write_raster
 
 T = Affine(1.0, 0, 500000.0, 0, -1.0, 5000000.0)
@@ -151,6 +153,10 @@ def test_gsd_sweep_of_two_models_on_a_shipped_sample_tile(tmp_path, pixel_card):
         assert [x["gsd_m"] for x in rows] == [0.3, 0.6]
         assert len({x["n_truth"] for x in rows}) == 1 and rows[0]["n_truth"] > 20
     assert by_model["default"][0]["iou"] > 0.3, "the default model finds the buildings of a held-out chip"
+    assert {x["model"] for x in by_model["default"]} == {get_card("default").name}
+    assert {x["model"] for x in by_model[str(pixel_card)]} == {"pixel-test"}
+    assert curve_label("default", by_model["default"]) == f"default ({get_card('default').name})"
+    assert curve_label(str(pixel_card), by_model[str(pixel_card)]) == "pixel-test", "a card path is shown by its name"
     assert (tmp_path / "s.png").stat().st_size > 1000
 
 
