@@ -31,13 +31,13 @@ def main() -> None:
     from geoseg.evaluate.run import evaluate
     from geoseg.io.vector import write_vectors
     from geoseg.vectorize import instances
-    from geoseg.vectorize.raster import vectorize_raster
+    from geoseg.vectorize.raster import described_separators, vectorize_raster
 
     rows = []
     for pair in args.pairs:
         prob, labels = pair.split(":")
         with rasterio.open(prob) as ds:
-            seps = tuple(i + 1 for i, d in enumerate(ds.descriptions) if d in ("border", "gap")) or None
+            seps = described_separators(ds)
         for mode in args.mode:
             if mode != "distance":
                 instances.BORDER_CUT = float(mode.split(":")[1])

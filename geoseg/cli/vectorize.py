@@ -26,12 +26,12 @@ def vectorize(prob_path, output, threshold, min_area, simplify, regularize, no_s
     from geoseg import __version__
     from geoseg.io.raster import open_raster
     from geoseg.io.vector import check_vector_output, write_vectors
-    from geoseg.vectorize.raster import vectorize_raster
+    from geoseg.vectorize.raster import described_separators, vectorize_raster
 
     check_vector_output(output)
     with open_raster(prob_path) as ds:
         tags = ds.tags()
-        border = tuple(i + 1 for i, d in enumerate(ds.descriptions) if d in ("border", "gap"))
+        border = described_separators(ds)
     cfg = o.vectorize_config(threshold if threshold is not None else _card_threshold(tags), min_area, simplify, regularize, no_split)
     if border and not no_split:
         from dataclasses import replace

@@ -71,9 +71,11 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
     truth_gdf = _read_vectors(truth, "truth")
     thr = 0.5 if threshold is None else threshold
     if is_raster:
-        from geoseg.vectorize.raster import vectorize_raster
+        from geoseg.vectorize.raster import described_separators, vectorize_raster
 
-        pred_gdf = vectorize_raster(pred, VectorizeConfig(threshold=thr))
+        with open_raster(pred) as ds:  # border/gap bands split touching buildings, as in `geoseg segment`
+            seps = described_separators(ds)
+        pred_gdf = vectorize_raster(pred, VectorizeConfig(threshold=thr, boundary_band=seps))
         raster = raster or pred
     else:
         pred_gdf = _read_vectors(pred, "prediction")

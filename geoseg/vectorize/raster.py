@@ -396,6 +396,14 @@ def _check_bands(ds, cfg: VectorizeConfig) -> None:
             raise InputError(f"band {band} of {ds.name} is {dtype}; expected uint8 (0..255) or float (0..1) probability")
 
 
+def described_separators(ds) -> tuple[int, ...] | None:
+    """1-based bands of an open probability raster described as a separator output (``border``, ``gap``), as
+    ``geoseg segment --prob`` writes them; None if it has none. Vectorizing with them splits as segment does."""
+    from geoseg.models.card import SEPARATORS
+
+    return tuple(i + 1 for i, d in enumerate(ds.descriptions) if d in SEPARATORS) or None
+
+
 def separator_bands(boundary_band: int | tuple[int, ...] | None) -> tuple[int, ...]:
     """``VectorizeConfig.boundary_band`` as a tuple of 1-based bands (empty: none)."""
     if boundary_band is None:

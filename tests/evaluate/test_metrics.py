@@ -171,3 +171,19 @@ def test_gsd_sweep_honours_a_footprint_threshold_and_records_it(tmp_path):
         rows[row["threshold"]] = row
     assert set(rows) == {0.5, 0.3}, "the card's threshold by default, else the one given"
     assert rows[0.3]["recall"] > rows[0.5]["recall"], "a lower threshold keeps more building pixels"
+
+
+def test_a_probability_raster_is_split_along_its_border_band_as_segment_does(tmp_path):
+    """Two houses sharing a wall: scored from a `--prob` raster, the border band must separate them."""
+    import rasterio
+
+    prob = np.zeros((2, 60, 100), np.uint8)
+    prob[0, 20:40, 10:90] = 230
+    prob[1, 20:40, 49:51] = 255  # the predicted shared wall
+    path = write_raster(tmp_path / "p.tif", prob)
+    with rasterio.open(path, "r+") as ds:
+        ds.descriptions = ("building", "border")
+    truth = tmp_path / "t.gpkg"
+    gpd.GeoDataFrame(geometry=[b(20, 10, 40, 50), b(20, 50, 40, 90)], crs=32633).to_file(truth)
+    scores = evaluate(str(path), str(truth))
+    assert scores["n_pred"] == 2 and scores["obj_tp"] == 2
