@@ -15,8 +15,9 @@ class VectorizeConfig:
     """How a probability raster becomes footprints.
 
     ``threshold`` is a probability in [0, 1] (None: the model card's). ``min_area_m2``
-    drops small instances; ``simplify_m`` is the Douglas-Peucker tolerance in metres
-    (None: one pixel). ``regularize`` squares building outlines, falling back to the
+    drops small instances; when touching buildings are split, a piece under
+    ``min_part_m2`` joins the neighbour it shares most border with (docs/splitting.md).
+    ``simplify_m`` is the Douglas-Peucker tolerance in metres (None: one pixel). ``regularize`` squares building outlines, falling back to the
     raw polygon when the squared one has IoU < ``regularize_min_iou`` with it.
     ``band_rows``/``halo_rows`` bound memory: the raster is processed in 2-D blocks of
     ``band_rows`` x ``band_rows`` pixels plus a halo of ``halo_rows`` on every side.
@@ -24,7 +25,8 @@ class VectorizeConfig:
 
     threshold: float | None = None
     split_touching: bool = True
-    min_area_m2: float = 4.0
+    min_area_m2: float = 10.0
+    min_part_m2: float = 20.0
     simplify_m: float | None = None
     regularize: bool = False
     regularize_min_iou: float = 0.85

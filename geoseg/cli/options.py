@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from geoseg.config import VectorizeConfig
+
 model = click.option("--model", "-m", default="default", show_default=True, help="Model name (see `geoseg models list`) or a model card path (*.json).")
 
 
@@ -31,7 +33,9 @@ tta = click.option("--tta", type=click.Choice(["none", "flip", "d4"]), default="
 batch_size = click.option("--batch-size", type=int, default=8, show_default=True, help="Tiles per forward pass.")
 bands = click.option("--bands", default=None, help="Source bands in model order, 1-based, e.g. 3,2,1; default: the first data bands.")
 threshold = click.option("--threshold", type=float, default=None, help="Probability threshold (0-1); default: the model card's.")
-min_area = click.option("--min-area", type=float, default=4.0, show_default=True, help="Drop footprints smaller than this (m2).")
+min_area = click.option("--min-area", type=float, default=VectorizeConfig.min_area_m2, show_default=True, help="Drop footprints smaller than this (m2).")
+min_part = click.option("--min-part", type=float, default=VectorizeConfig.min_part_m2, show_default=True,
+                        help="When touching buildings are split, a piece smaller than this (m2) joins its neighbour; 0 keeps every piece.")
 simplify = click.option("--simplify", type=float, default=None, help="Simplification tolerance (m); default: one pixel.")
 regularize = click.option("--regularize/--no-regularize", default=False, show_default=True, help="Square building outlines (falls back to the raw outline when squaring distorts it).")
 no_split = click.option("--no-split", is_flag=True, help="Do not split touching buildings.")
@@ -53,7 +57,6 @@ def make_progress(mode: str):
     return {"bar": BarProgress, "json": JsonProgress, "none": NullProgress}[mode]()
 
 
-def vectorize_config(threshold, min_area, simplify, regularize, no_split):
-    from geoseg.config import VectorizeConfig
-
-    return VectorizeConfig(threshold=threshold, min_area_m2=min_area, simplify_m=simplify, regularize=regularize, split_touching=not no_split)
+def vectorize_config(threshold, min_area, min_part, simplify, regularize, no_split):
+    return VectorizeConfig(threshold=threshold, min_area_m2=min_area, min_part_m2=min_part, simplify_m=simplify,
+                           regularize=regularize, split_touching=not no_split)

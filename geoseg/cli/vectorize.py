@@ -13,13 +13,14 @@ from geoseg.cli.errors import handle_errors
 @click.option("--output", "-o", required=True, help="Footprints: .gpkg .parquet .fgb .geojson .shp")
 @o.threshold
 @o.min_area
+@o.min_part
 @o.simplify
 @o.regularize
 @o.no_split
 @click.option("--dst-crs", default=None, help="CRS of the footprints; default: the raster's.")
 @o.progress
 @handle_errors
-def vectorize(prob_path, output, threshold, min_area, simplify, regularize, no_split, dst_crs, progress_mode):
+def vectorize(prob_path, output, threshold, min_area, min_part, simplify, regularize, no_split, dst_crs, progress_mode):
     """Turn PROB (band 1 = building probability, uint8 0-255 or float 0-1) into footprints."""
     import os
 
@@ -32,7 +33,7 @@ def vectorize(prob_path, output, threshold, min_area, simplify, regularize, no_s
     with open_raster(prob_path) as ds:
         tags = ds.tags()
         border = described_separators(ds)
-    cfg = o.vectorize_config(threshold if threshold is not None else _card_threshold(tags), min_area, simplify, regularize, no_split)
+    cfg = o.vectorize_config(threshold if threshold is not None else _card_threshold(tags), min_area, min_part, simplify, regularize, no_split)
     if border and not no_split:
         from dataclasses import replace
 

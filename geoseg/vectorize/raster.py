@@ -148,6 +148,7 @@ class _BlockTracer:
     bottom_edges: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     right_edges: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     next_id: int = 0
+    min_part_px: float = 0.0  # split parts under this many pixels join a neighbour (VectorizeConfig.min_part_m2)
 
     def add_block(self, i: int, j: int, raw_yx: np.ndarray, valid_yx: np.ndarray, boundary_yx: np.ndarray | None) -> None:
         lay = self.layout
@@ -199,7 +200,7 @@ class _BlockTracer:
                 if np.count_nonzero(inside) < MIN_SPLIT_PIXELS:
                     continue
                 border = None if boundary_yx is None else _as_probability(boundary_yx[box])
-                parts = split_component(inside, border)
+                parts = split_component(inside, border, self.min_part_px)
                 if parts is None:
                     continue
                 inst_yx[box][inside] = parts[inside] + (next_label - 1)
@@ -289,7 +290,8 @@ class _BlockTracer:
             comp_yx, _ = ndimage.label(fg_yx, FOUR_CONNECTED)
             inside = comp_yx == comp_yx[group.seed[0] - y0, group.seed[1] - x0]  # its bounding box: all of it
             del fg_yx, comp_yx
-            parts = split_component(inside, None if boundary_yx is None else _as_probability(boundary_yx))
+            border = None if boundary_yx is None else _as_probability(boundary_yx)
+            parts = split_component(inside, border, self.min_part_px)
             if parts is not None:
                 parts = np.where(inside, parts, 0).astype(np.int32)
                 count, total = self._sums(parts, raw_yx)
@@ -365,7 +367,7 @@ def vectorize_raster(
             def read(window: tuple[int, int, int, int]):
                 return _read_window(ds, window, cfg.boundary_band)
 
-            tracer = _BlockTracer(layout, prob, cfg.split_touching, finisher, read)
+            tracer = _BlockTracer(layout, prob, cfg.split_touching, finisher, read, min_part_px=cfg.min_part_m2 / gsd_m**2)
             for done, (i, j) in enumerate(layout.blocks(), start=1):
                 check_cancel(progress)
                 tracer.add_block(i, j, *read(layout.window(i, j)))

@@ -46,7 +46,13 @@ def test_segment_sample_tile_with_the_default_model(tmp_path):
     r2 = run("vectorize", tmp_path / "p.tif", "-o", tmp_path / "v.fgb", "--progress", "none")
     assert r2.exit_code == 0, r2.output
     # vectorizing on the input grid (0.15 m) vs the model grid (0.3 m): same buildings, give or take slivers
-    assert abs(len(gpd.read_file(tmp_path / "v.fgb")) - len(gdf)) <= max(2, len(gdf) // 5)
+    v = gpd.read_file(tmp_path / "v.fgb")
+    assert abs(len(v) - len(gdf)) <= max(2, len(gdf) // 5)
+    assert (v["area_m2"] >= 10.0).all() and (gdf["area_m2"] >= 10.0).all()  # the default --min-area
+    r3 = run("vectorize", tmp_path / "p.tif", "-o", tmp_path / "all.fgb", "--min-area", 4, "--min-part", 0, "--progress", "none")
+    assert r3.exit_code == 0, r3.output
+    every = gpd.read_file(tmp_path / "all.fgb")
+    assert len(every) > len(v) and every["area_m2"].min() < 10.0  # smaller footprints and split pieces kept
 
 
 def test_progress_json_lines(tmp_path, pixel_card):

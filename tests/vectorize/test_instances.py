@@ -129,6 +129,50 @@ def test_weak_border_below_the_cut_changes_nothing():
     assert _n(label_instances(prob, valid, 0.5, boundary=boundary)) == 1
 
 
+def _two_rooms_and_a_shed() -> tuple[np.ndarray, np.ndarray]:
+    """Two touching 20x20 roofs (as above) and a 10x10 shed hanging off the first by a 2-px neck."""
+    prob, valid = _canvas()
+    prob[10:30, 10:30] = 0.9
+    prob[20:40, 30:50] = 0.9
+    prob[30:34, 18:20] = 0.9  # the neck
+    prob[34:44, 14:24] = 0.9  # the shed: 100 px
+    return prob, valid
+
+
+def test_a_split_off_piece_under_min_part_joins_its_neighbour():
+    prob, valid = _two_rooms_and_a_shed()
+    every = label_instances(prob, valid, 0.5)
+    assert _n(every) == 3 and every[38, 18] not in (every[15, 15], every[35, 45])  # the shed is a piece of its own
+    merged = label_instances(prob, valid, 0.5, min_part_px=150)
+    assert _n(merged) == 2
+    assert merged[38, 18] == merged[15, 15] != merged[35, 45]  # it joined the roof it hangs off, not the other
+    assert np.array_equal(merged > 0, every > 0), "merging moves no pixel in or out of a building"
+    assert _n(label_instances(prob, valid, 0.5, min_part_px=99)) == 3  # a limit below its size keeps it
+
+
+def test_a_component_of_small_pieces_ends_whole():
+    prob, valid = _two_rooms_and_a_shed()
+    labels = label_instances(prob, valid, 0.5, min_part_px=2000)  # every piece is under the limit
+    assert _n(labels) == 1
+
+
+def test_small_pieces_merge_smallest_first_into_the_longest_shared_border():
+    from geoseg.vectorize.instances import _merge_small_parts
+
+    labels = np.zeros((12, 40), np.int64)
+    labels[:, :15] = 1  # 180 px
+    labels[:, 25:] = 2  # 180 px
+    labels[0:8, 15:25] = 3  # 80 px: 8 px of border with 1, 8 with 2, 10 with 4
+    labels[8:12, 15:25] = 4  # 40 px: 10 px of border with 3, 4 with 1, 4 with 2
+    out = _merge_small_parts(labels, min_part_px=100)
+    # 4 (smallest) joins 3 (10 px of border against 4 and 4); 3+4 (120 px) is no longer small
+    assert out[10, 20] == out[2, 20] != out[2, 5]
+    assert len(np.unique(out)) == 3  # 1, 2 and 3+4
+    out = _merge_small_parts(labels, min_part_px=130)  # now 3+4 is small too: it joins 1 (first of the equal borders)
+    assert len(np.unique(out)) == 2 and out[2, 20] == out[10, 20] == out[2, 5] != out[2, 30]
+    assert np.array_equal(_merge_small_parts(labels, min_part_px=0), labels)
+
+
 def test_shape_mismatch_is_an_error():
     prob, valid = _canvas()
     with pytest.raises(ValueError):

@@ -124,12 +124,16 @@ def _scene_2d(seed: int, shape=(210, 260), cell: int = 21) -> tuple[np.ndarray, 
     return prob_yx, valid_yx
 
 
+@pytest.mark.parametrize("min_part", [0.0, 20.0])
 @pytest.mark.parametrize("band_rows, cols, halo", [(48, 40, 24), (32, 56, 30), (25, 25, 25), (48, 40, 6), (19, 23, 1)])
-def test_block_run_equals_single_block_run(tmp_path, monkeypatch, band_rows, cols, halo):
-    """Clusters here are < 21 px: smaller than the halo (small) or than a window (big, split on their own)."""
+def test_block_run_equals_single_block_run(tmp_path, monkeypatch, band_rows, cols, halo, min_part):
+    """Clusters here are < 21 px: smaller than the halo (small) or than a window (big, split on their own).
+
+    ``min_part`` 20 m2 (80 px at 0.5 m, the default) merges split-off pieces back: blocks must agree on that too.
+    """
     prob_yx, valid_yx = _scene_2d(seed=band_rows)
     path = write_prob(tmp_path / "p.tif", prob_yx, mask_yx=valid_yx)
-    common = {"min_area_m2": 1.0}
+    common = {"min_area_m2": 1.0, "min_part_m2": min_part}
     single = vectorize_raster(path, VectorizeConfig(**SINGLE, **common))
     monkeypatch.setattr(vr, "BLOCK_COLS", cols)
     blocks = vectorize_raster(path, VectorizeConfig(band_rows=band_rows, halo_rows=halo, **common))
@@ -138,8 +142,12 @@ def test_block_run_equals_single_block_run(tmp_path, monkeypatch, band_rows, col
     assert all(shapely.equals(a, b) for a, b in zip(single.geometry, blocks.geometry))
     assert np.allclose(blocks["p_mean"], single["p_mean"], rtol=1e-12)
     assert np.array_equal(blocks["area_m2"], single["area_m2"])
+    monkeypatch.setattr(vr, "BLOCK_COLS", None)
     unsplit = vectorize_raster(path, VectorizeConfig(**SINGLE, min_area_m2=1.0, split_touching=False))
-    assert len(single) > len(unsplit)  # the scene really has touching buildings to split
+    every_piece = vectorize_raster(path, VectorizeConfig(**SINGLE, min_area_m2=1.0, min_part_m2=0.0))
+    assert len(every_piece) > len(unsplit)  # the scene really has touching buildings to split
+    if min_part:
+        assert len(unsplit) <= len(single) < len(every_piece)  # pieces merged back
 
 
 @pytest.mark.parametrize("band_rows, cols, halo", [(16, 16, 1), (20, 13, 3), (7, 30, 2)])
