@@ -35,7 +35,7 @@ def size_label(width: int, height: int) -> str:
 def vectorizer_available() -> bool:
     try:
         import geoseg.io.vector
-        import geoseg.vectorize.raster  # noqa: F401
+        import geoseg.footprints.raster  # noqa: F401
     except ImportError:
         return False
     return True
@@ -79,7 +79,7 @@ def engine_stage_timer() -> StageTimer:
     t.wrap(seg, "_predictor", "load_model")
     t.wrap(seg, "write_probability", "write_prob")
     with contextlib.suppress(ImportError, AttributeError):
-        import geoseg.vectorize.raster as vr
+        import geoseg.footprints.raster as vr
 
         t.wrap(vr, "vectorize_raster", "vectorize")
     with contextlib.suppress(ImportError, AttributeError):

@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--with-footprints", action="store_true", help="also vectorize (needs geoseg.vectorize)")
+    ap.add_argument("--with-footprints", action="store_true", help="also vectorize (geoseg.footprints)")
     ap.add_argument("--gdal-cachemax", type=int, default=None, help="GDAL_CACHEMAX (MB) for the runs; default GDAL's")
     ap.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     ap.add_argument("--json", help="write the results here")
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
                                       args.with_footprints)), flush=True)
         return {}
     if args.with_footprints and not vectorizer_available():
-        sys.exit("--with-footprints needs geoseg.vectorize.raster and geoseg.io.vector, which are not importable yet")
+        sys.exit("--with-footprints needs geoseg.footprints.raster and geoseg.io.vector, which are not importable yet")
     model = args.model or ("default" if args.real_model else str(reference_card(args.data_dir)))
     env = environment(args.device, args.precision)
     print(f"model {Path(model).stem}, device {args.device}, precision {args.precision}, batch {args.batch_size}, "

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--with-footprints", action="store_true", help="also vectorize (needs geoseg.vectorize)")
+    ap.add_argument("--with-footprints", action="store_true", help="also vectorize (geoseg.footprints)")
     ap.add_argument("--real-tiff", action="store_true", help="read a materialized GeoTIFF instead of the VRT mosaic")
     ap.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     ap.add_argument("--json", help="write the results here")
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> dict:
     from geoseg.models.registry import get_card
 
     if args.with_footprints and not vectorizer_available():
-        sys.exit("--with-footprints needs geoseg.vectorize.raster and geoseg.io.vector, which are not importable yet")
+        sys.exit("--with-footprints needs geoseg.footprints.raster and geoseg.io.vector, which are not importable yet")
 
     width, height = parse_size(args.size)
     raster = build(width, height, args.data_dir, real_tiff=args.real_tiff)

@@ -9,7 +9,7 @@ The raster is uint8 probability with dark noise and small rectangles with ragged
 outlines on a jittered grid (about one building per ``--cell`` x ``--cell`` pixels;
 some touching pairs and L shapes), plus a few buildings larger than the default
 halo. Rasters are cached in ``--dir`` by their parameters. ``--module`` runs another
-copy of ``raster.py`` (e.g. ``git show HEAD:geoseg/vectorize/raster.py > /tmp/old.py``)
+copy of ``raster.py`` (e.g. ``git show HEAD:geoseg/footprints/raster.py > /tmp/old.py``)
 for before/after comparisons.
 
     python benchmarks/bench_vectorize.py --sizes 20000x3000 20000x20000
@@ -81,7 +81,7 @@ def child(raster: str, band_rows: int | None, trace: bool, module: str | None) -
     import psutil
 
     from geoseg.config import VectorizeConfig
-    from geoseg.vectorize import raster as vr
+    from geoseg.footprints import raster as vr
 
     if module:
         import importlib.util
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--sizes", nargs="+", default=["20000x3000"], help="WIDTHxHEIGHT")
     ap.add_argument("--cell", type=int, default=42, help="about one building per cell x cell pixels")
     ap.add_argument("--band-rows", type=int, default=None)
-    ap.add_argument("--module", help="path of another raster.py to run instead of geoseg.vectorize.raster")
+    ap.add_argument("--module", help="path of another raster.py to run instead of geoseg.footprints.raster")
     ap.add_argument("--gdal-cachemax", type=int, default=None, help="GDAL_CACHEMAX (MB) for the runs; default GDAL's")
     ap.add_argument("--tracemalloc", action="store_true", help="also report the Python-heap peak (slower run)")
     ap.add_argument("--dir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "geoseg-bench-vectorize")

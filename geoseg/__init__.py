@@ -72,11 +72,16 @@ def plan(path: str, model: str = "default", **options: Any) -> dict:
 
 
 def vectorize(prob_path: str, output: str | None = None, **options: Any):
-    """Footprints from an existing probability raster (``options``: VectorizeConfig fields)."""
-    from geoseg.config import VectorizeConfig
-    from geoseg.vectorize.raster import vectorize_raster
+    """Footprints from an existing probability raster (``options``: VectorizeConfig fields).
 
-    gdf = vectorize_raster(prob_path, VectorizeConfig(**options))
+    As ``geoseg vectorize``: unset options come from the raster when ``geoseg segment`` wrote it
+    (its threshold, and its border/gap bands to split touching buildings).
+    """
+    from geoseg.config import VectorizeConfig
+    from geoseg.footprints.raster import settings_from_raster, vectorize_raster
+
+    cfg, tags = settings_from_raster(prob_path, VectorizeConfig(**options))
+    gdf = vectorize_raster(prob_path, cfg, model_name=tags.get("model", ""))
     if output is not None:
         from geoseg.io.vector import write_vectors
 

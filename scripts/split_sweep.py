@@ -5,7 +5,7 @@
 
 Each PROB is a `geoseg segment --prob` raster (bands building, border, gap). `distance` ignores the border and gap
 bands (the split for models without them); `border-cut:T` cuts pixels whose border/gap probability is >= T out of
-each shape before the distance split (geoseg.vectorize.instances.BORDER_CUT; `geoseg segment` uses 0.5). For each
+each shape before the distance split (geoseg.footprints.instances.BORDER_CUT; `geoseg segment` uses 0.5). For each
 mode it vectorizes PROB as `geoseg segment` does (threshold 0.5 unless --threshold) and reports pixel IoU and object
 precision/recall/F1 at IoU >= 0.5 against LABELS, for every combination of mode, --min-part (m2: smaller split-off
 pieces join a neighbour) and --min-area (m2: smaller footprints are dropped). Results: docs/splitting.md.
@@ -36,8 +36,8 @@ def main() -> None:
 
     from geoseg.evaluate.run import evaluate
     from geoseg.io.vector import write_vectors
-    from geoseg.vectorize import instances
-    from geoseg.vectorize.raster import described_separators, vectorize_raster
+    from geoseg.footprints import instances
+    from geoseg.footprints.raster import described_separators, vectorize_raster
 
     rows = []
     for pair in args.pairs:

@@ -25,19 +25,11 @@ def vectorize(prob_path, output, threshold, min_area, min_part, simplify, regula
     import os
 
     from geoseg import __version__
-    from geoseg.io.raster import open_raster
+    from geoseg.footprints.raster import settings_from_raster, vectorize_raster
     from geoseg.io.vector import check_vector_output, write_vectors
-    from geoseg.vectorize.raster import described_separators, vectorize_raster
 
     check_vector_output(output)
-    with open_raster(prob_path) as ds:
-        tags = ds.tags()
-        border = described_separators(ds)
-    cfg = o.vectorize_config(threshold if threshold is not None else _card_threshold(tags), min_area, min_part, simplify, regularize, no_split)
-    if border and not no_split:
-        from dataclasses import replace
-
-        cfg = replace(cfg, boundary_band=border)
+    cfg, tags = settings_from_raster(prob_path, o.vectorize_config(threshold, min_area, min_part, simplify, regularize, no_split))
     reporter = o.make_progress(progress_mode)
     try:
         gdf = vectorize_raster(prob_path, cfg, model_name=tags.get("model", ""), out_crs=dst_crs, progress=reporter)
@@ -47,12 +39,3 @@ def vectorize(prob_path, output, threshold, min_area, min_part, simplify, regula
     meta.update({"vectorized_by": __version__, "source": os.path.abspath(prob_path), "vectorize": str(cfg.to_dict())})
     write_vectors(gdf, output, meta)
     click.echo(f"{len(gdf)} buildings -> {output}", err=True)
-
-
-def _card_threshold(tags: dict) -> float | None:
-    import json
-
-    try:
-        return json.loads(tags["settings"])["vectorize"]["threshold"]
-    except (KeyError, ValueError, TypeError):
-        return None

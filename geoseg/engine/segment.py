@@ -90,7 +90,7 @@ def _gdal_env():
 def _run(info, plan: Plan, card, cfg: SegmentConfig, predictor, work: WorkDir, input_path: str,
          output: Path | None, prob: Path | None, progress: Progress, return_footprints: bool) -> SegmentResult:
     from geoseg.io.vector import write_vectors
-    from geoseg.vectorize.raster import vectorize_raster
+    from geoseg.footprints.raster import vectorize_raster
 
     stats = predict_rows(info, plan, predictor, cfg.blend, work, progress)
     if not stats.any_valid:

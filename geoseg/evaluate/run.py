@@ -71,7 +71,7 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
     truth_gdf = _read_vectors(truth, "truth")
     thr = 0.5 if threshold is None else threshold
     if is_raster:
-        from geoseg.vectorize.raster import described_separators, vectorize_raster
+        from geoseg.footprints.raster import described_separators, vectorize_raster
 
         with open_raster(pred) as ds:  # border/gap bands split touching buildings, as in `geoseg segment`
             seps = described_separators(ds)

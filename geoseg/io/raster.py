@@ -31,11 +31,12 @@ class RasterInfo:
     scale: tuple[tuple[float, float], ...] | None  # per model band (lo, hi) -> (0, 255); None for uint8
 
 
-def open_raster(path: str):
+def open_raster(path: str | os.PathLike):
     """Open any GDAL raster; a missing or unreadable file raises a one-line RasterReadError."""
     import rasterio
     from rasterio.errors import RasterioIOError
 
+    path = os.fspath(path)
     if not path.startswith("/vsi") and "://" not in path and not os.path.exists(path):
         raise RasterReadError(f"input not found: {path}; check the path")
     try:

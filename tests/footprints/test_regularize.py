@@ -9,7 +9,7 @@ import shapely
 from shapely import affinity
 from shapely.geometry import Point, Polygon, box
 
-from geoseg.vectorize.regularize import dominant_orientation, iou, regularize
+from geoseg.footprints.regularize import dominant_orientation, iou, regularize
 
 
 def _noisy_rectangle(angle_deg: float, seed: int) -> tuple[Polygon, Polygon]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geoseg.vectorize.instances import label_instances
+from geoseg.footprints.instances import label_instances
 
 
 def _canvas(shape_yx=(80, 100)) -> tuple[np.ndarray, np.ndarray]:
@@ -157,7 +157,7 @@ def test_a_component_of_small_pieces_ends_whole():
 
 
 def test_small_pieces_merge_smallest_first_into_the_longest_shared_border():
-    from geoseg.vectorize.instances import _merge_small_parts
+    from geoseg.footprints.instances import _merge_small_parts
 
     labels = np.zeros((12, 40), np.int64)
     labels[:, :15] = 1  # 180 px

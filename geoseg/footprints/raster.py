@@ -46,12 +46,12 @@ from scipy import ndimage
 
 from geoseg.config import VectorizeConfig
 from geoseg.errors import ConfigError, InputError, RasterReadError
+from geoseg.footprints.instances import FOUR_CONNECTED, MIN_SPLIT_PIXELS, split_component
+from geoseg.footprints.polygons import merge_parts, traced_polygons
+from geoseg.footprints.regularize import regularize
 from geoseg.georef import ground_gsd_m, metric_crs_for
 from geoseg.grid import RasterGrid
 from geoseg.progress import NullProgress, Progress, check_cancel
-from geoseg.vectorize.instances import FOUR_CONNECTED, MIN_SPLIT_PIXELS, split_component
-from geoseg.vectorize.polygons import merge_parts, traced_polygons
-from geoseg.vectorize.regularize import regularize
 
 COLUMNS = ["id", "area_m2", "p_mean", "gsd_m", "model", "reg_status", "geometry"]
 BLOCK_COLS: int | None = None  # core columns per block; None: band_rows (square blocks)
@@ -404,6 +404,31 @@ def described_separators(ds) -> tuple[int, ...] | None:
     from geoseg.models.card import SEPARATORS
 
     return tuple(i + 1 for i, d in enumerate(ds.descriptions) if d in SEPARATORS) or None
+
+
+def settings_from_raster(path, cfg: VectorizeConfig) -> tuple[VectorizeConfig, dict]:
+    """``cfg`` completed from what a ``geoseg segment --prob`` raster says, and the raster's tags.
+
+    A threshold left unset becomes the one of the run that wrote the raster (its ``settings``
+    tag), and with splitting on and no ``boundary_band`` given, the bands described as
+    ``border``/``gap`` become the separators, so footprints split as ``geoseg segment`` splits them.
+    """
+    import json
+    from dataclasses import replace
+
+    from geoseg.io.raster import open_raster
+
+    with open_raster(path) as ds:
+        tags = ds.tags()
+        seps = described_separators(ds)
+    if cfg.threshold is None:
+        try:
+            cfg = replace(cfg, threshold=json.loads(tags["settings"])["vectorize"]["threshold"])
+        except (KeyError, ValueError, TypeError):
+            pass
+    if cfg.split_touching and cfg.boundary_band is None and seps:
+        cfg = replace(cfg, boundary_band=seps)
+    return cfg, tags
 
 
 def separator_bands(boundary_band: int | tuple[int, ...] | None) -> tuple[int, ...]:

@@ -6,7 +6,7 @@ import numpy as np
 from affine import Affine
 from shapely.geometry import box
 
-from geoseg.vectorize.polygons import polygons_from_labels
+from geoseg.footprints.polygons import polygons_from_labels
 
 
 def test_square_lands_at_known_map_coordinates():

@@ -10,10 +10,10 @@ import shapely
 from rasterio.env import get_gdal_config
 
 from geoseg.config import VectorizeConfig
-from geoseg.vectorize import raster as vr
-from geoseg.vectorize.raster import BlockLayout, vectorize_raster
-from geoseg.vectorize.regularize import iou
-from tests.vectorize.test_vectorize_raster import SINGLE, draw, map_box, write_prob
+from geoseg.footprints import raster as vr
+from geoseg.footprints.raster import BlockLayout, vectorize_raster
+from geoseg.footprints.regularize import iou
+from tests.footprints.test_vectorize_raster import SINGLE, draw, map_box, write_prob
 
 EXACT = {"min_area_m2": 0.0, "simplify_m": 0.0}
 

@@ -1,6 +1,6 @@
 import pytest
 
-import geoseg.vectorize.raster as vr
+import geoseg.footprints.raster as vr
 
 
 @pytest.fixture
