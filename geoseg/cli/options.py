@@ -33,8 +33,8 @@ tta = click.option("--tta", type=click.Choice(["none", "flip", "d4"]), default="
 batch_size = click.option("--batch-size", type=int, default=8, show_default=True, help="Tiles per forward pass.")
 bands = click.option("--bands", default=None, help="Source bands in model order, 1-based, e.g. 3,2,1; default: the first data bands.")
 threshold = click.option("--threshold", type=float, default=None, help="Probability threshold (0-1); default: the model card's.")
-min_area = click.option("--min-area", type=float, default=VectorizeConfig.min_area_m2, show_default=True, help="Drop footprints smaller than this (m2).")
-min_part = click.option("--min-part", type=float, default=VectorizeConfig.min_part_m2, show_default=True,
+min_area = click.option("--min-area", type=click.FloatRange(min=0), default=VectorizeConfig.min_area_m2, show_default=True, help="Drop footprints smaller than this (m2).")
+min_part = click.option("--min-part", type=click.FloatRange(min=0), default=VectorizeConfig.min_part_m2, show_default=True,
                         help="When touching buildings are split, a piece smaller than this (m2) joins its neighbour; 0 keeps every piece.")
 simplify = click.option("--simplify", type=float, default=None, help="Simplification tolerance (m); default: one pixel.")
 regularize = click.option("--regularize/--no-regularize", default=False, show_default=True, help="Square building outlines (falls back to the raw outline when squaring distorts it).")

@@ -278,3 +278,11 @@ def test_a_closed_pipe_ends_quietly():
     err = proc.stderr.read()
     assert proc.wait(timeout=60) == 141, err
     assert "error" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("flag", ["--min-area", "--min-part"])
+def test_negative_sizes_are_usage_errors(tmp_path, flag):
+    src = write_raster(tmp_path / "p.tif", np.zeros((1, 8, 8), np.uint8))
+    r = run("vectorize", src, "-o", tmp_path / "b.gpkg", flag, "-1")
+    assert r.exit_code == 2 and "x>=0" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "b.gpkg").exists()
