@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 from pathlib import Path
 
 
 def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default", progress=None,
-              base_config=None, breakdown: bool = False) -> list[dict]:
+              base_config=None, breakdown: bool = False, keep_dir: str | Path | None = None) -> list[dict]:
     """For each GSD: resample ``raster`` to it (on the fly), run ``model`` there, bring the
     result back to the input grid and score it against ``truth``. Tiles are the model card's
     unless ``base_config`` sets them (likewise the footprint threshold, ``base_config.vectorize``);
-    each row records the tile size, overlap, test-time augmentation and threshold used."""
+    each row records the tile size, overlap, test-time augmentation and threshold used.
+
+    ``keep_dir``: keep each run's footprints and probability raster there
+    (``<card name>_<gsd>m.gpkg`` and ``..._prob.tif``; rows name them in ``pred`` and ``prob``),
+    so they can be looked at or re-scored (e.g. ``geoseg vectorize``) without running the model again."""
     from dataclasses import replace
 
     from geoseg.config import SegmentConfig
@@ -23,16 +28,28 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
     cfg = base_config or SegmentConfig(model=model)
     card = get_card(model)
     rows = []
+    if keep_dir is not None:
+        Path(keep_dir).mkdir(parents=True, exist_ok=True)
     for g in gsds:
-        with tempfile.TemporaryDirectory(prefix="geoseg-sweep-") as tmp:
-            out = Path(tmp) / "b.gpkg"
-            res = segment(raster, out, None, replace(cfg, model=model, gsd_m=g, allow_any_gsd=True), progress,
+        with _run_dir(keep_dir) as folder:
+            stem = f"{card.name}_{g:g}m" if keep_dir is not None else "b"
+            out, prob = Path(folder) / f"{stem}.gpkg", (Path(folder) / f"{stem}_prob.tif" if keep_dir is not None else None)
+            res = segment(raster, out, prob, replace(cfg, model=model, gsd_m=g, allow_any_gsd=True), progress,
                           return_footprints=False)
             tiles = res.plan.tiles
             scores = evaluate(str(out), truth, raster=raster, breakdown=breakdown)
             scores["threshold"] = cfg.vectorize.threshold if cfg.vectorize.threshold is not None else card.threshold
+            if prob is not None:
+                scores["prob"] = str(prob)
             rows.append({"model": card.name, "gsd_m": g, "tile_size": tiles.tile_size, "overlap": tiles.overlap, "tta": cfg.tta, **scores})
     return rows
+
+
+def _run_dir(keep_dir):
+    """Where one sweep run writes: ``keep_dir`` itself, or a temporary folder removed afterwards."""
+    if keep_dir is not None:
+        return contextlib.nullcontext(str(keep_dir))
+    return tempfile.TemporaryDirectory(prefix="geoseg-sweep-")
 
 
 def plot_sweep(rows_by_model: dict[str, list[dict]], path: str | Path, metric: str = "iou") -> Path:

@@ -135,6 +135,26 @@ def test_gsd_sweep_on_a_sample_tile(tmp_path, pixel_card):
     assert r.exit_code == 2 and "--gsd-sweep" in r.output
 
 
+def test_gsd_sweep_keeps_each_run_when_asked(tmp_path, pixel_card):
+    rects = [(21, 23, 99, 98), (141, 119, 219, 221)]
+    raster = write_raster(tmp_path / "in.tif", scene((240, 240), rects))
+    gpd.GeoDataFrame(geometry=[b(*r) for r in rects], crs=32633).to_file(tmp_path / "t.gpkg")
+    keep = tmp_path / "runs"
+    r = CliRunner().invoke(cli, ["evaluate", str(raster), "--truth", str(tmp_path / "t.gpkg"), "--gsd-sweep", "1,2.5",
+                                 "--model", str(pixel_card), "--keep", str(keep), "--json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    name = rows[0]["model"]
+    assert sorted(p.name for p in keep.iterdir()) == sorted(
+        [f"{name}_1m.gpkg", f"{name}_1m_prob.tif", f"{name}_2.5m.gpkg", f"{name}_2.5m_prob.tif"])
+    for row in rows:  # the kept files are what was scored: scoring them again gives the same answer
+        assert Path(row["pred"]).parent == keep and Path(row["prob"]).exists()
+        again = evaluate(row["pred"], str(tmp_path / "t.gpkg"), raster=str(raster))
+        assert again["iou"] == row["iou"] and again["obj_tp"] == row["obj_tp"]
+    r = CliRunner().invoke(cli, ["evaluate", rows[0]["pred"], "--truth", str(tmp_path / "t.gpkg"), "--keep", str(keep)])
+    assert r.exit_code == 2 and "--gsd-sweep" in r.output
+
+
 def pixel_card_tiles(card_path) -> tuple[int, int]:
     raw = json.loads(Path(card_path).read_text())
     return raw["tile_size"], raw["overlap"]
