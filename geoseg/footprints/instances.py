@@ -163,43 +163,41 @@ def _merge_small_parts(labels_yx: np.ndarray, min_part_px: float) -> np.ndarray:
     return _compact(parent[labels_yx])
 
 
-def _shared_borders(labels_yx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For each pair of 4-adjacent labels ``(lo, hi)``: how many pixel edges they share."""
-    keys = []
-    m1 = int(labels_yx.max()) + 1
-    for first, second in ((np.s_[:-1, :], np.s_[1:, :]), (np.s_[:, :-1], np.s_[:, 1:])):  # down, right
-        a, b = labels_yx[first], labels_yx[second]
-        m = (a != b) & (a > 0) & (b > 0)
-        lo, hi = np.minimum(a[m], b[m]), np.maximum(a[m], b[m])
-        keys.append(lo.astype(np.int64) * m1 + hi)
-    key, count = np.unique(np.concatenate(keys), return_counts=True)
-    return key // m1, key % m1, count
-
-
 def _compact(labels_yx: np.ndarray) -> np.ndarray:
     """Renumber labels to ``1..k`` keeping 0 as 0."""
     values = np.union1d([0], labels_yx)
     return np.searchsorted(values, labels_yx)
 
 
+def _shared_borders(labels_yx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each pair of 4-adjacent labels ``(lo, hi)``: how many pixel edges they share."""
+    lo, hi, count = _border_pairs(labels_yx, np.ones(labels_yx.shape, np.int64), np.add.reduceat)
+    return lo, hi, count
+
+
 def _neighbour_saddles(labels_yx: np.ndarray, dist_yx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each pair of 4-adjacent labels ``(lo, hi)``: the highest distance along their border."""
-    los, his, saddles = [], [], []
+    return _border_pairs(labels_yx, dist_yx, np.maximum.reduceat)
+
+
+def _border_pairs(labels_yx: np.ndarray, values_yx: np.ndarray, reduceat) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each pair of 4-adjacent labels ``(lo, hi)``: ``reduceat`` over their border edges of the lower
+    of the two ``values_yx`` on each edge (lo < hi, sorted by pair)."""
+    los, his, edge_values = [], [], []
     for first, second in ((np.s_[:-1, :], np.s_[1:, :]), (np.s_[:, :-1], np.s_[:, 1:])):  # down, right
         a, b = labels_yx[first], labels_yx[second]
-        da, db = dist_yx[first], dist_yx[second]
         m = (a != b) & (a > 0) & (b > 0)
         los.append(np.minimum(a[m], b[m]))
         his.append(np.maximum(a[m], b[m]))
-        saddles.append(np.minimum(da[m], db[m]))
-    lo, hi, saddle = np.concatenate(los), np.concatenate(his), np.concatenate(saddles)
+        edge_values.append(np.minimum(values_yx[first][m], values_yx[second][m]))
+    lo, hi, value = np.concatenate(los), np.concatenate(his), np.concatenate(edge_values)
     if lo.size == 0:
-        return lo, hi, saddle
+        return lo, hi, value
     key = lo.astype(np.int64) * (int(labels_yx.max()) + 1) + hi
     order = np.argsort(key, kind="stable")
-    key, lo, hi, saddle = key[order], lo[order], hi[order], saddle[order]
+    key, lo, hi, value = key[order], lo[order], hi[order], value[order]
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    return lo[starts], hi[starts], np.maximum.reduceat(saddle, starts)
+    return lo[starts], hi[starts], reduceat(value, starts)
 
 
 def _merge_shallow_cuts(labels_yx: np.ndarray, dist_yx: np.ndarray) -> np.ndarray:
