@@ -13,7 +13,7 @@ from geoseg.config import VectorizeConfig
 from geoseg.footprints import raster as vr
 from geoseg.footprints.raster import BlockLayout, vectorize_raster
 from geoseg.footprints.regularize import iou
-from tests.footprints.test_vectorize_raster import SINGLE, draw, map_box, write_prob
+from tests.footprints.test_vectorize_raster import SINGLE, assert_same_cover_without_overlap, draw, map_box, write_prob
 
 EXACT = {"min_area_m2": 0.0, "simplify_m": 0.0}
 
@@ -161,14 +161,7 @@ def test_tiny_blocks_keep_every_pixel_exactly_once(tmp_path, monkeypatch, band_r
     assert all(shapely.equals(a, b) for a, b in zip(single.geometry, blocks.geometry))
     assert np.allclose(blocks["p_mean"], single["p_mean"], rtol=1e-12)
     split = vectorize_raster(path, VectorizeConfig(band_rows=band_rows, halo_rows=halo, **EXACT))
-    assert np.isclose(split["area_m2"].sum(), single["area_m2"].sum())
-    assert split.union_all().equals(single.union_all())
-    overlap = sum(
-        split.geometry.iloc[i].intersection(split.geometry.iloc[j]).area
-        for i, j in zip(*split.sindex.query(split.geometry, predicate="intersects"))
-        if i < j
-    )
-    assert overlap == 0.0
+    assert_same_cover_without_overlap(split, single)
 
 
 def test_reads_are_bounded_in_both_directions(tmp_path, monkeypatch, read_windows):

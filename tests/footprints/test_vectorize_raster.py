@@ -122,14 +122,7 @@ def test_small_halo_keeps_every_pixel_exactly_once(tmp_path):
     exact = {"min_area_m2": 0.0, "simplify_m": 0.0}
     single = vectorize_raster(path, VectorizeConfig(**SINGLE, **exact))
     banded = vectorize_raster(path, VectorizeConfig(band_rows=24, halo_rows=3, **exact))
-    assert np.isclose(banded["area_m2"].sum(), single["area_m2"].sum())
-    assert banded.union_all().equals(single.union_all())
-    overlap = sum(
-        banded.geometry.iloc[i].intersection(banded.geometry.iloc[j]).area
-        for i, j in zip(*banded.sindex.query(banded.geometry, predicate="intersects"))
-        if i < j
-    )
-    assert overlap == 0.0
+    assert_same_cover_without_overlap(banded, single)
 
 
 def test_geographic_raster_areas_are_in_square_metres(tmp_path):
@@ -271,3 +264,16 @@ def test_unreadable_raster_and_bad_options_are_reported(tmp_path):
         vectorize_raster(good, VectorizeConfig(), out_crs="EPSG:not-a-crs")
     with pytest.raises(ConfigError):
         vectorize_raster(good, VectorizeConfig(band_rows=0))
+
+
+def assert_same_cover_without_overlap(parts, whole) -> None:
+    """``parts`` covers exactly what ``whole`` covers (same area, same union) and no two parts overlap."""
+    assert np.isclose(parts["area_m2"].sum(), whole["area_m2"].sum())
+    assert parts.union_all().equals(whole.union_all())
+    overlap = sum(
+        parts.geometry.iloc[i].intersection(parts.geometry.iloc[j]).area
+        for i, j in zip(*parts.sindex.query(parts.geometry, predicate="intersects"))
+        if i < j
+    )
+    assert overlap == 0.0
+
