@@ -20,11 +20,8 @@ def train(config, out_dir, export_dir, card_extra):
 
     from geoseg.errors import ConfigError
 
-    try:
-        import albumentations  # noqa: F401
-        import cv2  # noqa: F401
-    except ImportError:
-        raise ConfigError("geoseg train needs the training extras: pip install 'geoseg[train]'") from None
+    if not all(map(_installed, ("albumentations", "cv2"))):
+        raise ConfigError("geoseg train needs the training extras: pip install 'geoseg[train]'")
     from geoseg.train.experiment import load_experiment
     from geoseg.train.fit import fit
 
@@ -37,3 +34,13 @@ def train(config, out_dir, export_dir, card_extra):
 
         extra = json.loads(Path(card_extra).read_text()) if card_extra else {}
         click.echo(f"model card: {export(best, Path(export_dir), extra)}", err=True)
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it (albumentations looks for updates online at import)."""
+    from importlib.util import find_spec
+
+    try:
+        return find_spec(module) is not None
+    except ValueError:  # in sys.modules as None: blocked
+        return False

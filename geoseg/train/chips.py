@@ -68,6 +68,9 @@ class ChipSampler:
 
 
 def _augmentations(seed: int):
+    import os
+
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations would look for updates online at import
     import albumentations as A
 
     return A.Compose(

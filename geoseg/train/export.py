@@ -21,11 +21,25 @@ def inference_tiles(tcfg: dict[str, Any]) -> dict[str, int]:
     return {"tile_size": size, "overlap": size // 4}
 
 
-def export(checkpoint: Path, out_dir: Path, card_extra: dict[str, Any]) -> Path:
+def read_checkpoint(checkpoint: Path) -> dict[str, Any]:
+    """A ``geoseg train`` checkpoint (``*.pt``), or weights as ``NAME.safetensors`` beside a ``NAME.json`` holding
+    ``config`` plus ``step`` and ``metrics`` (what ``scripts/train_pair.py`` writes)."""
+    checkpoint = Path(checkpoint)
+    if checkpoint.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        side = json.loads(checkpoint.with_suffix(".json").read_text())
+        return {"model": load_file(str(checkpoint)), "config": side["config"], "epoch": None,
+                "step": side.get("step"), "metrics": side.get("metrics")}
     import torch
+
+    return torch.load(checkpoint, weights_only=False, map_location="cpu")
+
+
+def export(checkpoint: Path, out_dir: Path, card_extra: dict[str, Any]) -> Path:
     from safetensors.torch import save_file
 
-    ck = torch.load(checkpoint, weights_only=False, map_location="cpu")
+    ck = read_checkpoint(checkpoint)
     cfg = ck["config"]
     name = cfg["name"]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -39,7 +53,8 @@ def export(checkpoint: Path, out_dir: Path, card_extra: dict[str, Any]) -> Path:
         "sha256": file_sha256(weights),
         "input": {"bands": ["red", "green", "blue"], "normalization": cfg.get("normalization"),
                   "dtype_rule": "uint8 as is; other dtypes: each band's 2nd-98th percentile mapped linearly to 0-255"},
-        "training": {"config": cfg, "epoch": ck.get("epoch"), "val_metrics_during_training": ck.get("metrics")},
+        "training": {"config": cfg, "epoch": ck.get("epoch"), **({"step": ck["step"]} if ck.get("step") is not None else {}),
+                     "val_metrics_during_training": ck.get("metrics")},
         **inference_tiles(cfg["train"]),
         **card_extra,
     }

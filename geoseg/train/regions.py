@@ -64,16 +64,27 @@ def load_region(raster: str, labels: str, base_gsd_m: float, name: str | None = 
     return Region(name or raster, image[:, ys, xs].copy(), label[ys, xs].copy(), valid[ys, xs].copy(), base_gsd_m)
 
 
+_NONE = np.float32(2**25)  # "no building" for minima: above every instance id, exact in float32
+
+
+def _extremes(values: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Maximum and minimum over each pixel's ``size`` x ``size`` window, the window cut at the array's
+    edges (the same as scipy's ``maximum_filter``/``minimum_filter``; OpenCV's morphology is ~6x faster).
+    ``values`` must be exact in float32: instance ids below 2**24 (and the sentinel ``_NONE``)."""
+    import cv2
+
+    kernel = np.ones((size, size), np.uint8)
+    f = np.ascontiguousarray(values, dtype=np.float32)
+    return cv2.dilate(f, kernel), cv2.erode(f, kernel)
+
+
 def gap_mask(instances: np.ndarray, width: int = 2) -> np.ndarray:
     """Background pixels with two different buildings within ``width`` pixels: the narrow gaps
     between touching or nearly touching buildings (uint8 0/1)."""
-    from scipy import ndimage
-
     size = 2 * width + 1
-    big = np.iinfo(np.int32).max
-    hi = ndimage.maximum_filter(instances, size=size)
-    lo = ndimage.minimum_filter(np.where(instances > 0, instances, big), size=size)
-    return ((instances == 0) & (lo < big) & (hi != lo)).astype(np.uint8)
+    hi, _ = _extremes(instances, size)
+    _, lo = _extremes(np.where(instances > 0, instances.astype(np.float32), _NONE), size)
+    return ((instances == 0) & (lo < _NONE) & (hi != lo)).astype(np.uint8)
 
 
 TARGETS = ("building", "border", "gap")
@@ -88,9 +99,5 @@ def instance_targets(instances: np.ndarray, n: int) -> np.ndarray:
 def border_mask(instances: np.ndarray, width: int = 1) -> np.ndarray:
     """Pixels of a building within ``width`` pixels of another instance or of background:
     the outline and the shared walls between touching buildings (uint8 0/1)."""
-    from scipy import ndimage
-
-    size = 2 * width + 1
-    hi = ndimage.maximum_filter(instances, size=size)
-    lo = ndimage.minimum_filter(instances, size=size)
+    hi, lo = _extremes(instances, 2 * width + 1)
     return ((hi != lo) & (instances > 0)).astype(np.uint8)

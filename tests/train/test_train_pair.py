@@ -1,0 +1,53 @@
+"""scripts/gpu_pack.py + scripts/train_pair.py: two architectures trained on the same batches, exported as cards."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from geoseg.models.registry import get_card
+from geoseg.train.export import export
+from tests.train.test_fit import experiment  # noqa: F401 (fixture)
+
+SCRIPTS = Path(__file__).parents[2] / "scripts"
+
+
+def _config(base: Path, name: str, arch: str, chip: int = 64) -> Path:
+    text = (base / "exp.toml").read_text().replace('name = "tiny"', f'name = "{name}"', 1)
+    text = text.replace('name = "unet"', f'name = "{arch}"', 1).replace("chip_size = 64", f"chip_size = {chip}")
+    path = base / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, *map(str, args)], check=False, capture_output=True, text=True, timeout=600)
+
+
+def test_a_pair_trains_on_the_same_steps_and_each_model_exports_as_a_card(experiment):  # noqa: F811
+    a, b = _config(experiment, "pair-unet", "unet"), _config(experiment, "pair-scinet", "scinet")
+    data, out = experiment / "packed", experiment / "pair"
+    r = _run(SCRIPTS / "gpu_pack.py", a, b, "--out", data)
+    assert r.returncode == 0, r.stderr
+    assert {p.name for p in data.iterdir()} == {"regions.npz", "val.npz"}  # no init weights asked for
+    r = _run(SCRIPTS / "train_pair.py", a, b, "--data", data, "--out", out, "--steps", 3, "--workers", 1, "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    ends = {rec["model"]: rec for rec in log if rec.get("event") == "end"}
+    assert set(ends) == {"pair-unet", "pair-scinet"}
+    assert {e["steps"] for e in ends.values()} == {3} and {e["chips"] for e in ends.values()} == {12}
+    scored = [rec for rec in log if "iou" in rec]
+    assert {rec["step"] for rec in scored} == {3} and all(0 <= rec["iou"] <= 1 for rec in scored)
+    for name in ends:
+        card = get_card(str(export(out / f"{name}.safetensors", experiment / "models", {"gsd_m": 0.3, "gsd_valid_m": [0.15, 0.6], "threshold": 0.5})))
+        card.verify_weights()
+        assert card.raw["training"]["step"] == 3 and card.raw["training"]["config"]["name"] == name
+        assert card.outputs == ("building", "border")
+
+
+def test_a_pair_with_different_chips_is_refused(experiment):  # noqa: F811
+    a, b = _config(experiment, "pair-a", "unet"), _config(experiment, "pair-b", "unet", chip=96)
+    r = _run(SCRIPTS / "gpu_pack.py", a, "--out", experiment / "packed")
+    assert r.returncode == 0, r.stderr
+    r = _run(SCRIPTS / "train_pair.py", a, b, "--data", experiment / "packed", "--out", experiment / "o", "--steps", 1)
+    assert r.returncode != 0 and "must match the first config" in r.stderr
