@@ -11,7 +11,8 @@ time (``--seconds``, for a fixed device lease; the steps done are logged so a re
 ``--data`` is the folder ``scripts/gpu_pack.py`` wrote (regions, validation chips, init weights): no
 rasterio or ``../shared`` needed. Models are validated every ``train.val_every_s`` seconds with the
 loss and metrics of ``geoseg train``; each model's best weights (by validation IoU) are written as fp16
-safetensors ``OUT/NAME.safetensors`` plus ``OUT/NAME.json`` (step, metrics, config), and ``OUT/log.jsonl``.
+safetensors ``OUT/NAME.safetensors`` plus ``OUT/NAME.json`` (step, metrics, config), the final step's as
+``OUT/NAME.last.safetensors`` and ``.json``, and the log ``OUT/log.jsonl``.
 """
 
 from __future__ import annotations
@@ -44,35 +45,6 @@ def load_data(folder: Path, chip: int):
     return regions, val
 
 
-def batches(regions, tcfg, n_targets):
-    """An iterable dataset of training batches ``(image, target, valid)`` as tensors, one sampler per worker."""
-    import torch
-
-    class Batches(torch.utils.data.IterableDataset):
-        def __iter__(self):
-            return _sample(regions, tcfg, n_targets)
-
-    return Batches()
-
-
-def _sample(regions, t, n_targets):
-    import cv2
-    import torch
-
-    from geoseg.train.chips import ChipSampler
-
-    info = torch.utils.data.get_worker_info()
-    wid = 0 if info is None else info.id + 1
-    if info is not None:
-        torch.set_num_threads(1)
-        cv2.setNumThreads(1)
-    sampler = ChipSampler(regions, int(t["chip_size"]), tuple(t["gsd_range"]), seed=int(t.get("seed", 0)) * 1000 + wid,
-                          n_targets=n_targets)
-    while True:
-        img, lab, val = sampler.batch(int(t["batch_size"]))
-        yield torch.from_numpy(img), torch.from_numpy(lab), torch.from_numpy(val)
-
-
 def lr_factor(progress: float, warmup: float = 0.1) -> float:
     if progress < warmup:
         return 0.05 + 0.95 * progress / warmup
@@ -96,10 +68,11 @@ def build(cfg, init: Path | None, device):
     return model, opt
 
 
-def save_best(out: Path, cfg, model, step, metrics):
+def save_best(out: Path, cfg, model, step, metrics, name: str | None = None):
+    """``OUT/NAME.safetensors`` (fp16) + ``OUT/NAME.json``; ``name`` defaults to the config's."""
     from safetensors.torch import save_file
 
-    name = cfg["name"]
+    name = name or cfg["name"]
     save_file({k: v.detach().half().contiguous().cpu() for k, v in model.state_dict().items()}, str(out / f"{name}.tmp"))
     (out / f"{name}.tmp").replace(out / f"{name}.safetensors")
     (out / f"{name}.json").write_text(json.dumps({"step": step, "metrics": metrics, "config": cfg}, indent=1))
@@ -129,6 +102,7 @@ def main() -> int:
     import torch
 
     from geoseg.models.normalize import DEFAULT_NORMALIZATION, normalize
+    from geoseg.train.chips import chip_stream, worker_batches
     from geoseg.train.experiment import load_experiment
     from geoseg.train.fit import _amp, _loss, _validate
 
@@ -162,9 +136,11 @@ def main() -> int:
     runs = [(c, *build(c, init, device), _amp(device, t0cfg.get("precision", "auto"))[1]) for c in cfgs]
     dtype = _amp(device, t0cfg.get("precision", "auto"))[0]
     weights = [float(w) for w in t0cfg.get("channel_weights", [1.0, 0.5, 0.5])[:n_targets]]
-    loader = torch.utils.data.DataLoader(batches(regions, t0cfg, n_targets), batch_size=None, num_workers=workers,
-                                         pin_memory=device == "cuda", prefetch_factor=4 if workers else None,
-                                         persistent_workers=bool(workers))
+    seed_base = int(t0cfg.get("seed", 0)) * 1000  # worker i samples with seed_base + i + 1 (as in the H200 run)
+    if workers:
+        it = worker_batches(regions, t0cfg, n_targets, seed_base, workers)
+    else:
+        it = chip_stream(regions, t0cfg, n_targets, seed_base)
     log = open(args.out / "log.jsonl", "a")  # noqa: SIM115 (open for the whole run)
 
     def emit(rec):
@@ -181,7 +157,6 @@ def main() -> int:
     val_every = float(t0cfg.get("val_every_s", 60))
     step, wait, start = 0, 0.0, None
     last_val = 0.0
-    it = iter(loader)
     while True:
         tw = time.perf_counter()
         img, lab, vm = next(it)
@@ -203,6 +178,8 @@ def main() -> int:
                     best[name] = m["iou"]
                     save_best(args.out, cfg, model, step, m)
                     rec["saved"] = True
+                if done:  # the final weights too, whichever scored best
+                    save_best(args.out, cfg, model, step, m, name=f"{name}.last")
                 emit(rec)
         if done:
             break

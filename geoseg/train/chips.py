@@ -67,6 +67,39 @@ class ChipSampler:
         return tuple(np.stack(parts) for parts in zip(*chips))
 
 
+def worker_batches(regions: list, tcfg: dict, n_targets: int, seed_base: int, workers: int):
+    """An endless iterator of ``(image, target, valid)`` batches drawn in ``workers`` processes (torch's DataLoader;
+    a GPU's demand outruns one sampling process). Worker ``i`` samples with seed ``seed_base + i + 1`` and batches
+    arrive in worker order, so a stream is the same on every run. ``tcfg`` is the experiment's ``[train]`` table."""
+    import torch
+
+    class _Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            return chip_stream(regions, tcfg, n_targets, seed_base)
+
+    loader = torch.utils.data.DataLoader(_Stream(), batch_size=None, num_workers=workers, prefetch_factor=4,
+                                         pin_memory=torch.cuda.is_available())
+    return iter(loader)
+
+
+def chip_stream(regions, tcfg, n_targets, seed_base):
+    """Endless batches as tensors from one :class:`ChipSampler` (seeded ``seed_base``, plus ``1 + worker id`` in a
+    DataLoader worker)."""
+    import cv2
+    import torch
+
+    info = torch.utils.data.get_worker_info()
+    wid = 0 if info is None else info.id + 1
+    if info is not None:  # one thread per worker: the workers are the parallelism
+        torch.set_num_threads(1)
+        cv2.setNumThreads(1)
+    sampler = ChipSampler(regions, int(tcfg["chip_size"]), tuple(tcfg["gsd_range"]), seed=seed_base + wid,
+                          n_targets=n_targets)
+    while True:
+        img, lab, val = sampler.batch(int(tcfg["batch_size"]))
+        yield torch.from_numpy(img), torch.from_numpy(lab), torch.from_numpy(val)
+
+
 def _augmentations(seed: int):
     import os
 

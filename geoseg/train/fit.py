@@ -13,7 +13,7 @@ import numpy as np
 
 from geoseg.errors import ConfigError
 from geoseg.models.normalize import DEFAULT_NORMALIZATION, normalize
-from geoseg.train.chips import ChipSampler
+from geoseg.train.chips import ChipSampler, worker_batches
 from geoseg.train.regions import Region, load_region
 
 
@@ -179,6 +179,11 @@ def _init_from(model, source: str, whole: bool) -> None:
           + (f"; new: {', '.join(fresh)})" if fresh else ")"), flush=True)
 
 
+def _epoch_seed(seed: int, epoch: int) -> int:
+    """The sampling seed of one epoch when chips come from worker processes (workers add 1, 2, ...)."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]) % 1_000_000 * 1000
+
+
 def _steps(n: int, epoch: int, epochs: int, show: bool):
     if not show:
         return range(n)
@@ -244,13 +249,16 @@ def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool = False, stop_af
     dtype, scaler = _amp(device, tcfg.get("precision", "auto"))
     model.train()
     end = epochs if stop_after is None else min(epochs, start + stop_after)
+    workers = int(tcfg.get("workers", 0))
     for epoch in range(start, end):
         t0, losses = time.time(), []
+        # train.workers > 0: chips drawn in that many processes, reseeded per epoch (so a resumed run draws the same)
+        stream = worker_batches(regions, tcfg, n_targets, _epoch_seed(seed, epoch), workers) if workers else None
         for _ in _steps(steps, epoch, epochs, show_progress):
-            img, lab, val_m = sampler.batch(tcfg["batch_size"])
-            x = normalize(torch.from_numpy(img).to(device), norm)
-            y = torch.from_numpy(lab).float().to(device)
-            v = torch.from_numpy(val_m).float()[:, None].to(device)
+            img, lab, val_m = next(stream) if stream is not None else sampler.batch(tcfg["batch_size"])
+            x = normalize(torch.as_tensor(img).to(device), norm)
+            y = torch.as_tensor(lab).float().to(device)
+            v = torch.as_tensor(val_m).float()[:, None].to(device)
             with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
                 logits = model(x)
             loss = _loss(logits, y, v, weights)
@@ -264,6 +272,7 @@ def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool = False, stop_af
                 opt.step()
             sched.step()
             losses.append(float(loss.detach()))
+        del stream  # ends this epoch's worker processes
         metrics = _validate(model, val, norm, device, dtype)
         rec = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": round(time.time() - t0, 1), **metrics}
         with open(out_dir / "log.jsonl", "a") as fh:

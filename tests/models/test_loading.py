@@ -7,7 +7,7 @@ from geoseg.models.loading import load_module
 from geoseg.models.registry import get_card
 
 
-@pytest.mark.parametrize("name", ["default", "scinet-r18-buildings", "scinet-r18-buildings-gap"])
+@pytest.mark.parametrize("name", ["default", "scinet-r18-buildings", "scinet-r18-buildings-gap", "scinet-r18-h200"])
 def test_shipped_models_load_and_predict_any_tile_shape(name):
     card = get_card(name)
     pred = Predictor(load_module(card), card, device="cpu", precision="fp32", batch_size=2)

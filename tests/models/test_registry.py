@@ -1,5 +1,6 @@
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -8,7 +9,10 @@ from geoseg.models.card import ModelCard
 from geoseg.models.registry import available, get_card
 
 
-@pytest.mark.parametrize("name", ["default", "unet-r18-multiscale-c512", "unet-r18-buildings", "scinet-r18-buildings", "scinet-r18-buildings-gap"])
+SHIPPED = ["default", *sorted(json.loads(p.read_text())["name"] for p in (Path(__file__).parents[2] / "models").glob("*.json"))]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_models_have_complete_cards(name):
     card = get_card(name)
     assert card.name in available()

@@ -43,6 +43,7 @@ def test_a_pair_trains_on_the_same_steps_and_each_model_exports_as_a_card(experi
         card.verify_weights()
         assert card.raw["training"]["step"] == 3 and card.raw["training"]["config"]["name"] == name
         assert card.outputs == ("building", "border")
+        assert json.loads((out / f"{name}.last.json").read_text())["step"] == 3
 
 
 def test_a_pair_with_different_chips_is_refused(experiment):  # noqa: F811
