@@ -8,6 +8,7 @@ from typing import Literal
 Blend = Literal["cosine", "gaussian", "crop"]
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+DEFAULT_BORDER_CUT = 0.5  # border/gap probability cut out of shapes before splitting, for cards that set none
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,8 @@ class VectorizeConfig:
     ``threshold`` is a probability in [0, 1] (None: the model card's). ``min_area_m2``
     drops small instances; when touching buildings are split, a piece under
     ``min_part_m2`` joins the neighbour it shares most border with (docs/splitting.md).
+    ``border_cut`` (0-1, None: the model card's, else 0.5): pixels whose border/gap probability is at least this
+    are cut out of a shape before it is split; lower values split touching buildings more readily.
     ``simplify_m`` is the Douglas-Peucker tolerance in metres (None: one pixel). ``regularize`` squares building outlines, falling back to the
     raw polygon when the squared one has IoU < ``regularize_min_iou`` with it.
     ``band_rows``/``halo_rows`` bound memory: the raster is processed in 2-D blocks of
@@ -27,6 +30,7 @@ class VectorizeConfig:
     split_touching: bool = True
     min_area_m2: float = 10.0
     min_part_m2: float = 20.0
+    border_cut: float | None = None
     simplify_m: float | None = None
     regularize: bool = False
     regularize_min_iou: float = 0.85

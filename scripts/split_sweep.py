@@ -5,7 +5,7 @@
 
 Each PROB is a `geoseg segment --prob` raster (bands building, border, gap). `distance` ignores the border and gap
 bands (the split for models without them); `border-cut:T` cuts pixels whose border/gap probability is >= T out of
-each shape before the distance split (geoseg.footprints.instances.BORDER_CUT; `geoseg segment` uses 0.5). For each
+each shape before the distance split (`geoseg segment --border-cut`; default: the model card's `border_cut`, else 0.5). For each
 mode it vectorizes PROB as `geoseg segment` does (threshold 0.5 unless --threshold) and reports pixel IoU and object
 precision/recall/F1 at IoU >= 0.5 against LABELS, for every combination of mode, --min-part (m2: smaller split-off
 pieces join a neighbour) and --min-area (m2: smaller footprints are dropped). Results: docs/splitting.md.
@@ -35,9 +35,8 @@ def main() -> None:
     import rasterio
 
     from geoseg.evaluate.run import evaluate
-    from geoseg.io.vector import write_vectors
-    from geoseg.footprints import instances
     from geoseg.footprints.raster import described_separators, vectorize_raster
+    from geoseg.io.vector import write_vectors
 
     rows = []
     for pair in args.pairs:
@@ -45,9 +44,8 @@ def main() -> None:
         with rasterio.open(prob) as ds:
             seps = described_separators(ds)
         for mode, min_part, min_area in itertools.product(args.mode, args.min_part, args.min_area):
-            if mode != "distance":
-                instances.BORDER_CUT = float(mode.split(":")[1])
-            cfg = VectorizeConfig(threshold=args.threshold, boundary_band=None if mode == "distance" else seps,
+            cut = None if mode == "distance" else float(mode.split(":")[1])
+            cfg = VectorizeConfig(threshold=args.threshold, boundary_band=None if mode == "distance" else seps, border_cut=cut,
                                   min_part_m2=min_part, min_area_m2=min_area)
             with tempfile.TemporaryDirectory() as tmp:
                 out = Path(tmp) / "b.gpkg"

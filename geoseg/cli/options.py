@@ -36,6 +36,9 @@ threshold = click.option("--threshold", type=float, default=None, help="Probabil
 min_area = click.option("--min-area", type=click.FloatRange(min=0), default=VectorizeConfig.min_area_m2, show_default=True, help="Drop footprints smaller than this (m2).")
 min_part = click.option("--min-part", type=click.FloatRange(min=0), default=VectorizeConfig.min_part_m2, show_default=True,
                         help="When touching buildings are split, a piece smaller than this (m2) joins its neighbour; 0 keeps every piece.")
+border_cut = click.option("--border-cut", type=click.FloatRange(min=0, max=1, min_open=True), default=None,
+                          help="Split touching buildings where the model's border/gap probability is at least this (0-1]; "
+                               "lower splits more; default: the model card's (0.5 unless it says otherwise).")
 simplify = click.option("--simplify", type=float, default=None, help="Simplification tolerance (m); default: one pixel.")
 regularize = click.option("--regularize/--no-regularize", default=False, show_default=True, help="Square building outlines (falls back to the raw outline when squaring distorts it).")
 no_split = click.option("--no-split", is_flag=True, help="Do not split touching buildings.")
@@ -57,6 +60,6 @@ def make_progress(mode: str):
     return {"bar": BarProgress, "json": JsonProgress, "none": NullProgress}[mode]()
 
 
-def vectorize_config(threshold, min_area, min_part, simplify, regularize, no_split):
+def vectorize_config(threshold, min_area, min_part, simplify, regularize, no_split, border_cut=None):
     return VectorizeConfig(threshold=threshold, min_area_m2=min_area, min_part_m2=min_part, simplify_m=simplify,
-                           regularize=regularize, split_touching=not no_split)
+                           regularize=regularize, split_touching=not no_split, border_cut=border_cut)

@@ -30,6 +30,7 @@ from geoseg.cli.errors import handle_errors
 @o.threshold
 @o.min_area
 @o.min_part
+@o.border_cut
 @o.simplify
 @o.regularize
 @o.no_split
@@ -38,7 +39,7 @@ from geoseg.cli.errors import handle_errors
 @o.progress
 @handle_errors(resume="the finished tiles")
 def segment(input_path, output, prob, model, device, precision, batch_size, tta, gsd, tile_size, overlap, blend, dst_crs,
-            compress, cog, bands, threshold, min_area, min_part, simplify, regularize, no_split, no_resume, keep_work, progress_mode):
+            compress, cog, bands, threshold, min_area, min_part, border_cut, simplify, regularize, no_split, no_resume, keep_work, progress_mode):
     """Find buildings in INPUT (any GDAL raster) and write footprints (-o) and/or probabilities (--prob)."""
     from geoseg.config import SegmentConfig
     from geoseg.engine.segment import segment as run
@@ -48,7 +49,8 @@ def segment(input_path, output, prob, model, device, precision, batch_size, tta,
     cfg = SegmentConfig(model=model, device=device, precision=precision, batch_size=batch_size, tta=tta, gsd_m=gsd,
                         tile_size=tile_size, overlap=overlap, blend=blend, dst_crs=dst_crs, compress=compress, cog=cog,
                         resume=not no_resume, keep_work=keep_work, bands=o.parse_bands(bands),
-                        vectorize=o.vectorize_config(threshold, min_area, min_part, simplify, regularize, no_split))
+                        vectorize=o.vectorize_config(threshold, min_area, min_part, simplify, regularize, no_split,
+                                                             border_cut))
     reporter = o.make_progress(progress_mode)
     try:
         result = run(input_path, output, prob, cfg, reporter, return_footprints=bool(output))

@@ -14,13 +14,14 @@ from geoseg.cli.errors import handle_errors
 @o.threshold
 @o.min_area
 @o.min_part
+@o.border_cut
 @o.simplify
 @o.regularize
 @o.no_split
 @click.option("--dst-crs", default=None, help="CRS of the footprints; default: the raster's.")
 @o.progress
 @handle_errors
-def vectorize(prob_path, output, threshold, min_area, min_part, simplify, regularize, no_split, dst_crs, progress_mode):
+def vectorize(prob_path, output, threshold, min_area, min_part, border_cut, simplify, regularize, no_split, dst_crs, progress_mode):
     """Turn PROB (band 1 = building probability, uint8 0-255 or float 0-1) into footprints."""
     import os
 
@@ -29,7 +30,8 @@ def vectorize(prob_path, output, threshold, min_area, min_part, simplify, regula
     from geoseg.io.vector import check_vector_output, write_vectors
 
     check_vector_output(output)
-    cfg, tags = settings_from_raster(prob_path, o.vectorize_config(threshold, min_area, min_part, simplify, regularize, no_split))
+    cfg, tags = settings_from_raster(prob_path, o.vectorize_config(threshold, min_area, min_part, simplify, regularize, no_split,
+                                                                           border_cut))
     reporter = o.make_progress(progress_mode)
     try:
         gdf = vectorize_raster(prob_path, cfg, model_name=tags.get("model", ""), out_crs=dst_crs, progress=reporter)

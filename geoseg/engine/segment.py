@@ -55,6 +55,9 @@ def segment(input_path: str, output: str | Path | None = None, prob: str | Path 
     cfg, progress = config or SegmentConfig(), progress or NullProgress()
     output, prob = (Path(output) if output else None), (Path(prob) if prob else None)
     card = get_card(cfg.model)
+    v = cfg.vectorize  # the card's threshold and border cut, unless given: recorded in the outputs' settings tag
+    cfg = replace(cfg, vectorize=replace(v, threshold=card.threshold if v.threshold is None else v.threshold,
+                                         border_cut=card.border_cut if v.border_cut is None else v.border_cut))
     if output is not None:
         check_vector_output(output)
     if prob is not None:
@@ -89,8 +92,8 @@ def _gdal_env():
 
 def _run(info, plan: Plan, card, cfg: SegmentConfig, predictor, work: WorkDir, input_path: str,
          output: Path | None, prob: Path | None, progress: Progress, return_footprints: bool) -> SegmentResult:
-    from geoseg.io.vector import write_vectors
     from geoseg.footprints.raster import vectorize_raster
+    from geoseg.io.vector import write_vectors
 
     stats = predict_rows(info, plan, predictor, cfg.blend, work, progress)
     if not stats.any_valid:
@@ -104,7 +107,8 @@ def _run(info, plan: Plan, card, cfg: SegmentConfig, predictor, work: WorkDir, i
         vcfg = cfg.vectorize
         if vcfg.boundary_band is None and card.boundary_band is not None:
             vcfg = replace(vcfg, boundary_band=card.boundary_band)
-        gdf = vectorize_raster(mosaic, vcfg, threshold_default=card.threshold, model_name=card.name,
+        gdf = vectorize_raster(mosaic, vcfg, threshold_default=card.threshold, border_cut_default=card.border_cut,
+                               model_name=card.name,
                                out_crs=plan.out_grid.crs, progress=progress)
         if plan.resampled:
             gdf = _clip_to_input(gdf, plan)

@@ -34,13 +34,15 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from geoseg.config import DEFAULT_BORDER_CUT
+
 FOUR_CONNECTED = ndimage.generate_binary_structure(2, 1)
 EIGHT_CONNECTED = ndimage.generate_binary_structure(2, 2)
 
 H_MAXIMA_PX = 2.0  # a distance peak must rise this many pixels above its saddle to seed a building
 MERGE_SADDLE_RATIO = 0.75  # merge neighbours whose border is at least this thick relative to the thinner one
 MIN_SPLIT_PIXELS = 16  # smaller components are never split (they cannot hold two distance peaks)
-BORDER_CUT = 0.5  # border-cut mode: pixels with a border probability at least this are cut out before the distance
+BORDER_CUT = DEFAULT_BORDER_CUT  # border-cut mode: pixels with a border probability at least this are cut out before the distance
 
 
 def label_instances(
@@ -51,12 +53,13 @@ def label_instances(
     min_pixels: int = 1,
     boundary: np.ndarray | None = None,
     min_part_px: float = 0.0,
+    border_cut: float = BORDER_CUT,
 ) -> np.ndarray:
     """Label building instances in a ``(Y, X)`` probability map.
 
     ``prob`` is in [0, 1]; ``valid`` is False on nodata (never building, whatever
     ``prob`` says there); ``boundary`` is an optional ``(Y, X)`` border probability
-    used for splitting (border-cut mode). A split never leaves a part under
+    used for splitting (border-cut mode: pixels at or above ``border_cut`` separate). A split never leaves a part under
     ``min_part_px`` pixels (it joins its neighbour). Instances smaller than
     ``min_pixels`` are dropped. Returns ``int32`` labels ``1..N``, 0 = background.
     """
@@ -70,11 +73,12 @@ def label_instances(
     comps_yx, n = ndimage.label(fg_yx, FOUR_CONNECTED)
     if split_touching and n:
         border_yx = None if boundary is None else np.asarray(boundary, dtype=np.float32)
-        comps_yx = _split_components(comps_yx, n, border_yx, min_part_px)
+        comps_yx = _split_components(comps_yx, n, border_yx, min_part_px, border_cut)
     return _drop_small(comps_yx, min_pixels)
 
 
-def _split_components(comps_yx: np.ndarray, n: int, border_yx: np.ndarray | None, min_part_px: float) -> np.ndarray:
+def _split_components(comps_yx: np.ndarray, n: int, border_yx: np.ndarray | None, min_part_px: float,
+                      border_cut: float = BORDER_CUT) -> np.ndarray:
     """Replace every splittable component by its parts (new labels above ``n``)."""
     out_yx = comps_yx.astype(np.int64)
     sizes = np.bincount(comps_yx.ravel(), minlength=n + 1)
@@ -83,7 +87,7 @@ def _split_components(comps_yx: np.ndarray, n: int, border_yx: np.ndarray | None
         if sizes[comp] < MIN_SPLIT_PIXELS:
             continue
         inside = comps_yx[box] == comp
-        parts = split_component(inside, None if border_yx is None else border_yx[box], min_part_px)
+        parts = split_component(inside, None if border_yx is None else border_yx[box], min_part_px, border_cut)
         if parts is None:
             continue
         out_yx[box][inside] = parts[inside] + next_label - 1
@@ -91,14 +95,15 @@ def _split_components(comps_yx: np.ndarray, n: int, border_yx: np.ndarray | None
     return out_yx
 
 
-def split_component(inside: np.ndarray, border: np.ndarray | None = None, min_part_px: float = 0.0) -> np.ndarray | None:
+def split_component(inside: np.ndarray, border: np.ndarray | None = None, min_part_px: float = 0.0,
+                    border_cut: float = BORDER_CUT) -> np.ndarray | None:
     """Parts ``1..k`` of one component (``inside``: its bounding box), or None if it stays whole.
 
     ``border`` (same box, float border probability) selects border-cut mode. A part under
     ``min_part_px`` pixels is merged into the neighbour it shares the longest border with.
     Components under ``MIN_SPLIT_PIXELS`` pixels are left to the caller (they are never split).
     """
-    return _split_distance(inside, None if border is None else border >= BORDER_CUT, min_part_px)
+    return _split_distance(inside, None if border is None else border >= border_cut, min_part_px)
 
 
 def _split_distance(inside: np.ndarray, cut: np.ndarray | None = None, min_part_px: float = 0.0) -> np.ndarray | None:

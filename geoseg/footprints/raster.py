@@ -44,7 +44,7 @@ import numpy as np
 from affine import Affine
 from scipy import ndimage
 
-from geoseg.config import VectorizeConfig
+from geoseg.config import DEFAULT_BORDER_CUT, VectorizeConfig
 from geoseg.errors import ConfigError, InputError, RasterReadError
 from geoseg.footprints.instances import FOUR_CONNECTED, MIN_SPLIT_PIXELS, split_component
 from geoseg.footprints.polygons import merge_parts, traced_polygons
@@ -149,6 +149,7 @@ class _BlockTracer:
     right_edges: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     next_id: int = 0
     min_part_px: float = 0.0  # split parts under this many pixels join a neighbour (VectorizeConfig.min_part_m2)
+    border_cut: float = DEFAULT_BORDER_CUT  # separator probability cut out before splitting (VectorizeConfig.border_cut)
 
     def add_block(self, i: int, j: int, raw_yx: np.ndarray, valid_yx: np.ndarray, boundary_yx: np.ndarray | None) -> None:
         lay = self.layout
@@ -200,7 +201,7 @@ class _BlockTracer:
                 if np.count_nonzero(inside) < MIN_SPLIT_PIXELS:
                     continue
                 border = None if boundary_yx is None else _as_probability(boundary_yx[box])
-                parts = split_component(inside, border, self.min_part_px)
+                parts = split_component(inside, border, self.min_part_px, self.border_cut)
                 if parts is None:
                     continue
                 inst_yx[box][inside] = parts[inside] + (next_label - 1)
@@ -291,7 +292,7 @@ class _BlockTracer:
             inside = comp_yx == comp_yx[group.seed[0] - y0, group.seed[1] - x0]  # its bounding box: all of it
             del fg_yx, comp_yx
             border = None if boundary_yx is None else _as_probability(boundary_yx)
-            parts = split_component(inside, border, self.min_part_px)
+            parts = split_component(inside, border, self.min_part_px, self.border_cut)
             if parts is not None:
                 parts = np.where(inside, parts, 0).astype(np.int32)
                 count, total = self._sums(parts, raw_yx)
@@ -334,6 +335,7 @@ def vectorize_raster(
     cfg: VectorizeConfig,
     *,
     threshold_default: float = 0.5,
+    border_cut_default: float = DEFAULT_BORDER_CUT,
     model_name: str = "",
     out_crs=None,
     progress: Progress | None = None,
@@ -350,6 +352,9 @@ def vectorize_raster(
 
     progress = progress or NullProgress()
     threshold = cfg.threshold if cfg.threshold is not None else threshold_default
+    border_cut = cfg.border_cut if cfg.border_cut is not None else border_cut_default
+    if not 0 < border_cut <= 1:
+        raise ConfigError(f"border cut must be in (0, 1], got {border_cut}")
     out_crs = None if out_crs is None else _parse_crs(out_crs)
     cols = cfg.band_rows if BLOCK_COLS is None else BLOCK_COLS
     if cfg.band_rows < 1 or cfg.halo_rows < 0 or cols < 1:
@@ -367,7 +372,8 @@ def vectorize_raster(
             def read(window: tuple[int, int, int, int]):
                 return _read_window(ds, window, cfg.boundary_band)
 
-            tracer = _BlockTracer(layout, prob, cfg.split_touching, finisher, read, min_part_px=cfg.min_part_m2 / gsd_m**2)
+            tracer = _BlockTracer(layout, prob, cfg.split_touching, finisher, read, min_part_px=cfg.min_part_m2 / gsd_m**2,
+                                  border_cut=border_cut)
             for done, (i, j) in enumerate(layout.blocks(), start=1):
                 check_cancel(progress)
                 tracer.add_block(i, j, *read(layout.window(i, j)))
@@ -409,7 +415,7 @@ def described_separators(ds) -> tuple[int, ...] | None:
 def settings_from_raster(path, cfg: VectorizeConfig) -> tuple[VectorizeConfig, dict]:
     """``cfg`` completed from what a ``geoseg segment --prob`` raster says, and the raster's tags.
 
-    A threshold left unset becomes the one of the run that wrote the raster (its ``settings``
+    A threshold or border cut left unset becomes the one of the run that wrote the raster (its ``settings``
     tag), and with splitting on and no ``boundary_band`` given, the bands described as
     ``border``/``gap`` become the separators, so footprints split as ``geoseg segment`` splits them.
     """
@@ -421,11 +427,13 @@ def settings_from_raster(path, cfg: VectorizeConfig) -> tuple[VectorizeConfig, d
     with open_raster(path) as ds:
         tags = ds.tags()
         seps = described_separators(ds)
-    if cfg.threshold is None:
-        try:
-            cfg = replace(cfg, threshold=json.loads(tags["settings"])["vectorize"]["threshold"])
-        except (KeyError, ValueError, TypeError):
-            pass
+    try:
+        written = json.loads(tags["settings"])["vectorize"]
+    except (KeyError, ValueError, TypeError):
+        written = {}
+    for key in ("threshold", "border_cut"):
+        if getattr(cfg, key) is None and isinstance(written, dict) and written.get(key) is not None:
+            cfg = replace(cfg, **{key: written[key]})
     if cfg.split_touching and cfg.boundary_band is None and seps:
         cfg = replace(cfg, boundary_band=seps)
     return cfg, tags

@@ -47,6 +47,14 @@ class ModelCard:
         return self.input["normalization"]
 
     @property
+    def border_cut(self) -> float:
+        """The separator probability the vectorizer cuts out before splitting (card ``border_cut``, else 0.5):
+        tuned per model, since models differ in how high their border output runs."""
+        from geoseg.config import DEFAULT_BORDER_CUT
+
+        return float(self.raw.get("border_cut", DEFAULT_BORDER_CUT))
+
+    @property
     def boundary_band(self) -> tuple[int, ...] | None:
         """1-based bands of the separator outputs (``border``, touching-``gap``) in our probability
         rasters, if the model has any: the vectorizer splits touching buildings along their maximum."""

@@ -280,6 +280,14 @@ def test_a_closed_pipe_ends_quietly():
     assert "error" not in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("value", ["0", "1.5", "-0.1"])
+def test_a_border_cut_outside_0_1_is_a_usage_error(tmp_path, value):
+    src = write_raster(tmp_path / "p.tif", np.zeros((1, 8, 8), np.uint8))
+    r = run("vectorize", src, "-o", tmp_path / "b.gpkg", "--border-cut", value)
+    assert r.exit_code == 2 and "--border-cut" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "b.gpkg").exists()
+
+
 @pytest.mark.parametrize("flag", ["--min-area", "--min-part"])
 def test_negative_sizes_are_usage_errors(tmp_path, flag):
     src = write_raster(tmp_path / "p.tif", np.zeros((1, 8, 8), np.uint8))

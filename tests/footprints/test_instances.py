@@ -129,6 +129,18 @@ def test_weak_border_below_the_cut_changes_nothing():
     assert _n(label_instances(prob, valid, 0.5, boundary=boundary)) == 1
 
 
+def test_a_lower_border_cut_splits_along_a_weaker_wall():
+    """Models differ in how high their border output runs: the cut is per model (card ``border_cut``)."""
+    prob, valid = _canvas()
+    prob[20:40, 10:90] = 1.0
+    boundary = np.zeros_like(prob)
+    boundary[20:40, 49:51] = 0.08  # a faint predicted wall
+    boundary[25:35, 20:30] = 0.03  # fainter noise inside the left roof
+    assert _n(label_instances(prob, valid, 0.5, boundary=boundary, border_cut=0.5)) == 1
+    labels = label_instances(prob, valid, 0.5, boundary=boundary, border_cut=0.05)
+    assert _n(labels) == 2 and labels[30, 20] != labels[30, 80] and (labels[20:40, 10:90] > 0).all()
+
+
 def _two_rooms_and_a_shed() -> tuple[np.ndarray, np.ndarray]:
     """Two touching 20x20 roofs (as above) and a 10x10 shed hanging off the first by a 2-px neck."""
     prob, valid = _canvas()
