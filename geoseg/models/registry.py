@@ -12,7 +12,7 @@ from pathlib import Path
 from geoseg.errors import ModelNotFoundError
 from geoseg.models.card import ModelCard
 
-ALIASES: dict[str, str] = {"default": "unet-r18-multiscale-c512"}
+ALIASES: dict[str, str] = {"default": "scinet-r18-h200"}  # docs/scinet_vs_unet.md, "Which model is the default"
 
 
 def search_path() -> list[Path]:

@@ -77,9 +77,9 @@ def test_plan_is_a_dry_run(tmp_path, pixel_card):
 
 def test_models_list_and_info():
     r = run("models", "list")
-    assert r.exit_code == 0 and "unet-r18-multiscale-c512 (alias: default)" in r.stdout and "unet-r18-buildings" in r.stdout
+    assert r.exit_code == 0 and "scinet-r18-h200 (alias: default)" in r.stdout and "unet-r18-multiscale-c512" in r.stdout
     info = json.loads(run("models", "info", "default").stdout)
-    assert info["name"] == "unet-r18-multiscale-c512" and len(info["sha256"]) == 64
+    assert info["name"] == "scinet-r18-h200" and len(info["sha256"]) == 64
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["models", "list"], ["models", "export", "--help"], ["plan", str(SAMPLES / "banepa_z20_crop_3857.tif")]])
