@@ -104,7 +104,7 @@ def main() -> int:
     from geoseg.models.normalize import DEFAULT_NORMALIZATION, normalize
     from geoseg.train.chips import chip_stream, worker_batches
     from geoseg.train.experiment import load_experiment
-    from geoseg.train.fit import _amp, _loss, _validate
+    from geoseg.train.fit import _amp, _validate, train_step
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("configs", nargs="+", type=Path)
@@ -190,18 +190,7 @@ def main() -> int:
         for cfg, model, opt, scaler in runs:
             for g in opt.param_groups:
                 g["lr"] = float(cfg["train"]["lr"]) * f
-            with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
-                logits = model(x)
-            loss = _loss(logits, y, v, weights)
-            opt.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-            else:
-                loss.backward()
-                opt.step()
-            losses[cfg["name"]].append(loss.detach())
+            losses[cfg["name"]].append(train_step(model, opt, scaler, (x, y, v), weights, device, dtype))
         step += 1
     train_s = time.perf_counter() - start
     for cfg, model, _, _ in runs:

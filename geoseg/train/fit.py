@@ -61,6 +61,26 @@ def _amp(device: str, precision: str):
     return torch.bfloat16, None
 
 
+def train_step(model, opt, scaler, batch, weights, device: str, dtype):
+    """One optimiser step of ``model`` on ``batch = (x, target, valid)`` (tensors on ``device``) under autocast
+    ``dtype`` (None: fp32), with the gradient ``scaler`` if any; returns the loss (detached)."""
+    import torch
+
+    x, y, v = batch
+    with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
+        logits = model(x)
+    loss = _loss(logits, y, v, weights)
+    opt.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+    else:
+        loss.backward()
+        opt.step()
+    return loss.detach()
+
+
 def pixel_counts(model, chips, norm, threshold: float = 0.5, batch: int = 16, device: str = "cpu",
                  dtype=None) -> tuple[int, int, int]:
     """``(tp, fp, fn)`` building pixels of ``model`` over ``(image, label, valid)`` chips, valid pixels only."""
@@ -259,19 +279,9 @@ def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool = False, stop_af
             x = normalize(torch.as_tensor(img).to(device), norm)
             y = torch.as_tensor(lab).float().to(device)
             v = torch.as_tensor(val_m).float()[:, None].to(device)
-            with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
-                logits = model(x)
-            loss = _loss(logits, y, v, weights)
-            opt.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-            else:
-                loss.backward()
-                opt.step()
+            loss = train_step(model, opt, scaler, (x, y, v), weights, device, dtype)
             sched.step()
-            losses.append(float(loss.detach()))
+            losses.append(float(loss))
         del stream  # ends this epoch's worker processes
         metrics = _validate(model, val, norm, device, dtype)
         rec = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": round(time.time() - t0, 1), **metrics}
