@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 
-def load_data(folder: Path, chip: int):
+def load_data(folder: Path):
     from gpu_pack import unjpeg
 
     from geoseg.train.regions import Region
@@ -130,7 +130,7 @@ def main() -> int:
     torch.manual_seed(int(t0cfg.get("seed", 0)))
     torch.backends.cudnn.benchmark = True
     args.out.mkdir(parents=True, exist_ok=True)
-    regions, val = load_data(args.data, int(t0cfg["chip_size"]))
+    regions, val = load_data(args.data)
     init = args.data / "init.safetensors"
     init = init if init.exists() and ("init_encoder" in t0cfg or "init_model" in t0cfg) else None
     runs = [(c, *build(c, init, device), _amp(device, t0cfg.get("precision", "auto"))[1]) for c in cfgs]

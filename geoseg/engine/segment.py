@@ -107,8 +107,7 @@ def _run(info, plan: Plan, card, cfg: SegmentConfig, predictor, work: WorkDir, i
         vcfg = cfg.vectorize
         if vcfg.boundary_band is None and card.boundary_band is not None:
             vcfg = replace(vcfg, boundary_band=card.boundary_band)
-        gdf = vectorize_raster(mosaic, vcfg, threshold_default=card.threshold, border_cut_default=card.border_cut,
-                               model_name=card.name,
+        gdf = vectorize_raster(mosaic, vcfg, model_name=card.name,  # vcfg holds the card's threshold and cut (segment())
                                out_crs=plan.out_grid.crs, progress=progress)
         if plan.resampled:
             gdf = _clip_to_input(gdf, plan)
