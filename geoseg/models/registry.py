@@ -24,17 +24,24 @@ def search_path() -> list[Path]:
 
 def available() -> dict[str, Path]:
     """Model name -> card path, first match on the search path wins."""
+    return _scan()[0]
+
+
+def _scan() -> tuple[dict[str, Path], dict[Path, str]]:
+    """``(name -> card path, unreadable card path -> reason)`` over the search path."""
     found: dict[str, Path] = {}
+    broken: dict[Path, str] = {}
     for d in search_path():
         for card in sorted(d.glob("*.json")):
             if card.name.endswith(".geoseg.json"):
                 continue
             try:
                 name = ModelCard.load(card).name
-            except Exception:  # noqa: BLE001 - a broken card must not hide the others
+            except Exception as exc:  # noqa: BLE001 - a broken card must not hide the others
+                broken[card] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 continue
             found.setdefault(name, card)
-    return found
+    return found, broken
 
 
 def get_card(name_or_path: str) -> ModelCard:
@@ -42,9 +49,11 @@ def get_card(name_or_path: str) -> ModelCard:
     p = Path(name_or_path)
     if p.suffix == ".json" and (p.is_file() or os.sep in name_or_path):
         return ModelCard.load(p)
-    cards = available()
+    cards, broken = _scan()
     name = ALIASES.get(name_or_path, name_or_path)
     if name not in cards:
         names = ", ".join(sorted(cards) + sorted(ALIASES)) or "(none installed)"
-        raise ModelNotFoundError(f"unknown model {name_or_path!r}; valid names: {names}; or pass a model card path (*.json)")
+        skipped = "".join(f"; skipped unreadable card {p} ({why})" for p, why in broken.items())
+        raise ModelNotFoundError(f"unknown model {name_or_path!r}; valid names: {names}; or pass a model card path "
+                                 f"(*.json){skipped}")
     return ModelCard.load(cards[name])

@@ -8,7 +8,6 @@ from geoseg.errors import ModelIntegrityError, ModelNotFoundError
 from geoseg.models.card import ModelCard
 from geoseg.models.registry import available, get_card
 
-
 SHIPPED = ["default", *sorted(json.loads(p.read_text())["name"] for p in (Path(__file__).parents[2] / "models").glob("*.json"))]
 
 
@@ -61,10 +60,21 @@ def test_model_path_env_adds_models(tmp_path, monkeypatch, pixel_card):
     assert get_card("pixel-test").path == pixel_card.resolve()
 
 
-def test_separator_bands_come_from_the_card_outputs(tmp_path):
-    from tests.conftest import make_pixel_model
+def test_a_broken_card_on_the_path_is_named_when_its_model_is_asked_for(tmp_path, monkeypatch, pixel_card):
+    """A typo in a user's card must not read as "unknown model": the miss names the unreadable file and why."""
+    bad = tmp_path / "mine.json"
+    bad.write_text(pixel_card.read_text().replace('"name"', '"nam"', 1))
+    monkeypatch.setenv("GEOSEG_MODEL_PATH", str(tmp_path))
+    assert "unet-r18-buildings" in available(), "the other cards are still found"
+    with pytest.raises(ModelNotFoundError) as exc:
+        get_card("pixel-test")
+    msg = str(exc.value)
+    assert "skipped unreadable card" in msg and str(bad) in msg and "lacks" in msg and "\n" not in msg
 
+
+def test_separator_bands_come_from_the_card_outputs(tmp_path):
     from geoseg.models.card import ModelCard
+    from tests.conftest import make_pixel_model
 
     assert ModelCard.load(make_pixel_model(tmp_path / "a", outputs=("building",))).boundary_band is None
     assert ModelCard.load(make_pixel_model(tmp_path / "b", outputs=("building", "border"))).boundary_band == (2,)
