@@ -1,6 +1,8 @@
 """Export a training checkpoint as fp16 safetensors plus a model card (JSON).
 
-The card's tile size defaults to the training chip size (a card template may override it)."""
+The card's tile size defaults to the training chip size, its valid GSD range to the training
+range; a fine-tune (``train.init_model``) inherits its threshold, border cut, GSD, license and
+attribution from the model it started from. Fields given by the caller (``--card``) win."""
 
 from __future__ import annotations
 
@@ -21,6 +23,38 @@ def inference_tiles(tcfg: dict[str, Any]) -> dict[str, int]:
     return {"tile_size": size, "overlap": size // 4}
 
 
+def card_defaults(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Card fields a run can be exported with when the caller gives none, so that the card loads.
+
+    ``gsd_valid_m`` is the training GSD range and ``gsd_m`` its geometric middle. A run that started
+    from a registered model (``init_model``, or ``init_encoder`` for the legal fields only) takes
+    that model's license and attribution (its weights derive from them) and, for ``init_model``,
+    its threshold, border cut and GSD (when inside the training range)."""
+    lo, hi = (float(g) for g in cfg["train"].get("gsd_range", (cfg["data"]["base_gsd_m"],) * 2))
+    out: dict[str, Any] = {"gsd_m": round((lo * hi) ** 0.5, 4), "gsd_valid_m": [lo, hi], "threshold": 0.5}
+    source = cfg["train"].get("init_model") or cfg["train"].get("init_encoder")
+    parent = _parent_card(source) if source else None
+    if parent is None:
+        return out
+    raw = parent.raw
+    out.update({k: raw[k] for k in ("license", "attribution") if k in raw})
+    if "init_model" in cfg["train"]:
+        out.update({k: raw[k] for k in ("threshold", "border_cut") if k in raw})
+        if lo <= parent.gsd_m <= hi:
+            out["gsd_m"] = parent.gsd_m
+    out["card_defaults_from"] = f"{parent.name} (threshold, border_cut, gsd_m, license, attribution where present)"
+    return out
+
+
+def _parent_card(source: str):
+    """The card of the registered model (name or card path) a run started from, or None for raw weights."""
+    if str(source).endswith((".pt", ".safetensors")):
+        return None
+    from geoseg.models.registry import get_card
+
+    return get_card(str(source))
+
+
 def read_checkpoint(checkpoint: Path) -> dict[str, Any]:
     """A ``geoseg train`` checkpoint (``*.pt``), or weights as ``NAME.safetensors`` beside a ``NAME.json`` holding
     ``config`` plus ``step`` and ``metrics`` (what ``scripts/train_pair.py`` writes)."""
@@ -36,7 +70,7 @@ def read_checkpoint(checkpoint: Path) -> dict[str, Any]:
     return torch.load(checkpoint, weights_only=False, map_location="cpu")
 
 
-def export(checkpoint: Path, out_dir: Path, card_extra: dict[str, Any]) -> Path:
+def export(checkpoint: Path, out_dir: Path, card_extra: dict[str, Any] | None = None) -> Path:
     from safetensors.torch import save_file
 
     ck = read_checkpoint(checkpoint)
@@ -56,7 +90,8 @@ def export(checkpoint: Path, out_dir: Path, card_extra: dict[str, Any]) -> Path:
         "training": {"config": cfg, "epoch": ck.get("epoch"), **({"step": ck["step"]} if ck.get("step") is not None else {}),
                      "val_metrics_during_training": ck.get("metrics")},
         **inference_tiles(cfg["train"]),
-        **card_extra,
+        **card_defaults(cfg),
+        **(card_extra or {}),
     }
     path = out_dir / f"{name}.json"
     path.write_text(json.dumps(card, indent=2) + "\n")
@@ -64,5 +99,7 @@ def export(checkpoint: Path, out_dir: Path, card_extra: dict[str, Any]) -> Path:
 
 
 if __name__ == "__main__":
-    ckpt, out, extra = Path(sys.argv[1]), Path(sys.argv[2]), json.loads(Path(sys.argv[3]).read_text())
-    print(export(ckpt, out, extra))
+    if len(sys.argv) not in (3, 4):
+        sys.exit("usage: python -m geoseg.train.export CHECKPOINT OUT_DIR [CARD_FIELDS.json]")
+    extra = json.loads(Path(sys.argv[3]).read_text()) if len(sys.argv) == 4 else None
+    print(export(Path(sys.argv[1]), Path(sys.argv[2]), extra))

@@ -223,3 +223,32 @@ def test_validation_scores_per_set_add_up_to_the_overall_score():
     out = _validate(model, sets, DEFAULT_NORMALIZATION, "cpu", None)
     assert out["iou_by_set"] == {"perfect": 1.0, "wrong": 0.0}
     assert out["iou"] == pytest.approx(512 / (512 + 512 + 512))
+
+
+def test_an_export_without_card_fields_loads_and_a_fine_tune_inherits_its_parents_settings(experiment):
+    """`geoseg train --export` alone writes a card the engine can load; a fine-tune keeps the threshold, border
+    cut and legal fields of the card it started from, and `--card` fields still win."""
+    from geoseg.models.registry import get_card
+
+    exp = experiment / "exp.toml"
+    exp.write_text(exp.read_text().replace("epochs = 3", "epochs = 1").replace("steps_per_epoch = 10", "steps_per_epoch = 1"))
+    r = CliRunner().invoke(cli, ["train", str(exp), "--out", str(experiment / "p"), "--export", str(experiment / "m1")])
+    assert r.exit_code == 0, r.output
+    first = get_card(str(experiment / "m1" / "tiny.json"))
+    first.verify_weights()
+    assert first.gsd_valid_m == (0.2, 0.4) and abs(first.gsd_m - (0.2 * 0.4) ** 0.5) < 1e-3 and first.threshold == 0.5
+    assert "card_defaults_from" not in first.raw, "started from random weights: nothing inherited"
+
+    parent = json.loads((experiment / "m1" / "tiny.json").read_text())
+    parent.update(threshold=0.7, border_cut=0.1, gsd_m=0.3, license="L-1", attribution="A-1")
+    (experiment / "m1" / "tiny.json").write_text(json.dumps(parent))
+    ft = exp.read_text().replace('name = "tiny"', 'name = "tiny-ft"')
+    (experiment / "ft.toml").write_text(ft.replace("seed = 0", f'seed = 0\ninit_model = "{experiment / "m1" / "tiny.json"}"'))
+    (experiment / "extra.json").write_text(json.dumps({"license": "mine"}))
+    r = CliRunner().invoke(cli, ["train", str(experiment / "ft.toml"), "--out", str(experiment / "f"),
+                                 "--export", str(experiment / "m2"), "--card", str(experiment / "extra.json")])
+    assert r.exit_code == 0, r.output
+    child = get_card(str(experiment / "m2" / "tiny-ft.json"))
+    assert (child.threshold, child.raw["border_cut"], child.gsd_m) == (0.7, 0.1, 0.3)
+    assert child.raw["attribution"] == "A-1" and child.raw["license"] == "mine"
+    assert child.gsd_valid_m == (0.2, 0.4) and "tiny" in child.raw["card_defaults_from"]
