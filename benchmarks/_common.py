@@ -34,8 +34,8 @@ def size_label(width: int, height: int) -> str:
 
 def vectorizer_available() -> bool:
     try:
-        import geoseg.io.vector
-        import geoseg.footprints.raster  # noqa: F401
+        import geoseg.footprints.raster
+        import geoseg.io.vector  # noqa: F401
     except ImportError:
         return False
     return True

@@ -88,7 +88,7 @@ def base_tile(out_dir: Path, compress: str = "jpeg") -> Path:
     rows, cols = _trim_to_valid(valid)
     data = _mirror_tile(data[:, rows, cols], BASE_REPEAT)
     transform = transform * Affine.translation(cols.start, rows.start)
-    opts = dict(compress="jpeg", photometric="ycbcr", jpeg_quality=90) if compress == "jpeg" else dict(compress=compress)
+    opts = {"compress": "jpeg", "photometric": "ycbcr", "jpeg_quality": 90} if compress == "jpeg" else {"compress": compress}
     with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=3, dtype="uint8",
                        crs=utm, transform=transform, tiled=True, blockxsize=256, blockysize=256, **opts) as dst:
         dst.write(data)

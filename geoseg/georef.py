@@ -46,7 +46,7 @@ def ground_gsd_m(grid: RasterGrid) -> float:
 
 def utm_crs_for(lon: float, lat: float):
     """The WGS84 UTM zone CRS containing ``(lon, lat)``."""
-    zone = int(math.floor((lon + 180.0) / 6.0)) % 60 + 1
+    zone = math.floor((lon + 180.0) / 6.0) % 60 + 1
     return _crs(f"EPSG:{(32600 if lat >= 0 else 32700) + zone}")
 
 

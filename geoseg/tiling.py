@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import pairwise
 
 from geoseg.window import PixelWindow
 
@@ -26,11 +27,11 @@ def _starts(length: int, tile: int, stride: int) -> list[int]:
 def _core_bounds(starts: list[int], tile: int, length: int) -> list[tuple[int, int]]:
     """Split ``[0, length)`` among tiles: boundaries at the middle of each overlap."""
     bounds = [0]
-    for a, b in zip(starts, starts[1:]):
+    for a, b in pairwise(starts):
         end_a = min(a + tile, length)
         bounds.append((b + end_a) // 2)
     bounds.append(length)
-    return list(zip(bounds, bounds[1:]))
+    return list(pairwise(bounds))
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,7 +63,7 @@ def budget(raster: str, pred: str, truth: str, max_shift_m: float = 2.0) -> dict
 
     p, t, v, gsd = _masks(raster, pred, truth)
     row = {"raster": raster, "pixel_m": round(gsd, 4)}
-    s = max(1, int(round(max_shift_m / gsd)))
+    s = max(1, round(max_shift_m / gsd))
     step = max(1, s // 8)
     offsets = [k * step for k in range(-(s // step), s // step + 1)]  # symmetric, includes 0
     scores = {(dy, dx): _iou(p, _shifted(t, dy, dx), v) for dy in offsets for dx in offsets}

@@ -17,7 +17,8 @@ def main() -> None:
     ap.add_argument("png")
     ap.add_argument("--metric", default="iou", help="iou, precision, recall, f1, obj_f1, ...")
     args = ap.parse_args()
-    data = json.load(open(args.sweep_json))
+    with open(args.sweep_json) as f:
+        data = json.load(f)
     by_model = data if isinstance(data, dict) else {"model": data}
     print(plot_sweep(by_model, args.png, metric=args.metric))
 

@@ -71,9 +71,10 @@ class WorkDir:
         data = np.concatenate([np.round(np.clip(probs, 0, 1) * 255).astype(np.uint8), (valid * 255).astype(np.uint8)[None]])
         data[:-1, ~valid] = 0
         tmp = self.path / f".chunk_{index[0]:05d}_{index[1]:03d}.tmp.tif"
-        profile = dict(driver="GTiff", width=window.width, height=window.height, count=self.k + 1, dtype="uint8",
-                       crs=self.grid.crs, transform=self.grid.window_transform(window), compress="zstd",
-                       zstd_level=1, predictor=2, tiled=True, blockxsize=256, blockysize=256, photometric="minisblack")
+        profile = {"driver": "GTiff", "width": window.width, "height": window.height, "count": self.k + 1, "dtype": "uint8",
+                   "crs": self.grid.crs, "transform": self.grid.window_transform(window), "compress": "zstd",
+                   "zstd_level": 1, "predictor": 2, "tiled": True, "blockxsize": 256, "blockysize": 256,
+                   "photometric": "minisblack"}
         with rasterio.open(tmp, "w", **profile) as dst:
             dst.write(data)
         tmp.replace(self.chunk_path(index))
@@ -109,7 +110,7 @@ class WorkDir:
                           f'      <SourceFilename relativeToVRT="1">{self.chunk_path(i).name}</SourceFilename>',
                           f"      <SourceBand>{band}</SourceBand>",
                           f'      <SourceProperties RasterXSize="{w.width}" RasterYSize="{w.height}" DataType="Byte" BlockXSize="256" BlockYSize="256"/>',
-                          '      <SrcRect xOff="0" yOff="0" xSize="%d" ySize="%d"/>' % (w.width, w.height),
+                          f'      <SrcRect xOff="0" yOff="0" xSize="{w.width}" ySize="{w.height}"/>',
                           f'      <DstRect xOff="{w.col_off}" yOff="{w.row_off}" xSize="{w.width}" ySize="{w.height}"/>',
                           "    </SimpleSource>"]
             lines.append("  </VRTRasterBand>")

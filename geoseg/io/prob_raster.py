@@ -47,7 +47,7 @@ def write_probability(src_path: Path, out_path: Path, out_grid: RasterGrid, n_ba
     # for masked multi-band outputs (5 writes in 8 in a standalone repro, data intact) and saved little time here.
     with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(src_path) as src, atomic_output(out_path) as tmp:
         same = RasterGrid((src.height, src.width), src.transform, src.crs).same_as(out_grid)
-        warp = dict(crs=out_grid.crs, transform=out_grid.transform, width=out_grid.width, height=out_grid.height)
+        warp = {"crs": out_grid.crs, "transform": out_grid.transform, "width": out_grid.width, "height": out_grid.height}
         reader = src if same else WarpedVRT(src, resampling=Resampling.bilinear, **warp)
         vsrc = None if same or valid_path is None else rasterio.open(valid_path)
         vreader = None if vsrc is None else WarpedVRT(vsrc, resampling=Resampling.nearest, **warp)

@@ -126,7 +126,7 @@ class WorkReader:
         self.info, self.work = info, work
         self._ds = self._vrt = None
 
-    def __enter__(self) -> WorkReader:
+    def __enter__(self) -> WorkReader:  # noqa: PYI034 - not subclassed; Self needs Python 3.11
         from rasterio.enums import Resampling
         from rasterio.vrt import WarpedVRT
 

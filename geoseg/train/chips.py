@@ -40,7 +40,7 @@ class ChipSampler:
             region = self.regions[self.rng.choice(len(self.regions), p=self.p)]
             lo, hi = self.gsd_range
             gsd = math.exp(self.rng.uniform(math.log(lo), math.log(hi)))
-            crop = max(8, int(round(self.size * gsd / region.gsd_m)))
+            crop = max(8, round(self.size * gsd / region.gsd_m))
             window = region.draw(self.rng, crop)
             if window is None:
                 continue

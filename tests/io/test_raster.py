@@ -89,7 +89,7 @@ def test_reading_a_resampled_metric_grid_keeps_the_mask(tmp_path):
     info = inspect_raster(str(write_raster(tmp_path / "geo.tif", scene((100, 100)), crs="EPSG:4326", transform=t, mask=mask)))
     work = reproject_grid(info.grid, "EPSG:32632", 2.0)
     with WorkReader(info, work) as r:
-        data, valid = r.read(work.full_window)
+        _, valid = r.read(work.full_window)
     assert 0.3 < valid.mean() < 0.7
     h, w = valid.shape
     assert valid[h // 4: -h // 4, 3: w // 3].all(), "interior of the valid half must stay valid"

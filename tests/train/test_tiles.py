@@ -90,7 +90,7 @@ def test_targets_building_border_and_gap():
 
 def test_sampler_with_three_targets(labelled):
     raster, labels = labelled
-    img, lab, val = ChipSampler([load_region(raster, labels, GSD)], 48, (0.5, 1.0), seed=2, n_targets=3).batch(4)
+    _, lab, _ = ChipSampler([load_region(raster, labels, GSD)], 48, (0.5, 1.0), seed=2, n_targets=3).batch(4)
     assert lab.shape == (4, 3, 48, 48) and set(np.unique(lab)) <= {0, 1}
 
 
@@ -101,6 +101,6 @@ def test_a_real_mosaic_is_sampled_tile_by_tile_with_its_osm_labels(shared_data):
     region = TiledRegion(str(folder / "r2_kampala_ggaba_ug_z20.tif"), str(folder / "r2_kampala_ggaba_ug_buildings.geojson"),
                          0.3, tile_size=512, cache_tiles=4)
     assert 0 < (region.tile_weights > 0).sum() < len(region.tiles), "the masked margins of the mosaic are skipped"
-    img, lab, val = ChipSampler([region], 128, (0.3, 0.6), seed=0, augment=False).batch(8)
+    _, lab, val = ChipSampler([region], 128, (0.3, 0.6), seed=0, augment=False).batch(8)
     assert val.mean() > 0.6 and lab[:, 0].mean() > 0.01, "valid chips with buildings in them"
     assert len(region.cache) <= 4
