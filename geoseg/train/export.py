@@ -37,12 +37,13 @@ def card_defaults(cfg: dict[str, Any]) -> dict[str, Any]:
     if parent is None:
         return out
     raw = parent.raw
-    out.update({k: raw[k] for k in ("license", "attribution") if k in raw})
+    taken = {k: raw[k] for k in ("license", "attribution") if k in raw}
     if "init_model" in cfg["train"]:
-        out.update({k: raw[k] for k in ("threshold", "border_cut") if k in raw})
+        taken.update({k: raw[k] for k in ("threshold", "border_cut") if k in raw})
         if lo <= parent.gsd_m <= hi:
-            out["gsd_m"] = parent.gsd_m
-    out["card_defaults_from"] = f"{parent.name} (threshold, border_cut, gsd_m, license, attribution where present)"
+            taken["gsd_m"] = parent.gsd_m
+    if taken:
+        out.update(taken, card_defaults_from=f"{parent.name}: {', '.join(taken)}")
     return out
 
 
@@ -50,9 +51,14 @@ def _parent_card(source: str):
     """The card of the registered model (name or card path) a run started from, or None for raw weights."""
     if str(source).endswith((".pt", ".safetensors")):
         return None
+    from geoseg.errors import GeosegError
     from geoseg.models.registry import get_card
 
-    return get_card(str(source))
+    try:
+        return get_card(str(source))
+    except GeosegError as exc:  # e.g. exported on another machine: nothing to inherit, say so
+        print(f"warning: card defaults not inherited from {source}: {exc}", file=sys.stderr)
+        return None
 
 
 def read_checkpoint(checkpoint: Path) -> dict[str, Any]:

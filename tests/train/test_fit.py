@@ -251,4 +251,9 @@ def test_an_export_without_card_fields_loads_and_a_fine_tune_inherits_its_parent
     child = get_card(str(experiment / "m2" / "tiny-ft.json"))
     assert (child.threshold, child.raw["border_cut"], child.gsd_m) == (0.7, 0.1, 0.3)
     assert child.raw["attribution"] == "A-1" and child.raw["license"] == "mine"
-    assert child.gsd_valid_m == (0.2, 0.4) and "tiny" in child.raw["card_defaults_from"]
+    assert child.gsd_valid_m == (0.2, 0.4) and child.raw["card_defaults_from"].startswith("tiny: ")
+    (experiment / "m1" / "tiny.json").unlink()  # the parent is gone (exported elsewhere): a loadable card, and a warning
+    from geoseg.train.export import export
+
+    orphan = get_card(str(export(experiment / "f" / "last.pt", experiment / "m3")))
+    assert orphan.threshold == 0.5 and "card_defaults_from" not in orphan.raw
