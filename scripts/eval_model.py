@@ -33,6 +33,7 @@ def main() -> None:
     from geoseg.evaluate.run import evaluate
     from geoseg.models.registry import get_card
 
+    card = get_card(args.model)  # segment vectorizes with the card's threshold and border cut
     rows = []
     for pair in args.pairs:
         raster, labels = pair.split(":")
@@ -44,8 +45,7 @@ def main() -> None:
                                                                 overlap=args.overlap, tta=args.tta))
             seconds = time.perf_counter() - t0
             scores = evaluate(str(out), labels, raster=raster)
-        card = get_card(args.model)  # segment vectorized with the card's threshold and border cut
-        scores.update(threshold=card.threshold, border_cut=card.raw.get("border_cut", 0.5))
+        scores.update(threshold=card.threshold, border_cut=card.border_cut)
         row = {"raster": raster, "native_gsd_m": round(res.plan.native_gsd_m, 4), "work_gsd_m": res.plan.work_gsd_m,
                "tile_size": res.plan.tiles.tile_size, "overlap": res.plan.tiles.overlap, "tta": args.tta,
                "seconds": round(seconds, 1), **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in scores.items()
