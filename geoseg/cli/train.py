@@ -10,10 +10,11 @@ from geoseg.cli.errors import handle_errors
 @click.command()
 @click.argument("config", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", "out_dir", default=None, help="Run folder (checkpoints, log.jsonl); default runs/<name>.")
-@click.option("--export", "export_dir", default=None, help="After training, write fp16 safetensors + model card here.")
+@click.option("--export", "export_dir", default=None, help="After training, write the weights (fp16 safetensors) + model card here.")
 @click.option("--card", "card_extra", default=None, help="JSON with card fields to add on export (gsd_m, gsd_valid_m, tile_size, ...).")
+@click.option("--int8", "int8", is_flag=True, help="On export, store the large kernels as int8 with per-channel scales (half the size; geoseg/models/weights.py).")
 @handle_errors(resume="the last finished epoch")
-def train(config, out_dir, export_dir, card_extra):
+def train(config, out_dir, export_dir, card_extra, int8):
     """Train from CONFIG, a TOML or YAML experiment (see configs/). Rerunning the same command resumes from the last checkpoint."""
     import json
     from pathlib import Path
@@ -33,7 +34,8 @@ def train(config, out_dir, export_dir, card_extra):
         from geoseg.train.export import export
 
         extra = json.loads(Path(card_extra).read_text()) if card_extra else {}
-        click.echo(f"model card: {export(best, Path(export_dir), extra)}", err=True)
+        card = export(best, Path(export_dir), extra, "int8" if int8 else "fp16")
+        click.echo(f"model card: {card}", err=True)
 
 
 def _installed(module: str) -> bool:

@@ -95,7 +95,7 @@ class ModelCard:
 
     def summary(self) -> dict[str, Any]:
         keys = ("name", "description", "architecture", "outputs", "gsd_m", "gsd_valid_m", "tile_size", "overlap",
-                "threshold", "input", "training", "metrics", "license", "attribution", "sha256")
+                "threshold", "input", "training", "metrics", "license", "attribution", "sha256", "weights_encoding")
         return {k: self.raw[k] for k in keys if k in self.raw}
 
 

@@ -1,10 +1,11 @@
-"""Load a model card's weights into a torch module (verifies the sha256 first)."""
+"""Load a model card's weights (fp16 or int8 storage, see ``weights.py``) into a torch module (verifies the sha256 first)."""
 
 from __future__ import annotations
 
 from geoseg.errors import ModelIntegrityError
 from geoseg.models.arch import build_module
 from geoseg.models.card import ModelCard
+from geoseg.models.weights import decode_state
 
 
 def load_module(card: ModelCard):
@@ -13,7 +14,7 @@ def load_module(card: ModelCard):
 
     card.verify_weights()
     module = build_module(card.architecture)
-    state = {k: v.float() for k, v in load_file(str(card.weights_path)).items()}
+    state = decode_state(load_file(str(card.weights_path)))
     try:
         module.load_state_dict(state)
     except RuntimeError as exc:

@@ -1,4 +1,4 @@
-"""Export a training checkpoint as fp16 safetensors plus a model card (JSON).
+"""Export a training checkpoint as safetensors (fp16, or ``--int8`` storage) plus a model card (JSON).
 
 The card's tile size defaults to the training chip size, its valid GSD range to the training
 range; a fine-tune (``train.init_model``) inherits its threshold, border cut, GSD, license and
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from geoseg.models.card import file_sha256
+from geoseg.models.normalize import DEFAULT_NORMALIZATION
 from geoseg.train.regions import TARGETS
 
 
@@ -69,29 +70,37 @@ def read_checkpoint(checkpoint: Path) -> dict[str, Any]:
         from safetensors.torch import load_file
 
         side = json.loads(checkpoint.with_suffix(".json").read_text())
-        return {"model": load_file(str(checkpoint)), "config": side["config"], "epoch": None,
+        from geoseg.models.weights import decode_state
+
+        return {"model": decode_state(load_file(str(checkpoint))), "config": side["config"], "epoch": None,
                 "step": side.get("step"), "metrics": side.get("metrics")}
     import torch
 
     return torch.load(checkpoint, weights_only=False, map_location="cpu")
 
 
-def export(checkpoint: Path, out_dir: Path, card_extra: dict[str, Any] | None = None) -> Path:
+def export(checkpoint: Path, out_dir: Path, card_extra: dict[str, Any] | None = None, encoding: str = "fp16") -> Path:
+    """Weights (``encoding``: ``fp16``, or ``int8`` storage for the large kernels, see
+    ``geoseg/models/weights.py``) and their card in ``out_dir``; returns the card's path."""
     from safetensors.torch import save_file
+
+    from geoseg.models.weights import encode_state
 
     ck = read_checkpoint(checkpoint)
     cfg = ck["config"]
     name = cfg["name"]
     out_dir.mkdir(parents=True, exist_ok=True)
     weights = out_dir / f"{name}.safetensors"
-    save_file({k: v.detach().half().contiguous() for k, v in ck["model"].items()}, str(weights), metadata={"name": name})
+    tensors = encode_state(ck["model"], encoding)
+    save_file(tensors, str(weights), metadata={"name": name, "encoding": encoding})
     card = {
         "name": name,
         "architecture": cfg["architecture"],
         "outputs": list(TARGETS[: int(cfg["architecture"].get("classes", 1))]),
         "weights": weights.name,
         "sha256": file_sha256(weights),
-        "input": {"bands": ["red", "green", "blue"], "normalization": cfg.get("normalization"),
+        "weights_encoding": encoding,
+        "input": {"bands": ["red", "green", "blue"], "normalization": cfg.get("normalization", DEFAULT_NORMALIZATION),
                   "dtype_rule": "uint8 as is; other dtypes: each band's 2nd-98th percentile mapped linearly to 0-255"},
         "training": {"config": cfg, "epoch": ck.get("epoch"), **({"step": ck["step"]} if ck.get("step") is not None else {}),
                      "val_metrics_during_training": ck.get("metrics")},
@@ -105,7 +114,8 @@ def export(checkpoint: Path, out_dir: Path, card_extra: dict[str, Any] | None = 
 
 
 if __name__ == "__main__":
-    if len(sys.argv) not in (3, 4):
-        sys.exit("usage: python -m geoseg.train.export CHECKPOINT OUT_DIR [CARD_FIELDS.json]")
-    extra = json.loads(Path(sys.argv[3]).read_text()) if len(sys.argv) == 4 else None
-    print(export(Path(sys.argv[1]), Path(sys.argv[2]), extra))
+    args = [a for a in sys.argv[1:] if a != "--int8"]
+    if len(args) not in (2, 3):
+        sys.exit("usage: python -m geoseg.train.export CHECKPOINT OUT_DIR [CARD_FIELDS.json] [--int8]")
+    extra = json.loads(Path(args[2]).read_text()) if len(args) == 3 else None
+    print(export(Path(args[0]), Path(args[1]), extra, "int8" if "--int8" in sys.argv else "fp16"))

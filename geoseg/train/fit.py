@@ -151,27 +151,25 @@ HEADS = ("head.", "segmentation_head.")  # output layers: may differ in size whe
 
 
 def _source_state(source: str) -> dict:
-    """Float weights of a registered model (name or card path), a safetensors file or a
-    training checkpoint (``*.pt``, e.g. another run's ``last.pt``)."""
+    """Float weights of a registered model (name or card path), a safetensors file (fp16 or int8
+    storage) or a training checkpoint (``*.pt``, e.g. another run's ``last.pt``)."""
     import torch
     from safetensors.torch import load_file
+
+    from geoseg.models.weights import decode_state
 
     src = str(source)
     if src.endswith((".pt", ".safetensors")) and not Path(src).is_file():
         raise ConfigError(f"weights to start from not found: {src}; train that run first or fix the path")
     if src.endswith(".pt"):
-        state = torch.load(src, weights_only=False, map_location="cpu")["model"]
-    else:
-        if src.endswith(".safetensors"):
-            path = src
-        else:
-            from geoseg.models.registry import get_card
+        return decode_state(torch.load(src, weights_only=False, map_location="cpu")["model"])
+    if src.endswith(".safetensors"):
+        return decode_state(load_file(src))
+    from geoseg.models.registry import get_card
 
-            card = get_card(src)
-            card.verify_weights()
-            path = card.weights_path
-        state = load_file(str(path))
-    return {k: v.float() for k, v in state.items()}
+    card = get_card(src)
+    card.verify_weights()
+    return decode_state(load_file(str(card.weights_path)))
 
 
 def _init_from(model, source: str, whole: bool) -> None:

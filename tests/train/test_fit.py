@@ -55,7 +55,7 @@ def test_training_lowers_the_loss_checkpoints_and_exports(experiment):
     out = experiment / "run"
     card = experiment / "card.json"
     card.write_text(json.dumps({"gsd_m": 0.3, "gsd_valid_m": [0.1, 0.6], "tile_size": 64, "overlap": 16, "threshold": 0.5}))
-    r = CliRunner().invoke(cli, ["train", str(experiment / "exp.toml"), "--out", str(out), "--export", str(experiment / "models"), "--card", str(card)])
+    r = CliRunner().invoke(cli, ["train", str(experiment / "exp.toml"), "--out", str(out), "--export", str(experiment / "models"), "--card", str(card), "--int8"])
     assert r.exit_code == 0, r.output
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [x["epoch"] for x in log] == [0, 1, 2]
@@ -66,6 +66,7 @@ def test_training_lowers_the_loss_checkpoints_and_exports(experiment):
     exported = get_card(str(experiment / "models" / "tiny.json"))
     exported.verify_weights()
     assert exported.outputs == ("building", "border") and exported.raw["training"]["config"]["name"] == "tiny"
+    assert exported.raw["weights_encoding"] == "int8"
 
 
 def test_an_interrupted_run_resumes_where_it_stopped(experiment):
@@ -257,3 +258,28 @@ def test_an_export_without_card_fields_loads_and_a_fine_tune_inherits_its_parent
 
     orphan = get_card(str(export(experiment / "f" / "last.pt", experiment / "m3")))
     assert orphan.threshold == 0.5 and "card_defaults_from" not in orphan.raw
+
+
+def test_an_int8_export_is_smaller_loads_and_predicts_like_the_fp16_one(experiment):
+    import subprocess
+    import sys
+    import tomllib
+
+    from geoseg.engine.predictor import Predictor
+    from geoseg.models.loading import load_module
+    from geoseg.models.registry import get_card
+    from geoseg.train.export import export
+    from geoseg.train.fit import fit
+
+    cfg = tomllib.loads((experiment / "exp.toml").read_text())
+    cfg["train"].update(epochs=1, steps_per_epoch=2)
+    fit(cfg, experiment / "q")
+    half = get_card(str(export(experiment / "q" / "last.pt", experiment / "fp16")))
+    subprocess.run([sys.executable, "-m", "geoseg.train.export", str(experiment / "q" / "last.pt"), str(experiment / "int8"), "--int8"],
+                   check=True, capture_output=True)
+    q = get_card(str(experiment / "int8" / "tiny.json"))
+    assert (half.raw["weights_encoding"], q.raw["weights_encoding"]) == ("fp16", "int8")
+    assert q.weights_path.stat().st_size < 0.6 * half.weights_path.stat().st_size
+    tiles = np.random.default_rng(1).integers(0, 255, size=(2, 3, 64, 64), dtype=np.uint8)
+    a, b = (Predictor(load_module(c), c, device="cpu", precision="fp32", batch_size=2)(tiles) for c in (half, q))
+    assert np.abs(a - b).max() < 0.02, np.abs(a - b).max()
