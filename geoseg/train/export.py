@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from geoseg.io.atomic import atomic_output
 from geoseg.models.card import file_sha256
 from geoseg.models.normalize import DEFAULT_NORMALIZATION
 from geoseg.train.regions import TARGETS
@@ -91,14 +92,16 @@ def export(checkpoint: Path, out_dir: Path, card_extra: dict[str, Any] | None = 
     name = cfg["name"]
     out_dir.mkdir(parents=True, exist_ok=True)
     weights = out_dir / f"{name}.safetensors"
-    tensors = encode_state(ck["model"], encoding)
-    save_file(tensors, str(weights), metadata={"name": name, "encoding": encoding})
+    with atomic_output(weights) as tmp:  # whole or absent, like every geoseg output
+        save_file(encode_state(ck["model"], encoding), str(tmp), metadata={"name": name, "encoding": encoding})
+        tmp.chmod(0o644)  # safetensors creates files readable by their owner only
+        digest = file_sha256(tmp)
     card = {
         "name": name,
         "architecture": cfg["architecture"],
         "outputs": list(TARGETS[: int(cfg["architecture"].get("classes", 1))]),
         "weights": weights.name,
-        "sha256": file_sha256(weights),
+        "sha256": digest,
         "weights_encoding": encoding,
         "input": {"bands": ["red", "green", "blue"], "normalization": cfg.get("normalization", DEFAULT_NORMALIZATION),
                   "dtype_rule": "uint8 as is; other dtypes: each band's 2nd-98th percentile mapped linearly to 0-255"},
@@ -109,7 +112,8 @@ def export(checkpoint: Path, out_dir: Path, card_extra: dict[str, Any] | None = 
         **(card_extra or {}),
     }
     path = out_dir / f"{name}.json"
-    path.write_text(json.dumps(card, indent=2) + "\n")
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(card, indent=2) + "\n")
     return path
 
 

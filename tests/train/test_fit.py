@@ -263,6 +263,7 @@ def test_an_export_without_card_fields_loads_and_a_fine_tune_inherits_its_parent
 def test_an_int8_export_is_smaller_loads_and_predicts_like_the_fp16_one(experiment):
     import subprocess
     import sys
+
     import tomllib
 
     from geoseg.engine.predictor import Predictor
@@ -280,6 +281,8 @@ def test_an_int8_export_is_smaller_loads_and_predicts_like_the_fp16_one(experime
     q = get_card(str(experiment / "int8" / "tiny.json"))
     assert (half.raw["weights_encoding"], q.raw["weights_encoding"]) == ("fp16", "int8")
     assert q.weights_path.stat().st_size < 0.6 * half.weights_path.stat().st_size
+    assert sorted(p.name for p in (experiment / "int8").iterdir()) == ["tiny.json", "tiny.safetensors"], "no temp files left"
+    assert q.weights_path.stat().st_mode & 0o044 == 0o044, "readable by others, like any installed model"
     tiles = np.random.default_rng(1).integers(0, 255, size=(2, 3, 64, 64), dtype=np.uint8)
     a, b = (Predictor(load_module(c), c, device="cpu", precision="fp32", batch_size=2)(tiles) for c in (half, q))
     assert np.abs(a - b).max() < 0.02, np.abs(a - b).max()
