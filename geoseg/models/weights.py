@@ -49,10 +49,6 @@ def decode_state(stored: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def encoding_of(stored: dict[str, torch.Tensor]) -> str:
-    return "int8" if any(k.endswith(SCALE_SUFFIX) for k in stored) else "fp16"
-
-
 def _goes_int8(value: torch.Tensor) -> bool:
     return value.is_floating_point() and value.ndim == 4 and value.numel() >= INT8_MIN_WEIGHTS
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from geoseg.errors import ConfigError, GeosegError
-from geoseg.models.weights import INT8_MIN_WEIGHTS, SCALE_SUFFIX, decode_state, encode_state, encoding_of
+from geoseg.models.weights import INT8_MIN_WEIGHTS, SCALE_SUFFIX, decode_state, encode_state
 
 
 @pytest.fixture
@@ -20,7 +20,6 @@ def test_large_kernels_go_int8_with_one_scale_per_output_channel(state):
     stored = encode_state(state, "int8")
     assert stored["big.weight"].dtype == torch.int8 and stored["big.weight" + SCALE_SUFFIX].shape == (128,)
     assert stored["small.weight"].dtype == torch.float16 and stored["bn.num_batches_tracked"].dtype == torch.int64
-    assert encoding_of(stored) == "int8" and encoding_of(encode_state(state)) == "fp16"
 
 
 def test_decoding_gives_float32_weights_within_half_a_step_of_each_channel(state):
