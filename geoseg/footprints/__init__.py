@@ -8,4 +8,5 @@ Import the functions from their modules (the package re-exports nothing, since
 * :func:`geoseg.footprints.polygons.polygons_from_labels`: labels -> map-coordinate polygons.
 * :func:`geoseg.footprints.regularize.regularize`: square an outline, behind an IoU gate.
 * :func:`geoseg.footprints.raster.vectorize_raster`: a whole raster, in bounded memory.
+* :class:`geoseg.footprints.finish.Finisher`: pixel-space instances -> output footprints (CRS, simplification, squaring, area filter).
 """

@@ -11,7 +11,8 @@ from shapely.geometry import box
 
 from geoseg.config import VectorizeConfig
 from geoseg.errors import Cancelled, ConfigError, InputError, RasterReadError
-from geoseg.footprints.raster import COLUMNS, vectorize_raster
+from geoseg.footprints.finish import COLUMNS
+from geoseg.footprints.raster import vectorize_raster
 from geoseg.footprints.regularize import iou
 
 UTM = Affine(0.5, 0.0, 500000.0, 0.0, -0.5, 5000000.0)  # 0.5 m pixels, EPSG:32633

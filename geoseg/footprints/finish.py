@@ -1,0 +1,173 @@
+"""Pixel-space building instances -> output footprints: map and metric coordinates, simplification,
+squaring, the area filter, the output CRS, and the output table (columns, order)."""
+
+from __future__ import annotations
+
+import numpy as np
+from affine import Affine
+
+from geoseg.config import VectorizeConfig
+from geoseg.footprints.regularize import regularize
+from geoseg.georef import metric_crs_for
+from geoseg.grid import RasterGrid
+
+COLUMNS = ["id", "area_m2", "p_mean", "gsd_m", "model", "reg_status", "geometry"]
+_WKB_CHUNK = 65536  # footprints decoded at once when the output frame is built
+
+
+class Finisher:
+    """Pixel-space instances -> final footprints, batch by batch; keeps only what the output holds.
+
+    Per batch: canonical pixel rings (no collinear vertices, as left where fragments
+    were dissolved; fixed start and orientation: the representative point, the order
+    and the simplification do not depend on the blocks), the representative point
+    (for the output order), map then metric coordinates, simplification, squaring,
+    metric area, the area filter and the output CRS.
+    """
+
+    def __init__(self, grid: RasterGrid, gsd_m: float, cfg: VectorizeConfig, out_crs) -> None:
+        from rasterio.crs import CRS
+
+        self.grid, self.gsd_m, self.cfg = grid, gsd_m, cfg
+        src_crs = CRS.from_user_input(grid.crs)
+        self.dst_crs = src_crs if out_crs is None else CRS.from_user_input(out_crs)
+        metric_crs = metric_crs_for(grid)
+        self.unit_m = metric_crs.linear_units_factor[1]  # metres per metric-CRS unit
+        self.to_metric = None if metric_crs == src_crs else _transformer(src_crs, metric_crs)
+        self.to_dst = None if self.dst_crs == metric_crs else _transformer(metric_crs, self.dst_crs)
+        tolerance_m = gsd_m if cfg.simplify_m is None else cfg.simplify_m
+        self.tolerance = tolerance_m / self.unit_m
+        self.batches: list[tuple] = []  # (WKB of the batch's geometries, their sizes, anchor_x, anchor_y, area_m2, p_mean, reg_status)
+
+    def add(self, pixel_polys: list, p_mean: list[float]) -> None:
+        import shapely
+
+        pixel_geoms = np.empty(len(pixel_polys), dtype=object)
+        pixel_geoms[:] = pixel_polys
+        pixel_geoms = shapely.normalize(shapely.simplify(pixel_geoms, 0.0))
+        anchor_xy = shapely.get_coordinates(shapely.point_on_surface(pixel_geoms))
+        geoms = _to_map(pixel_geoms, self.grid.transform)
+        del pixel_geoms
+        if self.to_metric is not None:
+            geoms = _reproject(geoms, self.to_metric)
+        geoms = _simplified(geoms, self.tolerance)
+        reg_status = np.full(len(geoms), -1, dtype=np.int64)
+        if self.cfg.regularize:
+            reg_status = _squared_in_place(geoms, self.cfg, self.unit_m)
+        area_m2 = shapely.area(geoms) * self.unit_m**2
+        keep = area_m2 >= self.cfg.min_area_m2
+        if not keep.any():
+            return
+        geoms = geoms[keep]
+        if self.to_dst is not None:
+            geoms = _reproject(geoms, self.to_dst)
+        wkb = shapely.to_wkb(geoms)
+        del geoms
+        sizes = np.fromiter(map(len, wkb), dtype=np.int64, count=len(wkb))
+        p_mean_a = np.asarray(p_mean, dtype=np.float64)
+        self.batches.append((b"".join(wkb), sizes, anchor_xy[keep, 0], anchor_xy[keep, 1], area_m2[keep],
+                             p_mean_a[keep], reg_status[keep]))
+
+    def frame(self, model_name: str):
+        """The output GeoDataFrame, sorted top-to-bottom then left-to-right by representative point."""
+        import geopandas as gpd
+        import shapely
+
+        if not self.batches:
+            return empty_footprints(self.dst_crs)
+        buffers = [b[0] for b in self.batches]
+        sizes, anchor_x, anchor_y, area_m2, p_mean, reg_status = (np.concatenate(c) for c in list(zip(*self.batches))[1:])
+        batch_of = np.repeat(np.arange(len(buffers)), [len(b[1]) for b in self.batches])
+        self.batches = []
+        start = np.cumsum(sizes) - sizes  # within the whole sequence of buffers ...
+        start -= np.repeat(np.cumsum([0] + [len(b) for b in buffers[:-1]]), np.bincount(batch_of, minlength=len(buffers)))
+        order = np.lexsort((anchor_x, anchor_y))  # rows (y) first, then columns (x)
+        n = len(order)
+        geoms = np.empty(n, dtype=object)
+        for k0 in range(0, n, _WKB_CHUNK):  # decode in chunks: few temporary bytes objects at a time
+            idx = order[k0 : k0 + _WKB_CHUNK]
+            wkb = np.empty(len(idx), dtype=object)
+            wkb[:] = [buffers[b][s : s + z] for b, s, z in zip(batch_of[idx], start[idx], sizes[idx])]
+            geoms[k0 : k0 + len(idx)] = shapely.from_wkb(wkb)
+        del buffers
+        columns = {
+            "id": np.arange(1, n + 1, dtype=np.int64),
+            "area_m2": area_m2[order],
+            "p_mean": p_mean[order],
+            "gsd_m": np.full(n, self.gsd_m, dtype=np.float64),
+            "model": np.full(n, model_name, dtype=object),
+            "reg_status": reg_status[order],
+        }
+        return gpd.GeoDataFrame(columns, geometry=gpd.GeoSeries(geoms, crs=self.dst_crs).values, crs=self.dst_crs)[COLUMNS]
+
+
+def _transformer(src_crs, dst_crs):
+    """``(x, y)`` transformer between two CRSs (as GeoPandas' ``to_crs`` builds it), None if they are the same."""
+    from pyproj import CRS as ProjCRS
+    from pyproj import Transformer
+
+    src, dst = ProjCRS.from_user_input(src_crs), ProjCRS.from_user_input(dst_crs)
+    return None if src.is_exact_same(dst) else Transformer.from_crs(src, dst, always_xy=True)
+
+
+def _reproject(geoms: np.ndarray, transformer) -> np.ndarray:
+    import shapely
+
+    def xy(coords: np.ndarray) -> np.ndarray:
+        return np.column_stack(transformer.transform(coords[:, 0], coords[:, 1]))
+
+    return shapely.transform(geoms, xy)
+
+
+def _squared_in_place(geoms: np.ndarray, cfg: VectorizeConfig, unit_m: float) -> np.ndarray:
+    """Regularise ``geoms`` (metric frame) in place; returns the status per geometry.
+
+    A squared outline has IoU >= min_iou with its input, so its area is at most
+    area / min_iou: inputs below ``min_area_m2 * min_iou`` would be dropped anyway
+    and are skipped (status -1).
+    """
+    import shapely
+
+    status = np.full(len(geoms), -1, dtype=np.int64)
+    candidates = shapely.area(geoms) * unit_m**2 >= cfg.min_area_m2 * min(cfg.regularize_min_iou, 1.0)
+    for i in np.flatnonzero(candidates):
+        geoms[i], status[i] = regularize(geoms[i], cfg.regularize_min_iou)
+    return status
+
+
+def empty_footprints(crs=None):
+    """A footprint GeoDataFrame with the output columns and dtypes and no rows."""
+    import geopandas as gpd
+    import pandas as pd
+
+    columns = {
+        "id": pd.Series([], dtype="int64"),
+        "area_m2": pd.Series([], dtype="float64"),
+        "p_mean": pd.Series([], dtype="float64"),
+        "gsd_m": pd.Series([], dtype="float64"),
+        "model": pd.Series([], dtype="object"),
+        "reg_status": pd.Series([], dtype="int64"),
+    }
+    return gpd.GeoDataFrame(columns, geometry=gpd.GeoSeries([], crs=crs), crs=crs)[COLUMNS]
+
+
+def _to_map(pixel_geoms: np.ndarray, transform: Affine) -> np.ndarray:
+    """Apply the raster's affine to geometries in pixel ``(col, row)`` coordinates."""
+    import shapely
+
+    t = transform
+
+    def affine_xy(xy: np.ndarray) -> np.ndarray:
+        return np.column_stack([t.a * xy[:, 0] + t.b * xy[:, 1] + t.c, t.d * xy[:, 0] + t.e * xy[:, 1] + t.f])
+
+    return shapely.transform(pixel_geoms, affine_xy)
+
+
+def _simplified(geoms: np.ndarray, tolerance: float) -> np.ndarray:
+    """Topology-preserving Douglas-Peucker; any result that is not a valid non-empty polygon keeps the input."""
+    import shapely
+
+    simple = shapely.simplify(geoms, tolerance, preserve_topology=True)
+    bad = shapely.is_empty(simple) | ~shapely.is_valid(simple) | (shapely.get_type_id(simple) != 3)
+    simple[bad] = geoms[bad]
+    return simple
