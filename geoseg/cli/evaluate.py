@@ -29,15 +29,17 @@ from geoseg.cli.errors import handle_errors
 @o.tile_size
 @o.overlap
 @o.tta
+@o.progress
 @handle_errors
 def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, gsd_sweep, models, breakdown, plot, keep_dir, tile_size,
-             overlap, tta):
+             overlap, tta, progress_mode):
     """Pixel IoU, precision, recall, F1 and object F1 (one-to-one at IoU >= 0.5) of PRED against --truth.
 
     With --gsd-sweep, PRED is an image: it is resampled to each GSD, segmented with each --model, and scored.
     """
     if gsd_sweep:
-        _sweep(pred, truth, gsd_sweep, models, plot, as_json, tile_size, overlap, tta, breakdown, threshold, keep_dir)
+        _sweep(pred, truth, gsd_sweep, models, plot, as_json, tile_size, overlap, tta, breakdown, threshold, keep_dir,
+               o.make_progress(progress_mode))
         return
     if tile_size is not None or overlap is not None or tta != "none" or keep_dir is not None:
         raise click.UsageError("--tile-size, --overlap, --tta and --keep apply to --gsd-sweep runs only")
@@ -55,7 +57,7 @@ def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, gsd_sweep, 
 
 
 def _sweep(raster, truth, gsds_text, models, plot, as_json, tile_size=None, overlap=None, tta="none", breakdown=False,
-           threshold=None, keep_dir=None):
+           threshold=None, keep_dir=None, progress=None):
     from geoseg.config import SegmentConfig, VectorizeConfig
     from geoseg.evaluate.sweep import curve_label, gsd_sweep, plot_sweep
 
@@ -65,7 +67,11 @@ def _sweep(raster, truth, gsds_text, models, plot, as_json, tile_size=None, over
         raise click.BadParameter(f"{gsds_text!r}: give comma-separated metres, e.g. 0.15,0.3,0.6", param_hint="--gsd-sweep") from None
     # None: each model card's own
     base = SegmentConfig(tile_size=tile_size, overlap=overlap, tta=tta, vectorize=VectorizeConfig(threshold=threshold))
-    by_model = {m: gsd_sweep(raster, truth, gsds, m, base_config=base, breakdown=breakdown, keep_dir=keep_dir) for m in models}
+    try:
+        by_model = {m: gsd_sweep(raster, truth, gsds, m, progress, base_config=base, breakdown=breakdown, keep_dir=keep_dir)
+                    for m in models}
+    finally:  # the last bar ends before the results are printed
+        getattr(progress, "close", lambda: None)()
     if plot:
         plot_sweep(by_model, plot)
     if as_json:  # one model: a list of rows per GSD; several: {model: rows}

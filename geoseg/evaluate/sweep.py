@@ -17,25 +17,31 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
 
     ``keep_dir``: keep each run's footprints and probability raster there
     (``<card name>_<gsd>m.gpkg`` and ``..._prob.tif``; rows name them in ``pred`` and ``prob``),
-    so they can be looked at or re-scored (e.g. ``geoseg vectorize``) without running the model again."""
+    so they can be looked at or re-scored (e.g. ``geoseg vectorize``) without running the model again.
+
+    ``progress`` sees each run's stages named ``"<card name> @ <gsd> m: <stage>"``; cancelling it stops
+    the sweep (:class:`geoseg.errors.Cancelled`) within the run in progress."""
     from dataclasses import replace
 
     from geoseg.config import SegmentConfig
     from geoseg.engine.segment import segment
     from geoseg.evaluate.run import evaluate
     from geoseg.models.registry import get_card
+    from geoseg.progress import NullProgress, check_cancel
 
     cfg = base_config or SegmentConfig(model=model)
+    progress = progress or NullProgress()
     card = get_card(model)
     rows = []
     if keep_dir is not None:
         Path(keep_dir).mkdir(parents=True, exist_ok=True)
     for g in gsds:
+        check_cancel(progress)
         with _run_dir(keep_dir) as folder:
             stem = f"{card.name}_{g:g}m" if keep_dir is not None else "b"
             out, prob = Path(folder) / f"{stem}.gpkg", (Path(folder) / f"{stem}_prob.tif" if keep_dir is not None else None)
-            res = segment(raster, out, prob, replace(cfg, model=model, gsd_m=g, allow_any_gsd=True), progress,
-                          return_footprints=False)
+            res = segment(raster, out, prob, replace(cfg, model=model, gsd_m=g, allow_any_gsd=True),
+                          _Prefixed(progress, f"{card.name} @ {g:g} m: "), return_footprints=False)
             tiles = res.plan.tiles
             scores = evaluate(str(out), truth, raster=raster, breakdown=breakdown)
             scores["threshold"] = cfg.vectorize.threshold if cfg.vectorize.threshold is not None else card.threshold
@@ -43,6 +49,19 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
                 scores["prob"] = str(prob)
             rows.append({"model": card.name, "gsd_m": g, "tile_size": tiles.tile_size, "overlap": tiles.overlap, "tta": cfg.tta, **scores})
     return rows
+
+
+class _Prefixed:
+    """A progress reporter whose stage names start with ``prefix`` (which model, which GSD)."""
+
+    def __init__(self, progress, prefix: str) -> None:
+        self.progress, self.prefix = progress, prefix
+
+    def update(self, done: int, total: int, stage: str) -> None:
+        self.progress.update(done, total, self.prefix + stage)
+
+    def cancelled(self) -> bool:
+        return self.progress.cancelled()
 
 
 def _run_dir(keep_dir):

@@ -155,6 +155,21 @@ def test_gsd_sweep_keeps_each_run_when_asked(tmp_path, pixel_card):
     assert r.exit_code == 2 and "--gsd-sweep" in r.output
 
 
+def test_gsd_sweep_reports_progress_per_model_and_gsd(tmp_path, pixel_card):
+    rects = [(21, 23, 99, 98)]
+    raster = write_raster(tmp_path / "in.tif", scene((160, 160), rects))
+    gpd.GeoDataFrame(geometry=[b(*r) for r in rects], crs=32633).to_file(tmp_path / "t.gpkg")
+    r = CliRunner().invoke(cli, ["evaluate", str(raster), "--truth", str(tmp_path / "t.gpkg"), "--gsd-sweep", "1,2.5",
+                                 "--model", str(pixel_card), "--progress", "json", "--json"])
+    assert r.exit_code == 0, r.output
+    assert [x["gsd_m"] for x in json.loads(r.stdout)] == [1.0, 2.5], "progress never reaches stdout"
+    recs = [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
+    prefixes = {rec["stage"].split(": ")[0] for rec in recs}
+    assert prefixes == {"pixel-test @ 1 m", "pixel-test @ 2.5 m"}, prefixes
+    finals = [rec for rec in recs if rec["done"] == rec["total"] and rec["total"] > 0]
+    assert {rec["stage"].split(": ")[0] for rec in finals} == prefixes, "each run's stages run to their end"
+
+
 def pixel_card_tiles(card_path) -> tuple[int, int]:
     raw = json.loads(Path(card_path).read_text())
     return raw["tile_size"], raw["overlap"]
