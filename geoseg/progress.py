@@ -32,6 +32,19 @@ class NullProgress:
         return False
 
 
+class Prefixed:
+    """Another reporter, with ``prefix`` before every stage name (e.g. which model and GSD of a sweep)."""
+
+    def __init__(self, progress: Progress, prefix: str) -> None:
+        self.progress, self.prefix = progress, prefix
+
+    def update(self, done: int, total: int, stage: str) -> None:
+        self.progress.update(done, total, self.prefix + stage)
+
+    def cancelled(self) -> bool:
+        return self.progress.cancelled()
+
+
 def check_cancel(progress: Progress) -> None:
     if progress.cancelled():
         raise Cancelled("cancelled; rerun the same command to resume from the finished tiles")

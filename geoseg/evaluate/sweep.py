@@ -27,7 +27,7 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
     from geoseg.engine.segment import segment
     from geoseg.evaluate.run import evaluate
     from geoseg.models.registry import get_card
-    from geoseg.progress import NullProgress, check_cancel
+    from geoseg.progress import NullProgress, Prefixed, check_cancel
 
     cfg = base_config or SegmentConfig(model=model)
     progress = progress or NullProgress()
@@ -41,7 +41,7 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
             stem = f"{card.name}_{g:g}m" if keep_dir is not None else "b"
             out, prob = Path(folder) / f"{stem}.gpkg", (Path(folder) / f"{stem}_prob.tif" if keep_dir is not None else None)
             res = segment(raster, out, prob, replace(cfg, model=model, gsd_m=g, allow_any_gsd=True),
-                          _Prefixed(progress, f"{card.name} @ {g:g} m: "), return_footprints=False)
+                          Prefixed(progress, f"{card.name} @ {g:g} m: "), return_footprints=False)
             tiles = res.plan.tiles
             scores = evaluate(str(out), truth, raster=raster, breakdown=breakdown)
             scores["threshold"] = cfg.vectorize.threshold if cfg.vectorize.threshold is not None else card.threshold
@@ -49,19 +49,6 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
                 scores["prob"] = str(prob)
             rows.append({"model": card.name, "gsd_m": g, "tile_size": tiles.tile_size, "overlap": tiles.overlap, "tta": cfg.tta, **scores})
     return rows
-
-
-class _Prefixed:
-    """A progress reporter whose stage names start with ``prefix`` (which model, which GSD)."""
-
-    def __init__(self, progress, prefix: str) -> None:
-        self.progress, self.prefix = progress, prefix
-
-    def update(self, done: int, total: int, stage: str) -> None:
-        self.progress.update(done, total, self.prefix + stage)
-
-    def cancelled(self) -> bool:
-        return self.progress.cancelled()
 
 
 def _run_dir(keep_dir):

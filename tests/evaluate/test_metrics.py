@@ -170,6 +170,33 @@ def test_gsd_sweep_reports_progress_per_model_and_gsd(tmp_path, pixel_card):
     assert {rec["stage"].split(": ")[0] for rec in finals} == prefixes, "each run's stages run to their end"
 
 
+class _CancelAfter:
+    """Cancels once ``n`` updates have been seen; records the stages it saw."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.stages = n, []
+
+    def update(self, done: int, total: int, stage: str) -> None:
+        self.stages.append(stage)
+
+    def cancelled(self) -> bool:
+        return len(self.stages) >= self.n
+
+
+def test_a_cancelled_sweep_stops_and_leaves_no_kept_files(tmp_path, pixel_card):
+    from geoseg.errors import Cancelled
+    from geoseg.evaluate.sweep import gsd_sweep
+
+    rects = [(21, 23, 99, 98)]
+    raster = write_raster(tmp_path / "in.tif", scene((160, 160), rects))
+    gpd.GeoDataFrame(geometry=[b(*r) for r in rects], crs=32633).to_file(tmp_path / "t.gpkg")
+    reporter = _CancelAfter(1)
+    with pytest.raises(Cancelled):
+        gsd_sweep(str(raster), str(tmp_path / "t.gpkg"), [1.0, 2.5], str(pixel_card), reporter, keep_dir=tmp_path / "k")
+    assert reporter.stages and all(s.startswith("pixel-test @ 1 m: ") for s in reporter.stages), "stopped in the first run"
+    assert not list((tmp_path / "k").glob("*.gpkg")), "no footprints from a cancelled run"
+
+
 def pixel_card_tiles(card_path) -> tuple[int, int]:
     raw = json.loads(Path(card_path).read_text())
     return raw["tile_size"], raw["overlap"]
