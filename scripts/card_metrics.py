@@ -5,7 +5,8 @@
         --native docs/eval/r3_native_scinet-r18-buildings.json --val-iou banepa_mosaic_z21@0.3
 
 ``--sweep NAME=FILE``: output of ``geoseg evaluate --gsd-sweep --json`` (a list of rows, or one list per
-model). ``--native FILE``: output of ``scripts/eval_model.py --gsd native --json``. The card's sha256 and
+model); ``FILE#KEY`` picks the list under KEY instead of ``--model``. ``--imagery-sweep NAME=FILE[#KEY]``: the
+same from ``--sweep-mode imagery`` (metrics.imagery_sweep, rows keep the GSD the model ran at). ``--native FILE``: output of ``scripts/eval_model.py --gsd native --json``. The card's sha256 and
 weights are not touched.
 """
 
@@ -19,8 +20,9 @@ KEEP = ("iou", "precision", "recall", "f1", "obj_f1", "n_pred", "n_truth", "tile
 
 
 def _rows(path: str, model: str) -> list[dict]:
+    path, _, key = path.partition("#")
     data = json.loads(Path(path).read_text())
-    return data if isinstance(data, list) else data[model]
+    return data if isinstance(data, list) else data[key or model]
 
 
 def _short(row: dict, keys=KEEP) -> dict:
@@ -32,6 +34,7 @@ def main() -> None:
     ap.add_argument("card")
     ap.add_argument("--model", required=True, help="the model's name in the sweep files")
     ap.add_argument("--sweep", action="append", default=[], help="NAME=FILE")
+    ap.add_argument("--imagery-sweep", action="append", default=[], help="NAME=FILE[#KEY]")
     ap.add_argument("--native", default=None)
     ap.add_argument("--val-iou", default=None, help="SET@GSD whose IoU becomes metrics.val_iou")
     ap.add_argument("--note", action="append", default=[], help="KEY=TEXT added to metrics")
@@ -46,6 +49,12 @@ def main() -> None:
         sweeps[name] = {f"{r['gsd_m']:g}": _short(r) for r in _rows(path, args.model)}
     if sweeps:
         metrics["gsd_sweep"] = sweeps
+    imagery = {}
+    for spec in args.imagery_sweep:
+        name, path = spec.split("=", 1)
+        imagery[name] = {f"{r['gsd_m']:g}": _short(r, ("run_gsd_m", *KEEP)) for r in _rows(path, args.model)}
+    if imagery:
+        metrics["imagery_sweep"] = imagery
     if args.native:
         rows = json.loads(Path(args.native).read_text())["results"]
         metrics["native_gsd"] = {Path(r["raster"]).stem: _short(r, ("native_gsd_m", "work_gsd_m", *KEEP)) for r in rows}
@@ -56,7 +65,7 @@ def main() -> None:
         key, text = spec.split("=", 1)
         metrics[key] = text
     card_path.write_text(json.dumps(card, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in metrics.items() if k not in ("gsd_sweep", "native_gsd")}, indent=2))
+    print(json.dumps({k: v for k, v in metrics.items() if k not in ("gsd_sweep", "imagery_sweep", "native_gsd")}, indent=2))
 
 
 if __name__ == "__main__":

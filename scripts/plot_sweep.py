@@ -16,11 +16,12 @@ def main() -> None:
     ap.add_argument("sweep_json")
     ap.add_argument("png")
     ap.add_argument("--metric", default="iou", help="iou, precision, recall, f1, obj_f1, ...")
+    ap.add_argument("--xlabel", default=None, help="x-axis label (default: ground sample distance (m))")
     args = ap.parse_args()
     with open(args.sweep_json) as f:
         data = json.load(f)
     by_model = data if isinstance(data, dict) else {"model": data}
-    print(plot_sweep(by_model, args.png, metric=args.metric))
+    print(plot_sweep(by_model, args.png, metric=args.metric, xlabel=args.xlabel))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,11 @@ from geoseg.cli.errors import handle_errors
 @click.option("--breakdown", is_flag=True,
               help="Also report how much of the pixel error is whole buildings missed or invented (needs a raster grid).")
 @click.option("--plot", default=None, help="With --gsd-sweep: write a PNG of IoU against GSD here.")
+@click.option("--sweep-mode", type=click.Choice(["model", "imagery"]), default="model", show_default=True,
+              help="With --gsd-sweep: 'model' runs the model at each GSD (the scale-invariance test); 'imagery' makes "
+                   "imagery of each GSD from PRED and segments it as `geoseg segment` would (at --gsd, default the model's).")
+@click.option("--gsd", type=o.GsdType(), default=None,
+              help="With --sweep-mode imagery: the GSD (m) to run the model at, or 'native'; default: the model card's.")
 @click.option("--keep", "keep_dir", default=None, metavar="DIR",
               help="With --gsd-sweep: keep each run's footprints and probability raster in DIR (MODEL_GSDm.gpkg, MODEL_GSDm_prob.tif).")
 @o.tile_size
@@ -31,18 +36,21 @@ from geoseg.cli.errors import handle_errors
 @o.tta
 @o.progress
 @handle_errors
-def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, gsd_sweep, models, breakdown, plot, keep_dir, tile_size,
-             overlap, tta, progress_mode):
+def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, gsd_sweep, models, breakdown, plot, sweep_mode, gsd,
+             keep_dir, tile_size, overlap, tta, progress_mode):
     """Pixel IoU, precision, recall, F1 and object F1 (one-to-one at IoU >= 0.5) of PRED against --truth.
 
     With --gsd-sweep, PRED is an image: it is resampled to each GSD, segmented with each --model, and scored.
+    --sweep-mode imagery instead makes imagery of each GSD and segments it as `geoseg segment` would.
     """
+    if gsd is not None and sweep_mode != "imagery":
+        raise click.UsageError("--gsd sets where the model runs in --sweep-mode imagery; in model mode it runs at each --gsd-sweep GSD")
     if gsd_sweep:
         _sweep(pred, truth, gsd_sweep, models, plot, as_json, tile_size, overlap, tta, breakdown, threshold, keep_dir,
-               o.make_progress(progress_mode))
+               o.make_progress(progress_mode), sweep_mode, gsd)
         return
-    if tile_size is not None or overlap is not None or tta != "none" or keep_dir is not None:
-        raise click.UsageError("--tile-size, --overlap, --tta and --keep apply to --gsd-sweep runs only")
+    if tile_size is not None or overlap is not None or tta != "none" or keep_dir is not None or sweep_mode != "model":
+        raise click.UsageError("--tile-size, --overlap, --tta, --keep and --sweep-mode apply to --gsd-sweep runs only")
     from geoseg.evaluate.run import RASTER_SUFFIXES
     from geoseg.evaluate.run import evaluate as run
 
@@ -57,7 +65,7 @@ def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, gsd_sweep, 
 
 
 def _sweep(raster, truth, gsds_text, models, plot, as_json, tile_size=None, overlap=None, tta="none", breakdown=False,
-           threshold=None, keep_dir=None, progress=None):
+           threshold=None, keep_dir=None, progress=None, mode="model", run_gsd=None):
     from geoseg.config import SegmentConfig, VectorizeConfig
     from geoseg.evaluate.sweep import curve_label, gsd_sweep, plot_sweep
 
@@ -66,19 +74,20 @@ def _sweep(raster, truth, gsds_text, models, plot, as_json, tile_size=None, over
     except ValueError:
         raise click.BadParameter(f"{gsds_text!r}: give comma-separated metres, e.g. 0.15,0.3,0.6", param_hint="--gsd-sweep") from None
     # None: each model card's own
-    base = SegmentConfig(tile_size=tile_size, overlap=overlap, tta=tta, vectorize=VectorizeConfig(threshold=threshold))
+    base = SegmentConfig(tile_size=tile_size, overlap=overlap, tta=tta, gsd_m=run_gsd, vectorize=VectorizeConfig(threshold=threshold))
     try:
-        by_model = {m: gsd_sweep(raster, truth, gsds, m, progress, base_config=base, breakdown=breakdown, keep_dir=keep_dir)
+        by_model = {m: gsd_sweep(raster, truth, gsds, m, progress, base_config=base, breakdown=breakdown, keep_dir=keep_dir, mode=mode)
                     for m in models}
     finally:  # the last bar ends before the results are printed
         getattr(progress, "close", lambda: None)()
     if plot:
-        plot_sweep(by_model, plot)
+        plot_sweep(by_model, plot, xlabel="GSD of the imagery (m)" if mode == "imagery" else None)
     if as_json:  # one model: a list of rows per GSD; several: {model: rows}
         click.echo(json.dumps(by_model[models[0]] if len(models) == 1 else by_model, indent=2))
         return
-    click.echo("model                  gsd_m   iou     f1      obj_f1  n_pred  n_truth")
+    click.echo("model                  gsd_m   run_at  iou     f1      obj_f1  n_pred  n_truth")
     for m, rows in by_model.items():
         label = curve_label(m, rows)
         for r in rows:
-            click.echo(f"{label[:22]:<22} {r['gsd_m']:<7} {r['iou']:.4f}  {r['f1']:.4f}  {r['obj_f1']:.4f}  {r['n_pred']:<7} {r['n_truth']}")
+            click.echo(f"{label[:22]:<22} {r['gsd_m']:<7} {r['run_gsd_m']:<7} {r['iou']:.4f}  {r['f1']:.4f}  {r['obj_f1']:.4f}  "
+                       f"{r['n_pred']:<7} {r['n_truth']}")

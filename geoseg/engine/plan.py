@@ -15,6 +15,7 @@ from geoseg.models.card import ModelCard
 from geoseg.tiling import TileGrid, column_blocks
 
 FAR_OUT_OF_RANGE = 4.0  # a native GSD this many times coarser than the valid range is refused
+SLACK = 1.02  # a measured native GSD within 2 % of the valid range counts as inside it (UTM scale, rounding)
 
 
 @dataclass(frozen=True)
@@ -47,20 +48,26 @@ class Plan:
         }
 
 
+def check_run_gsd(card: ModelCard, cfg: SegmentConfig) -> None:
+    """A GSD given in metres must lie in the model's valid range (unless the config allows any)."""
+    lo, hi = card.gsd_valid_m
+    if cfg.gsd_m not in (None, "native") and not lo <= cfg.gsd_m <= hi and not cfg.allow_any_gsd:
+        raise ConfigError(f"--gsd {cfg.gsd_m} m is outside model {card.name!r}'s valid range {lo}-{hi} m; pick a value inside it")
+
+
 def _work_gsd(card: ModelCard, cfg: SegmentConfig, native: float, path: str) -> float:
     lo, hi = card.gsd_valid_m
     if cfg.gsd_m == "native":  # run where the input is, resampling only into the valid range
-        if not lo <= native <= hi:
+        if not lo / SLACK <= native <= hi * SLACK:
             warnings.warn(f"{path}: ground resolution {native:.3f} m is outside model {card.name!r}'s valid range {lo}-{hi} m; "
                           f"running at {round(min(max(native, lo), hi), 4)} m", GsdWarning, stacklevel=3)
         return round(min(max(native, lo), hi), 4)
     if cfg.gsd_m is not None:
-        if not lo <= cfg.gsd_m <= hi and not cfg.allow_any_gsd:
-            raise ConfigError(f"--gsd {cfg.gsd_m} m is outside model {card.name!r}'s valid range {lo}-{hi} m; pick a value inside it")
+        check_run_gsd(card, cfg)
         return float(cfg.gsd_m)
     if native > hi * FAR_OUT_OF_RANGE:
         raise InputError(f"{path} has a ground resolution of {native:.2f} m, far coarser than model {card.name!r} supports ({lo}-{hi} m); use finer imagery or another model")
-    if native > hi:  # finer input is only averaged down to the model's GSD: nothing is lost, so no warning
+    if native > hi * SLACK:  # finer input is only averaged down to the model's GSD: nothing is lost, so no warning
         warnings.warn(f"{path}: ground resolution {native:.3f} m is coarser than model {card.name!r}'s valid range {lo}-{hi} m; "
                       "results may be poor: use finer imagery or a model trained for it", GsdWarning, stacklevel=3)
     return card.gsd_m

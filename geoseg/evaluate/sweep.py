@@ -7,16 +7,28 @@ import json
 import tempfile
 from pathlib import Path
 
+MODES = ("model", "imagery")
+
 
 def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default", progress=None,
-              base_config=None, breakdown: bool = False, keep_dir: str | Path | None = None) -> list[dict]:
-    """For each GSD: resample ``raster`` to it (on the fly), run ``model`` there, bring the
-    result back to the input grid and score it against ``truth``. Tiles are the model card's
+              base_config=None, breakdown: bool = False, keep_dir: str | Path | None = None,
+              mode: str = "model") -> list[dict]:
+    """For each GSD, score ``model`` against ``truth`` on ``raster`` seen at that GSD.
+
+    ``mode="model"``: resample ``raster`` to the GSD (on the fly) and run the model *there*: how the
+    network itself copes with each resolution (the scale-invariance test).
+    ``mode="imagery"``: first write ``raster`` as imagery captured at the GSD (averaged onto a metric grid,
+    :func:`geoseg.io.degrade.write_at_gsd`), then segment that as ``geoseg segment`` would: at the model
+    card's GSD unless ``base_config.gsd_m`` says otherwise. This is what a user with imagery of that GSD gets.
+    A GSD finer than the raster's own adds no detail; such rows say ``"finer_than_source": true``.
+
+    Either way the result is brought back to the input grid and scored there. Tiles are the model card's
     unless ``base_config`` sets them (likewise the footprint threshold, ``base_config.vectorize``);
-    each row records the tile size, overlap, test-time augmentation and threshold used.
+    each row records the tile size, overlap, test-time augmentation, threshold and the GSD the model ran at.
 
     ``keep_dir``: keep each run's footprints and probability raster there
-    (``<card name>_<gsd>m.gpkg`` and ``..._prob.tif``; rows name them in ``pred`` and ``prob``),
+    (``<card name>_<gsd>m.gpkg`` and ``..._prob.tif``, in imagery mode also the degraded input
+    ``..._input.tif``; rows name them in ``pred`` and ``prob``),
     so they can be looked at or re-scored (e.g. ``geoseg vectorize``) without running the model again.
 
     ``progress`` sees each run's stages named ``"<card name> @ <gsd> m: <stage>"``; cancelling it stops
@@ -24,14 +36,24 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
     from dataclasses import replace
 
     from geoseg.config import SegmentConfig
+    from geoseg.engine.plan import check_run_gsd
     from geoseg.engine.segment import segment
+    from geoseg.errors import ConfigError
     from geoseg.evaluate.run import evaluate
+    from geoseg.georef import ground_gsd_m
+    from geoseg.io.degrade import write_at_gsd
+    from geoseg.io.raster import inspect_raster
     from geoseg.models.registry import get_card
     from geoseg.progress import NullProgress, Prefixed, check_cancel
 
+    if mode not in MODES:
+        raise ConfigError(f"unknown sweep mode {mode!r}; use one of {', '.join(MODES)}")
     cfg = base_config or SegmentConfig(model=model)
     progress = progress or NullProgress()
     card = get_card(model)
+    if mode == "imagery":
+        check_run_gsd(card, cfg)  # before any imagery is made
+    source_gsd = ground_gsd_m(inspect_raster(raster, card.bands, cfg.bands).grid)
     rows = []
     if keep_dir is not None:
         Path(keep_dir).mkdir(parents=True, exist_ok=True)
@@ -40,14 +62,22 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
         with _run_dir(keep_dir) as folder:
             stem = f"{card.name}_{g:g}m" if keep_dir is not None else "b"
             out, prob = Path(folder) / f"{stem}.gpkg", (Path(folder) / f"{stem}_prob.tif" if keep_dir is not None else None)
-            res = segment(raster, out, prob, replace(cfg, model=model, gsd_m=g, allow_any_gsd=True),
-                          Prefixed(progress, f"{card.name} @ {g:g} m: "), return_footprints=False)
+            label = Prefixed(progress, f"{card.name} @ {g:g} m: ")
+            if mode == "model":
+                src, run_cfg = raster, replace(cfg, model=model, gsd_m=g, allow_any_gsd=True)
+            else:
+                src = str(Path(folder) / f"{stem}_input.tif")
+                write_at_gsd(raster, g, src, card.bands, cfg.bands, progress=label)
+                run_cfg = replace(cfg, model=model, bands=None)  # the degraded input holds the chosen bands, in order
+            res = segment(src, out, prob, run_cfg, label, return_footprints=False)
             tiles = res.plan.tiles
             scores = evaluate(str(out), truth, raster=raster, breakdown=breakdown)
             scores["threshold"] = cfg.vectorize.threshold if cfg.vectorize.threshold is not None else card.threshold
             if prob is not None:
                 scores["prob"] = str(prob)
-            rows.append({"model": card.name, "gsd_m": g, "tile_size": tiles.tile_size, "overlap": tiles.overlap, "tta": cfg.tta, **scores})
+            rows.append({"model": card.name, "gsd_m": g, "mode": mode, "run_gsd_m": res.plan.work_gsd_m,
+                         "source_gsd_m": round(source_gsd, 4), "finer_than_source": g < 0.99 * source_gsd,
+                         "tile_size": tiles.tile_size, "overlap": tiles.overlap, "tta": cfg.tta, **scores})
     return rows
 
 
@@ -58,7 +88,7 @@ def _run_dir(keep_dir):
     return tempfile.TemporaryDirectory(prefix="geoseg-sweep-")
 
 
-def plot_sweep(rows_by_model: dict[str, list[dict]], path: str | Path, metric: str = "iou") -> Path:
+def plot_sweep(rows_by_model: dict[str, list[dict]], path: str | Path, metric: str = "iou", xlabel: str | None = None) -> Path:
     """PNG of ``metric`` against GSD (log axis), one line per model."""
     try:
         import matplotlib
@@ -73,7 +103,7 @@ def plot_sweep(rows_by_model: dict[str, list[dict]], path: str | Path, metric: s
     for name, rows in rows_by_model.items():
         ax.plot([r["gsd_m"] for r in rows], [r[metric] for r in rows], marker="o", label=curve_label(name, rows))
     ax.set_xscale("log")
-    ax.set_xlabel("ground sample distance (m)")
+    ax.set_xlabel(xlabel or "ground sample distance (m)")
     ax.set_ylabel(metric)
     ax.set_ylim(0, 1)
     ax.grid(True, alpha=0.3)

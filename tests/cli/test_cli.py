@@ -174,6 +174,16 @@ def test_coarser_than_the_valid_range_warns_but_runs(tmp_path, pixel_card):
     assert r.exit_code == 0 and "geoseg: warning:" in r.stderr and "coarser than" in r.stderr and "valid range" in r.stderr
 
 
+def test_a_raster_at_the_edge_of_the_valid_range_does_not_warn(tmp_path, pixel_card):
+    """4 m UTM pixels measure 4.0016 m on the ground at the central meridian (scale 0.9996): that is the model's
+    upper limit (4 m), not beyond it."""
+    from affine import Affine
+
+    p = write_raster(tmp_path / "edge.tif", scene((40, 40), [(5, 5, 25, 25)]), transform=Affine(4, 0, 500000, 0, -4, 5000000))
+    r = run("segment", p, "-o", tmp_path / "o.gpkg", "--model", pixel_card, "--progress", "none")
+    assert r.exit_code == 0 and "warning" not in r.stderr, r.stderr
+
+
 def test_finer_than_the_valid_range_is_averaged_down_without_a_warning(tmp_path, pixel_card):
     """Drone imagery finer than the model's range loses nothing when averaged down to the model's GSD."""
     from affine import Affine

@@ -170,6 +170,44 @@ def test_gsd_sweep_reports_progress_per_model_and_gsd(tmp_path, pixel_card):
     assert {rec["stage"].split(": ")[0] for rec in finals} == prefixes, "each run's stages run to their end"
 
 
+def test_imagery_mode_degrades_the_input_then_runs_where_segment_would(tmp_path, pixel_card):
+    """Imagery mode: each GSD is the imagery's; the model runs at the card's GSD (1 m) unless --gsd says otherwise."""
+    import rasterio
+
+    rects = [(21, 23, 99, 98), (141, 119, 219, 221)]
+    raster = write_raster(tmp_path / "in.tif", scene((240, 240), rects))
+    gpd.GeoDataFrame(geometry=[b(*r) for r in rects], crs=32633).to_file(tmp_path / "t.gpkg")
+    args = ["evaluate", str(raster), "--truth", str(tmp_path / "t.gpkg"), "--gsd-sweep", "0.5,1,5", "--model", str(pixel_card), "--json"]
+    keep = tmp_path / "kept"
+    r = CliRunner().invoke(cli, [*args, "--sweep-mode", "imagery", "--keep", str(keep)])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    assert [(x["gsd_m"], x["run_gsd_m"], x["mode"]) for x in rows] == [(0.5, 1.0, "imagery"), (1.0, 1.0, "imagery"), (5.0, 1.0, "imagery")]
+    assert [x["finer_than_source"] for x in rows] == [True, False, False]
+    assert all(x["source_gsd_m"] == pytest.approx(1.0, abs=0.001) for x in rows)
+    with rasterio.open(keep / "pixel-test_5m_input.tif") as ds:
+        assert ds.res == (5.0, 5.0), "the imagery the model saw was made at the swept GSD"
+    assert rows[1]["iou"] > 0.95 and all(x["obj_tp"] == 2 for x in rows)
+    assert rows[2]["iou"] < rows[1]["iou"], "5 m imagery has blurred outlines even when the model runs at 1 m"
+
+    r = CliRunner().invoke(cli, [*args, "--sweep-mode", "imagery", "--gsd", "2"])
+    assert r.exit_code == 0, r.output
+    assert [x["run_gsd_m"] for x in json.loads(r.stdout)] == [2.0, 2.0, 2.0]
+    r = CliRunner().invoke(cli, [*args, "--sweep-mode", "imagery", "--gsd", "9", "--progress", "json"])
+    assert r.exit_code == 2 and "valid range" in r.output and "degrade" not in r.stderr, "refused before any imagery is made"
+
+    r = CliRunner().invoke(cli, args)  # model mode, the default: the model runs at each GSD
+    assert r.exit_code == 0, r.output
+    model_rows = json.loads(r.stdout)
+    assert [(x["run_gsd_m"], x["mode"]) for x in model_rows] == [(0.5, "model"), (1.0, "model"), (5.0, "model")]
+    assert model_rows[1]["iou"] == pytest.approx(rows[1]["iou"], abs=0.01), "at the card's GSD both modes are one run"
+
+    r = CliRunner().invoke(cli, [*args, "--gsd", "2"])
+    assert r.exit_code == 2 and "--sweep-mode imagery" in r.output
+    r = CliRunner().invoke(cli, ["evaluate", str(raster), "--truth", str(tmp_path / "t.gpkg"), "--sweep-mode", "imagery"])
+    assert r.exit_code == 2 and "--gsd-sweep" in r.output
+
+
 class _CancelAfter:
     """Cancels once ``n`` updates have been seen; records the stages it saw."""
 
