@@ -30,7 +30,8 @@ from geoseg.cli.errors import handle_errors
 @click.option("--gsd", type=o.GsdType(), default=None,
               help="With --sweep-mode imagery: the GSD (m) to run the model at, or 'native'; default: the model card's.")
 @click.option("--keep", "keep_dir", default=None, metavar="DIR",
-              help="With --gsd-sweep: keep each run's footprints and probability raster in DIR (MODEL_GSDm.gpkg, MODEL_GSDm_prob.tif).")
+              help="With --gsd-sweep: keep each run's footprints and probability raster in DIR (MODEL_GSDm.gpkg, MODEL_GSDm_prob.tif); "
+                   "rerunning with the same DIR resumes the sweep, reusing finished runs.")
 @o.tile_size
 @o.overlap
 @o.tta

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import tempfile
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 MODES = ("model", "imagery")
@@ -30,18 +32,15 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
     (``<card name>_<gsd>m.gpkg`` and ``..._prob.tif``, in imagery mode also the degraded input
     ``..._input.tif``; rows name them in ``pred`` and ``prob``),
     so they can be looked at or re-scored (e.g. ``geoseg vectorize``) without running the model again.
+    It also makes a sweep resumable: each finished run leaves its row (``..._row.json``), and a rerun with
+    the same inputs, model and settings reuses those rows and runs only the rest.
 
     ``progress`` sees each run's stages named ``"<card name> @ <gsd> m: <stage>"``; cancelling it stops
     the sweep (:class:`geoseg.errors.Cancelled`) within the run in progress."""
-    from dataclasses import replace
-
     from geoseg.config import SegmentConfig
     from geoseg.engine.plan import check_run_gsd
-    from geoseg.engine.segment import segment
     from geoseg.errors import ConfigError
-    from geoseg.evaluate.run import evaluate
     from geoseg.georef import ground_gsd_m
-    from geoseg.io.degrade import write_at_gsd
     from geoseg.io.raster import inspect_raster
     from geoseg.models.registry import get_card
     from geoseg.progress import NullProgress, Prefixed, check_cancel
@@ -59,26 +58,79 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
         Path(keep_dir).mkdir(parents=True, exist_ok=True)
     for g in gsds:
         check_cancel(progress)
+        label = Prefixed(progress, f"{card.name} @ {g:g} m: ")
         with _run_dir(keep_dir) as folder:
-            stem = f"{card.name}_{g:g}m" if keep_dir is not None else "b"
-            out, prob = Path(folder) / f"{stem}.gpkg", (Path(folder) / f"{stem}_prob.tif" if keep_dir is not None else None)
-            label = Prefixed(progress, f"{card.name} @ {g:g} m: ")
-            if mode == "model":
-                src, run_cfg = raster, replace(cfg, model=model, gsd_m=g, allow_any_gsd=True)
+            stem = Path(folder) / (f"{card.name}_{g:g}m" if keep_dir is not None else "b")
+            key = _key(raster, truth, card.sha256, mode, g, cfg, breakdown)
+            row = _kept(stem.with_name(stem.name + "_row.json"), key) if keep_dir is not None else None
+            if row is None:
+                row = _run_one(raster, truth, g, model, card, cfg, mode, breakdown, stem, keep_dir is not None, label)
+                row.update(source_gsd_m=round(source_gsd, 4), finer_than_source=g < 0.99 * source_gsd)
+                if keep_dir is not None:
+                    _keep(stem.with_name(stem.name + "_row.json"), key, row)
             else:
-                src = str(Path(folder) / f"{stem}_input.tif")
-                write_at_gsd(raster, g, src, card.bands, cfg.bands, progress=label)
-                run_cfg = replace(cfg, model=model, bands=None)  # the degraded input holds the chosen bands, in order
-            res = segment(src, out, prob, run_cfg, label, return_footprints=False)
-            tiles = res.plan.tiles
-            scores = evaluate(str(out), truth, raster=raster, breakdown=breakdown)
-            scores["threshold"] = cfg.vectorize.threshold if cfg.vectorize.threshold is not None else card.threshold
-            if prob is not None:
-                scores["prob"] = str(prob)
-            rows.append({"model": card.name, "gsd_m": g, "mode": mode, "run_gsd_m": res.plan.work_gsd_m,
-                         "source_gsd_m": round(source_gsd, 4), "finer_than_source": g < 0.99 * source_gsd,
-                         "tile_size": tiles.tile_size, "overlap": tiles.overlap, "tta": cfg.tta, **scores})
+                label.update(1, 1, "kept from an earlier run")
+            rows.append(row)
     return rows
+
+
+def _run_one(raster, truth, g, model, card, cfg, mode, breakdown, stem: Path, keep: bool, progress) -> dict:
+    """Segment ``raster`` at GSD ``g`` (``mode`` as in :func:`gsd_sweep`) into ``stem``.gpkg and score it."""
+    from dataclasses import replace
+
+    from geoseg.engine.segment import segment
+    from geoseg.evaluate.run import evaluate
+    from geoseg.io.degrade import write_at_gsd
+
+    out, prob = stem.with_name(stem.name + ".gpkg"), (stem.with_name(stem.name + "_prob.tif") if keep else None)
+    if mode == "model":
+        src, run_cfg = raster, replace(cfg, model=model, gsd_m=g, allow_any_gsd=True)
+    else:
+        src = str(stem.with_name(stem.name + "_input.tif"))
+        input_key = _key(raster, None, None, "input", g, cfg.bands, card.bands)
+        if not (keep and Path(src).is_file() and _kept(Path(src + ".json"), input_key) is not None):
+            write_at_gsd(raster, g, src, card.bands, cfg.bands, progress=progress)
+            if keep:  # lets a resumed sweep reuse this input, and with it the finished tiles of its run
+                _keep(Path(src + ".json"), input_key, {})
+        run_cfg = replace(cfg, model=model, bands=None)  # the degraded input holds the chosen bands, in order
+    res = segment(src, out, prob, run_cfg, progress, return_footprints=False)
+    tiles = res.plan.tiles
+    scores = evaluate(str(out), truth, raster=raster, breakdown=breakdown)
+    scores["threshold"] = cfg.vectorize.threshold if cfg.vectorize.threshold is not None else card.threshold
+    if prob is not None:
+        scores["prob"] = str(prob)
+    return {"model": card.name, "gsd_m": g, "mode": mode, "run_gsd_m": res.plan.work_gsd_m,
+            "tile_size": tiles.tile_size, "overlap": tiles.overlap, "tta": cfg.tta, **scores}
+
+
+def _file_id(path: str | None) -> dict | None:
+    if path is None:
+        return None
+    st = os.stat(path) if os.path.exists(path) else None
+    return {"path": os.path.abspath(path), "size": st and st.st_size, "mtime": st and st.st_mtime_ns}
+
+
+def _key(raster, truth, model_sha, mode, g, *settings) -> str:
+    """What a kept result depends on: both files (path, size, mtime), the model's weights, mode, GSD, settings."""
+    from geoseg.engine.workdir import fingerprint
+
+    return fingerprint({"raster": _file_id(raster), "truth": _file_id(truth), "model": model_sha, "mode": mode,
+                        "gsd": g, "settings": [asdict(x) if is_dataclass(x) else x for x in settings]})
+
+
+def _kept(path: Path, key: str) -> dict | None:
+    """The row kept at ``path`` if it was made with ``key``; None when absent, unreadable or stale."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data.get("row") if isinstance(data, dict) and data.get("key") == key else None
+
+
+def _keep(path: Path, key: str, row: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"key": key, "row": row}, indent=1))
+    tmp.replace(path)
 
 
 def _run_dir(keep_dir):

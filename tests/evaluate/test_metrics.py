@@ -146,7 +146,7 @@ def test_gsd_sweep_keeps_each_run_when_asked(tmp_path, pixel_card):
     rows = json.loads(r.stdout)
     name = rows[0]["model"]
     assert sorted(p.name for p in keep.iterdir()) == sorted(
-        [f"{name}_1m.gpkg", f"{name}_1m_prob.tif", f"{name}_2.5m.gpkg", f"{name}_2.5m_prob.tif"])
+        [f"{name}_{g}m{end}" for g in ("1", "2.5") for end in (".gpkg", "_prob.tif", "_row.json")])
     for row in rows:  # the kept files are what was scored: scoring them again gives the same answer
         assert Path(row["pred"]).parent == keep and Path(row["prob"]).exists()
         again = evaluate(row["pred"], str(tmp_path / "t.gpkg"), raster=str(raster))
@@ -233,6 +233,42 @@ def test_a_cancelled_sweep_stops_and_leaves_no_kept_files(tmp_path, pixel_card):
         gsd_sweep(str(raster), str(tmp_path / "t.gpkg"), [1.0, 2.5], str(pixel_card), reporter, keep_dir=tmp_path / "k")
     assert reporter.stages and all(s.startswith("pixel-test @ 1 m: ") for s in reporter.stages), "stopped in the first run"
     assert not list((tmp_path / "k").glob("*.gpkg")), "no footprints from a cancelled run"
+
+
+class _Stages(_CancelAfter):
+    def __init__(self) -> None:
+        super().__init__(10**9)
+
+
+def test_a_kept_sweep_resumes_after_a_cancel_and_reuses_finished_runs(tmp_path, pixel_card):
+    """With a keep folder, a rerun reuses each finished run's row and runs only the rest (a killed sweep resumes)."""
+    from geoseg.errors import Cancelled
+    from geoseg.evaluate.sweep import gsd_sweep
+
+    rects = [(21, 23, 99, 98)]
+    raster = write_raster(tmp_path / "in.tif", scene((160, 160), rects))
+    truth = tmp_path / "t.gpkg"
+    gpd.GeoDataFrame(geometry=[b(*r) for r in rects], crs=32633).to_file(truth)
+    keep = tmp_path / "k"
+    for mode in ("model", "imagery"):
+        first = _Stages()
+        rows = gsd_sweep(str(raster), str(truth), [1.0, 2.5], str(pixel_card), first, keep_dir=keep / mode, mode=mode)
+        assert any(s.startswith("pixel-test @ 2.5 m: ") for s in first.stages)
+        stopper = _CancelAfter(10**9)
+        stopper.cancelled = lambda st=stopper: any(s.startswith("pixel-test @ 2.5 m: ") for s in st.stages)
+        (keep / mode / "pixel-test_2.5m_row.json").unlink()  # as if the 2.5 m run had been killed
+        with pytest.raises(Cancelled):
+            gsd_sweep(str(raster), str(truth), [1.0, 2.5], str(pixel_card), stopper, keep_dir=keep / mode, mode=mode)
+        assert [s for s in stopper.stages if s.startswith("pixel-test @ 1 m: ")] == ["pixel-test @ 1 m: kept from an earlier run"]
+        again = _Stages()
+        rerun = gsd_sweep(str(raster), str(truth), [1.0, 2.5], str(pixel_card), again, keep_dir=keep / mode, mode=mode)
+        assert rerun == rows, "resumed rows are the rows of an uninterrupted sweep"
+        assert "pixel-test @ 1 m: kept from an earlier run" in again.stages
+        assert any(s.startswith("pixel-test @ 2.5 m: ") and "kept" not in s for s in again.stages), "the killed run ran"
+    gpd.GeoDataFrame(geometry=[b(21, 23, 60, 60)], crs=32633).to_file(truth)  # new labels: kept rows are stale
+    stale = _Stages()
+    changed = gsd_sweep(str(raster), str(truth), [1.0], str(pixel_card), stale, keep_dir=keep / "model")
+    assert not any("kept" in s for s in stale.stages) and changed[0]["iou"] < rows[0]["iou"]
 
 
 def pixel_card_tiles(card_path) -> tuple[int, int]:
