@@ -25,7 +25,8 @@ class GsdType(click.ParamType):
 
 gsd = click.option("--gsd", type=GsdType(), default=None,
                    help="Ground resolution (m) to run the model at, or 'native' for the input's own (kept inside the model's "
-                        "valid range; suits scale-invariant models); default: the model's GSD.")
+                        "valid range); default: the model's GSD, which scored best for the default model on coarse imagery "
+                        "(docs/imagery_gsd.md).")
 tile_size = click.option("--tile-size", type=int, default=None, help="Tile size in pixels (multiple of 32); default: the model card's.")
 overlap = click.option("--overlap", type=int, default=None, help="Overlap between tiles in pixels; default: the model card's.")
 tta = click.option("--tta", type=click.Choice(["none", "flip", "d4"]), default="none", show_default=True,
