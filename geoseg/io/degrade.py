@@ -18,6 +18,7 @@ from geoseg.progress import NullProgress, check_cancel
 from geoseg.window import PixelWindow
 
 STRIP_ROWS = 512
+STRIP_PIXELS = 1 << 24  # a strip holds at most this many pixels (about 64 MB with its mask), however wide the raster
 
 
 def grid_at_gsd(info: RasterInfo, gsd_m: float) -> RasterGrid:
@@ -50,10 +51,11 @@ def write_at_gsd(src: str | Path, gsd_m: float, dst: str | Path, n_bands: int = 
                "compress": "deflate", "predictor": 2, "BIGTIFF": "IF_SAFER"}
     with atomic_output(Path(dst)) as tmp, WorkReader(info, grid) as reader, \
             rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(tmp, "w", **profile) as out:
-        strips = range(0, grid.height, STRIP_ROWS)
+        rows = max(1, min(STRIP_ROWS, STRIP_PIXELS // grid.width))
+        strips = range(0, grid.height, rows)
         for i, row in enumerate(strips):
             check_cancel(progress)
-            win = PixelWindow(row, 0, min(STRIP_ROWS, grid.height - row), grid.width)
+            win = PixelWindow(row, 0, min(rows, grid.height - row), grid.width)
             data, valid = reader.read(win)
             out.write(data, window=win.to_rasterio())
             out.write_mask(np.where(valid, 255, 0).astype(np.uint8), window=win.to_rasterio())

@@ -26,6 +26,19 @@ def test_coarser_gsd_averages_blocks_and_keeps_the_footprint(tmp_path):
     assert np.abs(out - means).max() <= 1.0, "each coarse pixel is the mean of the 2x2 pixels under it"
 
 
+def test_strips_are_bounded_by_pixels_and_give_the_same_raster(tmp_path, monkeypatch):
+    from geoseg.io import degrade
+
+    src = write_raster(tmp_path / "in.tif", scene((64, 96), [(8, 8, 40, 40)], seed=3), transform=T)
+    write_at_gsd(src, 2.0, tmp_path / "whole.tif")
+    monkeypatch.setattr(degrade, "STRIP_PIXELS", 48 * 5)  # 5 rows of the 48-px-wide output per strip
+    seen = _CancelAt(10**9)
+    write_at_gsd(src, 2.0, tmp_path / "strips.tif", progress=seen)
+    assert seen.seen == 7, "32 rows in strips of 5"
+    with rasterio.open(tmp_path / "whole.tif") as a, rasterio.open(tmp_path / "strips.tif") as b:
+        assert (a.read() == b.read()).all() and (a.dataset_mask() == b.dataset_mask()).all()
+
+
 def test_nodata_stays_masked(tmp_path):
     mask = np.ones((64, 64), bool)
     mask[:, 32:] = False
