@@ -81,3 +81,11 @@ def reproject_grid(grid: RasterGrid, dst_crs: object, res_m: float) -> RasterGri
     width = max(1, math.ceil((right - left) / res_m - 1e-9))
     height = max(1, math.ceil((top - bottom) / res_m - 1e-9))
     return RasterGrid((height, width), Affine(res_m, 0.0, left, 0.0, -res_m, top), _crs(dst_crs))
+
+
+def work_grid(grid: RasterGrid, gsd_m: float) -> RasterGrid:
+    """The metric grid a raster on ``grid`` is read on at ``gsd_m``: its own when it already is one, else
+    :func:`reproject_grid` onto :func:`metric_crs_for` (the engine's working grid)."""
+    if is_metric_faithful(grid) and abs(ground_gsd_m(grid) / gsd_m - 1) < 0.01:
+        return grid
+    return reproject_grid(grid, metric_crs_for(grid), gsd_m)

@@ -111,11 +111,7 @@ def _out_grid(info: RasterInfo, dst_crs: str | None) -> RasterGrid:
 def make_plan(info: RasterInfo, card: ModelCard, cfg: SegmentConfig) -> Plan:
     native = georef.ground_gsd_m(info.grid)
     gsd = _work_gsd(card, cfg, native, info.path)
-    grid = info.grid
-    if georef.is_metric_faithful(grid) and abs(native / gsd - 1) < 0.01:
-        work = grid
-    else:
-        work = georef.reproject_grid(grid, georef.metric_crs_for(grid), gsd)
+    work = georef.work_grid(info.grid, gsd)
     tile = cfg.tile_size or card.tile_size
     overlap = card.overlap if cfg.overlap is None else cfg.overlap
     if tile % 32:

@@ -13,20 +13,12 @@ from pathlib import Path
 from geoseg import georef
 from geoseg.grid import RasterGrid
 from geoseg.io.atomic import atomic_output
-from geoseg.io.raster import RasterInfo, WorkReader, inspect_raster
+from geoseg.io.raster import WorkReader, inspect_raster
 from geoseg.progress import NullProgress, check_cancel
 from geoseg.window import PixelWindow
 
 STRIP_ROWS = 512
 STRIP_PIXELS = 1 << 24  # a strip holds at most this many pixels (about 64 MB with its mask), however wide the raster
-
-
-def grid_at_gsd(info: RasterInfo, gsd_m: float) -> RasterGrid:
-    """The metric grid the engine would read ``info`` on at ``gsd_m`` (the raster's own when it already is)."""
-    grid = info.grid
-    if georef.is_metric_faithful(grid) and abs(georef.ground_gsd_m(grid) / gsd_m - 1) < 0.01:
-        return grid
-    return georef.reproject_grid(grid, georef.metric_crs_for(grid), gsd_m)
 
 
 def write_at_gsd(src: str | Path, gsd_m: float, dst: str | Path, n_bands: int = 3,
@@ -45,7 +37,7 @@ def write_at_gsd(src: str | Path, gsd_m: float, dst: str | Path, n_bands: int = 
 
     progress = progress or NullProgress()
     info = inspect_raster(str(src), n_bands, bands)
-    grid = grid_at_gsd(info, gsd_m)
+    grid = georef.work_grid(info.grid, gsd_m)
     profile = {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": len(info.bands), "dtype": "uint8",
                "crs": grid.crs, "transform": grid.transform, "tiled": True, "blockxsize": 256, "blockysize": 256,
                "compress": "deflate", "predictor": 2, "BIGTIFF": "IF_SAFER"}
