@@ -49,5 +49,9 @@ class BandWarning(UserWarning):
     """The raster's bands were adapted to what the model expects (e.g. 1 band replicated)."""
 
 
+class LabelWarning(UserWarning):
+    """Training labels that look wrong for their raster (e.g. none lies on it)."""
+
+
 class PrecisionWarning(UserWarning):
     """The asked-for precision is emulated on this hardware (e.g. bf16 on a CPU without AVX512-BF16/AMX) and slow."""

@@ -12,17 +12,11 @@ RASTER_SUFFIXES = (".tif", ".tiff", ".vrt")
 
 
 def _read_vectors(path: str, what: str):
-    import geopandas as gpd
-
-    from geoseg.io.vector import VECTOR_EXTENSIONS
+    from geoseg.io.vector import VECTOR_EXTENSIONS, read_vectors
 
     if Path(path).suffix.lower() not in VECTOR_EXTENSIONS:
         raise InputError(f"{what} {path} must be one of {', '.join(VECTOR_EXTENSIONS)}")
-    if not Path(path).is_file():
-        raise InputError(f"{what} not found: {path}; check the path")
-    gdf = gpd.read_file(path)
-    if gdf.crs is None:
-        raise InputError(f"{what} {path} has no CRS; set one (e.g. with ogr2ogr -a_srs)")
+    gdf = read_vectors(path, what)
     gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
     return gdf.set_geometry(polygonal(gdf.geometry.values)).pipe(lambda g: g[~g.geometry.is_empty])
 

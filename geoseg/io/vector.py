@@ -37,6 +37,29 @@ _SHP_STALE = (".qix", ".sbn", ".sbx", ".shp.xml", ".qmd")  # old companions of a
 _SQLITE_LEFTOVERS = ("-journal", "-wal", "-shm")
 
 
+def read_vectors(path: str | os.PathLike, what: str = "vectors"):
+    """The features of ``path`` (any vector format GDAL reads, or GeoParquet) as a GeoDataFrame.
+
+    A missing or unreadable file, or one without a CRS, raises a one-line :class:`InputError`
+    naming ``what`` it was meant to be ("labels", "truth", ...).
+    """
+    import geopandas as gpd
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{what} not found: {path}; check the path")
+    try:
+        parquet = path.suffix.lower() in (".parquet", ".geoparquet")
+        gdf = gpd.read_parquet(path) if parquet else gpd.read_file(path)
+    except Exception as exc:  # noqa: BLE001  (GDAL/pyarrow say why in their own words; keep the first clause)
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(";")[0].rstrip(".")
+        raise InputError(f"{what} {path} cannot be read as vector data ({reason}); "
+                         f"give a complete vector file ({', '.join(sorted(set(VECTOR_EXTENSIONS) - {'.json'}))})") from None
+    if gdf.crs is None:
+        raise InputError(f"{what} {path} has no CRS; set one (e.g. ogr2ogr -a_srs EPSG:<code> fixed.gpkg {path.name})")
+    return gdf
+
+
 def check_vector_output(path: str | os.PathLike) -> None:
     """Raise :class:`OutputError` unless ``path`` has a known extension in an existing, writable folder.
 

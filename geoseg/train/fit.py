@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from geoseg.errors import ConfigError
+from geoseg.errors import ConfigError, InputError
 from geoseg.models.normalize import DEFAULT_NORMALIZATION, normalize
 from geoseg.train.chips import ChipSampler, worker_batches
 from geoseg.train.regions import Region, load_region
@@ -225,6 +225,9 @@ def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool = False, stop_af
     torch.manual_seed(seed)
     norm = cfg.get("normalization", DEFAULT_NORMALIZATION)
     regions = train_regions(dcfg, tcfg)
+    if not any(r.has_buildings for r in regions):
+        raise InputError("no label polygon lies on any training raster; check that each entry's labels cover its "
+                         "raster (same place; any CRS is fine)")
     val = _val_sets(dcfg.get("val", []), tcfg.get("val_chip_size", 192))
     print(f"train regions: {[(r.name, round(r.valid_pixels / 1e6, 1)) for r in regions]} (Mpx valid); "
           f"val chips: {({k: len(v) for k, v in val.items()})}", flush=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from geoseg import georef
+from geoseg.errors import InputError
 from geoseg.grid import RasterGrid
 
 
@@ -26,6 +27,10 @@ class Region:
     @property
     def valid_pixels(self) -> float:
         return float(self.valid.sum())
+
+    @property
+    def has_buildings(self) -> bool:
+        return bool((self.label[self.valid] > 0).any())
 
     def draw(self, rng: np.random.Generator, crop: int):
         """A random ``crop`` x ``crop`` window ``(image, instances, valid)``, or None if it cannot fit."""
@@ -42,6 +47,9 @@ def load_region(raster: str, labels: str, base_gsd_m: float, name: str | None = 
     from rasterio.features import rasterize
     from rasterio.vrt import WarpedVRT
 
+    from geoseg.io.raster import inspect_raster
+
+    inspect_raster(raster)  # one-line errors for a missing, corrupt or CRS-less raster
     with rasterio.open(raster) as src:
         src_grid = RasterGrid((src.height, src.width), src.transform, src.crs)
         crs = georef.metric_crs_for(src_grid)
@@ -52,16 +60,19 @@ def load_region(raster: str, labels: str, base_gsd_m: float, name: str | None = 
         ) as vrt:
             image = vrt.read(indexes=[1, 2, 3])
             valid = vrt.dataset_mask() > 0  # alpha band carries the source's internal mask
-    from geoseg.train.tiles import read_labels
+    from geoseg.train.tiles import read_labels, warn_unlabelled
 
     geoms = read_labels(labels, crs)
     label = rasterize(((g, i + 1) for i, g in enumerate(geoms)), out_shape=grid.shape_yx, transform=grid.transform, dtype="int32")
     rows = np.flatnonzero(valid.any(axis=1))
     cols = np.flatnonzero(valid.any(axis=0))
     if rows.size == 0:
-        raise ValueError(f"{raster}: no valid pixels")
+        raise InputError(f"{raster}: every pixel is nodata or masked; train on rasters with imagery in them")
     ys, xs = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
-    return Region(name or raster, image[:, ys, xs].copy(), label[ys, xs].copy(), valid[ys, xs].copy(), base_gsd_m)
+    region = Region(name or raster, image[:, ys, xs].copy(), label[ys, xs].copy(), valid[ys, xs].copy(), base_gsd_m)
+    if not region.has_buildings:
+        warn_unlabelled(raster, labels)
+    return region
 
 
 _NONE = np.float32(2**25)  # "no building" for minima: above every instance id, exact in float32

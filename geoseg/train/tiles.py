@@ -17,17 +17,27 @@ import numpy as np
 from affine import Affine
 
 from geoseg import georef
+from geoseg.errors import InputError
 from geoseg.grid import RasterGrid
 from geoseg.tiling import Tile, TileGrid
 
 
 def read_labels(path: str, crs):
     """Label polygons of ``path`` (GeoJSON, GPKG, Parquet, ...) in ``crs``, empty ones dropped."""
-    import geopandas as gpd
+    from geoseg.io.vector import read_vectors
 
-    gdf = gpd.read_parquet(path) if str(path).endswith(".parquet") else gpd.read_file(path)
-    geoms = gdf.to_crs(crs).geometry
+    geoms = read_vectors(path, "labels").to_crs(crs).geometry
     return [g for g in geoms if g is not None and not g.is_empty]
+
+
+def warn_unlabelled(raster: str, labels: str) -> None:
+    """Say that no label polygon lies on ``raster``: its chips would teach "no building" only."""
+    import warnings
+
+    from geoseg.errors import LabelWarning
+
+    warnings.warn(f"no polygon of {labels} lies on {raster}; its chips teach only 'no building'. "
+                  "If that is not meant, check that the labels cover the raster", LabelWarning, stacklevel=3)
 
 
 class TiledRegion:
@@ -35,6 +45,7 @@ class TiledRegion:
 
     def __init__(self, raster: str, labels: str, base_gsd_m: float, tile_size: int, name: str | None = None,
                  cache_tiles: int = 8, refresh: float = 1 / 32, min_valid: float = 0.05):
+        import shapely
         from shapely import STRtree
 
         from geoseg.io.raster import inspect_raster
@@ -47,12 +58,16 @@ class TiledRegion:
         self.tiles = TileGrid(self.grid.shape_yx, tile_size, 0)
         self.geoms = read_labels(labels, crs)
         self.tree = STRtree(self.geoms)
+        self.has_buildings = len(self.tree.query(shapely.box(*self.grid.bounds))) > 0
+        if not self.has_buildings:
+            warn_unlabelled(raster, labels)
         self.cache: OrderedDict[tuple[int, int], tuple] = OrderedDict()
         self.cache_tiles, self.refresh = cache_tiles, refresh
         self.tile_weights = self._valid_fraction_per_tile()
         self.tile_weights[self.tile_weights < min_valid] = 0
         if not self.tile_weights.any():
-            raise ValueError(f"{raster}: no tile is at least {min_valid:.0%} valid")
+            raise InputError(f"{raster}: no tile of {tile_size} px is at least {min_valid:.0%} valid (the rest is nodata or "
+                             "masked); train on rasters with imagery in them")
         self.valid_pixels = float((self.tile_weights * tile_size * tile_size).sum())
 
     @property

@@ -163,3 +163,40 @@ def test_unwritable_value_fails_cleanly(tmp_path):
         with pytest.raises(OutputError):
             write_vectors(gdf, tmp_path / f"b{ext}")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_read_vectors_reads_every_format_with_its_crs(tmp_path):
+    from geoseg.io.vector import read_vectors
+
+    gdf = footprints().to_crs(4326)
+    for ext in (".gpkg", ".parquet", ".fgb", ".geojson", ".shp"):
+        back = read_vectors(write_vectors(gdf, tmp_path / f"a{ext}"), "labels")
+        assert back.crs.to_epsg() == 4326 and len(back) == len(gdf)
+        assert back.to_crs(32633).area.sum() == pytest.approx(footprints().area.sum(), rel=1e-6)
+
+
+@pytest.mark.parametrize("content,needle", [
+    (None, "labels not found: "),
+    (b'{"type": "FeatureColl', "cannot be read as vector data"),
+    (b"PAR1 not a parquet file", "cannot be read as vector data"),
+])
+def test_read_vectors_refuses_missing_or_corrupt_files_in_one_line(tmp_path, content, needle):
+    from geoseg.errors import InputError
+    from geoseg.io.vector import read_vectors
+
+    path = tmp_path / ("a.parquet" if content and content.startswith(b"PAR1") else "a.geojson")
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(InputError) as err:
+        read_vectors(path, "labels")
+    assert needle in str(err.value) and "\n" not in str(err.value) and str(path) in str(err.value)
+
+
+def test_read_vectors_refuses_a_file_without_a_crs(tmp_path):
+    from geoseg.errors import InputError
+    from geoseg.io.vector import read_vectors
+
+    with pytest.warns(UserWarning, match="crs"):  # the writer's own complaint
+        gpd.GeoDataFrame(geometry=[box(0, 0, 1, 1)]).to_file(tmp_path / "naive.gpkg")
+    with pytest.raises(InputError, match="has no CRS; set one"):
+        read_vectors(tmp_path / "naive.gpkg", "labels")

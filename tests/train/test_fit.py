@@ -286,3 +286,65 @@ def test_an_int8_export_is_smaller_loads_and_predicts_like_the_fp16_one(experime
     tiles = np.random.default_rng(1).integers(0, 255, size=(2, 3, 64, 64), dtype=np.uint8)
     a, b = (Predictor(load_module(c), c, device="cpu", precision="fp32", batch_size=2)(tiles) for c in (half, q))
     assert np.abs(a - b).max() < 0.02, np.abs(a - b).max()
+
+
+def _train_cli(experiment, labels):
+    exp = experiment / "exp.toml"
+    text = exp.read_text().replace(str(experiment / "labels.geojson"), str(labels), 1).replace("epochs = 3", "epochs = 1")
+    exp.write_text(text.replace("steps_per_epoch = 10", "steps_per_epoch = 1"))
+    return CliRunner().invoke(cli, ["train", str(exp), "--out", str(experiment / "run")])
+
+
+@pytest.mark.parametrize("ext", [".gpkg", ".parquet"])
+def test_labels_in_gpkg_or_parquet_in_another_crs_rasterise_like_geojson(experiment, ext):
+    from geoseg.train.regions import load_region
+
+    other = experiment / f"labels{ext}"
+    gdf = gpd.read_file(experiment / "labels.geojson").to_crs(3857)
+    gdf.to_parquet(other) if ext == ".parquet" else gdf.to_file(other)
+    ref = load_region(str(experiment / "img.tif"), str(experiment / "labels.geojson"), 0.3)
+    got = load_region(str(experiment / "img.tif"), str(other), 0.3)
+    assert ref.has_buildings and (got.label > 0).sum() > 1000
+    assert ((got.label > 0) != (ref.label > 0)).mean() < 0.002  # the same buildings, up to edge pixels
+    assert _train_cli(experiment, other).exit_code == 0
+
+
+@pytest.mark.parametrize("content,needle", [
+    (None, "labels not found"),
+    ('{"type": "Feature', "cannot be read as vector data"),
+])
+def test_missing_or_corrupt_labels_are_a_one_line_cli_error(experiment, content, needle):
+    labels = experiment / "broken.geojson"
+    if content is not None:
+        labels.write_text(content)
+    r = _train_cli(experiment, labels)
+    assert r.exit_code == 2 and needle in r.output and "Traceback" not in r.output
+    assert not (experiment / "run" / "last.pt").exists()
+
+
+def test_labels_that_miss_the_raster_warn_and_none_at_all_is_refused(experiment):
+    from geoseg.errors import LabelWarning
+    from geoseg.train.regions import load_region
+    from geoseg.train.tiles import TiledRegion
+
+    far = experiment / "far.geojson"
+    gpd.read_file(experiment / "labels.geojson").translate(xoff=1.0).to_file(far)  # 1 degree east
+    with pytest.warns(LabelWarning, match="lies on"):
+        assert not load_region(str(experiment / "img.tif"), str(far), 0.3).has_buildings
+    with pytest.warns(LabelWarning, match="lies on"):
+        assert not TiledRegion(str(experiment / "img.tif"), str(far), 0.3, 128).has_buildings
+    assert TiledRegion(str(experiment / "img.tif"), str(experiment / "labels.geojson"), 0.3, 128).has_buildings
+    r = _train_cli(experiment, far)
+    assert r.exit_code == 2 and "no label polygon lies on any training raster" in r.output
+    assert "warning: no polygon of" in r.output and "Traceback" not in r.output
+
+
+def test_a_training_raster_without_imagery_is_a_one_line_error(experiment):
+    import rasterio
+
+    with rasterio.open(experiment / "img.tif", "r+") as ds:
+        ds.nodata = 0
+        ds.write(np.zeros((3, ds.height, ds.width), np.uint8))
+    r = _train_cli(experiment, experiment / "labels.geojson")
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert "nodata or masked" in r.output and r.output.count("\n") <= 3, r.output
