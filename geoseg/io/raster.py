@@ -127,7 +127,7 @@ class WorkReader:
         self._ds = self._vrt = None
 
     def __enter__(self) -> WorkReader:  # noqa: PYI034 - not subclassed; Self needs Python 3.11
-        from rasterio.enums import Resampling
+        from rasterio.enums import ColorInterp, Resampling
         from rasterio.vrt import WarpedVRT
 
         self._ds = open_raster(self.info.path)
@@ -141,7 +141,7 @@ class WorkReader:
             self._vrt = WarpedVRT(
                 self._ds, crs=self.work.crs, transform=self.work.transform, width=self.work.width,
                 height=self.work.height, resampling=Resampling.average if coarser else Resampling.bilinear,
-                add_alpha=True,
+                add_alpha=ColorInterp.alpha not in self._ds.colorinterp,  # an RGBA source's alpha is the mask already
             )
             self._src = self._vrt
         return self

@@ -13,7 +13,6 @@ import numpy as np
 
 from geoseg import georef
 from geoseg.errors import InputError
-from geoseg.grid import RasterGrid
 
 
 @dataclass(frozen=True)
@@ -42,24 +41,17 @@ class Region:
 
 
 def load_region(raster: str, labels: str, base_gsd_m: float, name: str | None = None) -> Region:
-    import rasterio
-    from rasterio.enums import Resampling
+    """``raster`` and its ``labels`` on the local metric grid at ``base_gsd_m``, read whole through the
+    engine's reader (bands, dtype scaling, masks, nodata and alpha as at inference), cropped to its data."""
     from rasterio.features import rasterize
-    from rasterio.vrt import WarpedVRT
 
-    from geoseg.io.raster import inspect_raster
+    from geoseg.io.raster import WorkReader, inspect_raster
 
-    inspect_raster(raster)  # one-line errors for a missing, corrupt or CRS-less raster
-    with rasterio.open(raster) as src:
-        src_grid = RasterGrid((src.height, src.width), src.transform, src.crs)
-        crs = georef.metric_crs_for(src_grid)
-        grid = georef.reproject_grid(src_grid, crs, base_gsd_m)
-        with WarpedVRT(
-            src, crs=crs, transform=grid.transform, width=grid.width, height=grid.height,
-            resampling=Resampling.average, add_alpha=True,
-        ) as vrt:
-            image = vrt.read(indexes=[1, 2, 3])
-            valid = vrt.dataset_mask() > 0  # alpha band carries the source's internal mask
+    info = inspect_raster(raster)  # one-line errors for a missing, corrupt or CRS-less raster
+    crs = georef.metric_crs_for(info.grid)
+    grid = georef.reproject_grid(info.grid, crs, base_gsd_m)
+    with WorkReader(info, grid) as reader:
+        image, valid = reader.read(grid.full_window)
     from geoseg.train.tiles import read_labels, warn_unlabelled
 
     geoms = read_labels(labels, crs)

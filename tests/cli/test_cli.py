@@ -196,6 +196,25 @@ def test_finer_than_the_valid_range_is_averaged_down_without_a_warning(tmp_path,
     assert len(gpd.read_file(tmp_path / "o.gpkg")) == 1
 
 
+def test_an_rgba_ortho_in_web_mercator_segments_and_its_transparent_part_is_no_data(tmp_path, pixel_card):
+    """Drone orthos often come as RGBA in EPSG:3857: the reader warps them and the alpha band is the mask."""
+    import geopandas as gpd
+    from affine import Affine
+
+    img = scene((120, 120), [(20, 20, 50, 50), (20, 80, 50, 110)])
+    alpha = np.full((1, 120, 120), 255, np.uint8)
+    alpha[:, :, 65:] = 0  # the second building lies where the ortho is transparent
+    p = write_raster(tmp_path / "rgba.tif", np.concatenate([img, alpha]), crs="EPSG:3857",
+                     transform=Affine(1.0, 0, 1_000_000, 0, -1.0, 3_000_000), photometric="RGB", alpha="YES")
+    r = run("segment", p, "-o", tmp_path / "o.gpkg", "--prob", tmp_path / "p.tif", "--model", pixel_card,
+            "--progress", "none")
+    assert r.exit_code == 0, r.output
+    assert len(gpd.read_file(tmp_path / "o.gpkg")) == 1
+    with rasterio.open(tmp_path / "p.tif") as ds:
+        valid = ds.dataset_mask() > 0
+    assert 0.4 < valid.mean() < 0.65 and not valid[:, -10:].any()
+
+
 def test_unwritable_output_folder(tmp_path, good, pixel_card):
     r = run("segment", good, "-o", tmp_path / "missing" / "b.gpkg", "--model", pixel_card)
     assert_clean_error(r, "does not exist")

@@ -32,6 +32,27 @@ def test_rgba_alpha_becomes_the_mask(tmp_path):
     assert not valid[:, :20].any() and valid[:, 20:].all()
 
 
+def test_rgba_alpha_is_the_mask_when_the_reader_warps(tmp_path):
+    """An RGBA ortho in Web Mercator (a common drone export) read onto the metric working grid."""
+    from geoseg.georef import metric_crs_for
+
+    data = scene((64, 64))
+    alpha = np.full((1, 64, 64), 255, np.uint8)
+    alpha[:, :, :32] = 0
+    t = Affine(0.3, 0, 1_000_000, 0, -0.3, 3_000_000)
+    path = write_raster(tmp_path / "rgba3857.tif", np.concatenate([data, alpha]), crs="EPSG:3857", transform=t,
+                        photometric="RGB", alpha="YES")
+    info = inspect_raster(str(path))
+    work = reproject_grid(info.grid, metric_crs_for(info.grid), 0.3)
+    assert not work.same_as(info.grid)
+    with WorkReader(info, work) as r:
+        got, valid = r.read(work.full_window)
+    assert got.shape[0] == 3 and 0.35 < valid.mean() < 0.55
+    cols = np.flatnonzero(valid.any(axis=0))
+    assert cols.min() > 0.4 * work.width, "the transparent left half is not data"
+    assert abs(float(got[:, valid].mean()) - float(data[:, :, 32:].mean())) < 10
+
+
 def test_single_band_is_replicated_with_a_warning(tmp_path):
     path = write_raster(tmp_path / "gray.tif", scene((30, 30))[:1])
     with pytest.warns(BandWarning, match="replicated"):

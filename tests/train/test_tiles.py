@@ -104,3 +104,34 @@ def test_a_real_mosaic_is_sampled_tile_by_tile_with_its_osm_labels(shared_data):
     _, lab, val = ChipSampler([region], 128, (0.3, 0.6), seed=0, augment=False).batch(8)
     assert val.mean() > 0.6 and lab[:, 0].mean() > 0.01, "valid chips with buildings in them"
     assert len(region.cache) <= 4
+
+
+def test_memory_regions_read_like_the_engine_uint16_single_band_and_rgba(tmp_path):
+    """``source = "memory"`` reads through the engine's reader: 16-bit imagery is scaled to uint8, one band is
+    replicated, and an RGBA file's alpha is its mask, as ``geoseg segment`` would see them."""
+    import warnings
+
+    from geoseg.errors import BandWarning
+
+    rects = [(10, 10, 40, 40), (60, 50, 90, 95)]
+    img = scene((120, 120), rects)
+    geoms = [box(T.c + c0 * GSD, T.f - r1 * GSD, T.c + c1 * GSD, T.f - r0 * GSD) for r0, c0, r1, c1 in rects]
+    gpd.GeoDataFrame(geometry=geoms, crs=32633).to_file(tmp_path / "l.gpkg")
+    alpha = np.full((1, 120, 120), 255, np.uint8)
+    alpha[:, 100:] = 0
+    cases = {
+        "u16": img.astype(np.uint16) * 40 + 1000,
+        "gray": img[:1],
+        "rgba": np.concatenate([img, alpha]),
+    }
+    for name, data in cases.items():
+        extra = {"photometric": "RGB", "alpha": "YES"} if name == "rgba" else {}
+        path = write_raster(tmp_path / f"{name}.tif", data, transform=T, **extra)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", BandWarning)
+            region = load_region(str(path), str(tmp_path / "l.gpkg"), GSD * 2)
+        assert region.image.dtype == np.uint8 and region.image.shape[0] == 3, name
+        inside = region.label > 0
+        assert region.image[:, inside].mean() > region.image[:, ~inside & region.valid].mean() + 80, name
+        if name == "rgba":
+            assert region.label.shape[0] == 50, "cropped to the 100 rows with data (at half resolution)"
