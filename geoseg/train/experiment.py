@@ -40,3 +40,42 @@ def load_experiment(path: str | Path) -> dict[str, Any]:
     if missing:
         raise ConfigError(f"{path} lacks {', '.join(missing)}; see configs/scinet_r18_buildings.toml")
     return cfg
+
+
+_POSITIVE_INTS = ("chip_size", "batch_size", "steps_per_epoch", "epochs")
+
+
+def check_experiment(cfg: dict[str, Any]) -> None:
+    """Raise a one-line :class:`ConfigError` for a value ``fit`` cannot train with (checked before any data is read)."""
+    t, d = cfg["train"], cfg["data"]
+    for key in (*_POSITIVE_INTS, "gsd_range", "lr"):
+        if key not in t:
+            raise ConfigError(f"train.{key} is missing; see configs/scinet_r18_buildings.toml")
+    for key in _POSITIVE_INTS:
+        if not isinstance(t[key], int) or t[key] < 1:
+            raise ConfigError(f"train.{key} must be a whole number >= 1, not {t[key]!r}")
+    if t["chip_size"] % 32:
+        raise ConfigError(f"train.chip_size must be a multiple of 32 (the models' output stride), not {t['chip_size']}")
+    g = t["gsd_range"]
+    if not (isinstance(g, list) and len(g) == 2 and all(_positive(v) for v in g) and g[0] <= g[1]):
+        raise ConfigError(f"train.gsd_range must be [finest, coarsest] in metres, both > 0, not {g!r}")
+    if not (_positive(t["lr"]) or t["lr"] == 0):  # 0 freezes the weights (a dry run of the data path)
+        raise ConfigError(f"train.lr must be a number >= 0, not {t['lr']!r}")
+    if not _positive(d.get("base_gsd_m")):
+        raise ConfigError(f"data.base_gsd_m must be a GSD in metres > 0, not {d.get('base_gsd_m')!r}")
+    if not isinstance(d.get("train"), list) or not d["train"]:
+        raise ConfigError("data.train must list at least one { raster = ..., labels = ... } entry")
+    for i, e in enumerate(d["train"]):
+        if not isinstance(e, dict) or "raster" not in e or "labels" not in e:
+            raise ConfigError(f"data.train[{i}] needs raster and labels, e.g. {{ raster = \"a.tif\", labels = \"a.gpkg\" }}")
+    for i, e in enumerate(d.get("val", [])):
+        gsds = e.get("gsd_m") if isinstance(e, dict) else None
+        gsds = gsds if isinstance(gsds, list) else [gsds]
+        if not isinstance(e, dict) or "labels" not in e or not ({"raster", "raster_glob"} & set(e)) \
+                or not all(_positive(v) for v in gsds):
+            raise ConfigError(f"data.val[{i}] needs labels, raster (or raster_glob) and gsd_m (one GSD or a list), "
+                              "e.g. { raster = \"v.tif\", labels = \"v.gpkg\", gsd_m = [0.15, 0.3] }")
+
+
+def _positive(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0

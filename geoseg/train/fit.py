@@ -128,6 +128,8 @@ def _val_sets(entries: list[dict], size: int) -> dict[str, list]:
     sets: dict[str, list] = {}
     for d in entries:
         rasters = sorted(glob.glob(d["raster_glob"])) if "raster_glob" in d else [d["raster"]]
+        if not rasters:
+            raise ConfigError(f"validation raster_glob {d['raster_glob']!r} matches no file; fix the pattern or the path")
         gsds = d["gsd_m"] if isinstance(d["gsd_m"], list) else [d["gsd_m"]]
         for g in gsds:
             key = f"{d.get('name', rasters[0])}@{g:g}"
@@ -218,7 +220,9 @@ def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool = False, stop_af
     import torch
 
     from geoseg.models.arch import build_module
+    from geoseg.train.experiment import check_experiment
 
+    check_experiment(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     tcfg, dcfg = cfg["train"], cfg["data"]
     seed = int(tcfg.get("seed", 0))

@@ -76,3 +76,59 @@ def test_shipped_experiment_configs_load_and_are_complete(path):
     n_out = int(cfg["architecture"].get("classes", 2))
     assert len(t.get("channel_weights", [1.0, 0.5, 0.5])) >= n_out
     assert t.get("precision", "auto") == "auto", "shipped recipes let the machine pick bf16 only where it is native"
+
+
+FULL = {
+    "name": "x", "architecture": {"name": "scinet"},
+    "data": {"base_gsd_m": 0.15, "train": [{"raster": "a.tif", "labels": "a.gpkg"}],
+             "val": [{"raster": "v.tif", "labels": "v.gpkg", "gsd_m": [0.15, 0.3]}]},
+    "train": {"chip_size": 256, "gsd_range": [0.075, 1.2], "batch_size": 8, "steps_per_epoch": 10, "epochs": 2, "lr": 1e-3},
+}
+
+
+@pytest.mark.parametrize("section,key,value,needle", [
+    ("train", "chip_size", 250, "multiple of 32"),
+    ("train", "batch_size", 0, "whole number >= 1"),
+    ("train", "epochs", 2.5, "whole number >= 1"),
+    ("train", "gsd_range", [1.2, 0.075], "[finest, coarsest]"),
+    ("train", "gsd_range", [0.3], "[finest, coarsest]"),
+    ("train", "lr", -1e-3, "lr must be a number >= 0"),
+    ("train", "lr", None, "train.lr is missing"),
+    ("data", "base_gsd_m", 0, "base_gsd_m must be"),
+    ("data", "train", [], "at least one"),
+    ("data", "train", [{"raster": "a.tif"}], "needs raster and labels"),
+    ("data", "val", [{"raster": "v.tif", "labels": "v.gpkg"}], "gsd_m (one GSD or a list)"),
+    ("data", "val", [{"labels": "v.gpkg", "gsd_m": 0.3}], "raster (or raster_glob)"),
+])
+def test_values_fit_cannot_train_with_are_one_line_config_errors(section, key, value, needle):
+    import copy
+
+    from geoseg.train.experiment import check_experiment
+
+    check_experiment(FULL)
+    cfg = copy.deepcopy(FULL)
+    if value is None:
+        del cfg[section][key]
+    else:
+        cfg[section][key] = value
+    with pytest.raises(ConfigError) as err:
+        check_experiment(cfg)
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_cli_refuses_a_bad_config_before_reading_data(tmp_path):
+    from click.testing import CliRunner
+
+    from geoseg.cli.main import cli
+
+    (tmp_path / "e.toml").write_text(TOML + "chip_size = 100\nbatch_size = 2\nsteps_per_epoch = 1\nepochs = 1\nlr = 1e-3\n")
+    r = CliRunner().invoke(cli, ["train", str(tmp_path / "e.toml"), "--out", str(tmp_path / "run")])
+    assert r.exit_code == 2 and "chip_size must be a multiple of 32" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_validation_glob_that_matches_nothing_is_a_config_error(tmp_path):
+    from geoseg.train.fit import _val_sets
+
+    with pytest.raises(ConfigError, match="matches no file"):
+        _val_sets([{"raster_glob": str(tmp_path / "none" / "*.tif"), "labels": "v.gpkg", "gsd_m": 0.3}], 64)
