@@ -71,9 +71,12 @@ def _sweep(raster, truth, gsds_text, models, plot, as_json, tile_size=None, over
     from geoseg.evaluate.sweep import curve_label, gsd_sweep, plot_sweep
 
     try:
-        gsds = [float(g) for g in gsds_text.split(",")]
+        gsds = list(dict.fromkeys(float(g) for g in gsds_text.split(",")))  # in the order given, once each
     except ValueError:
-        raise click.BadParameter(f"{gsds_text!r}: give comma-separated metres, e.g. 0.15,0.3,0.6", param_hint="--gsd-sweep") from None
+        gsds = []
+    if not gsds or not all(0 < g < float("inf") for g in gsds):
+        raise click.BadParameter(f"{gsds_text!r}: give comma-separated GSDs in metres, each > 0, e.g. 0.15,0.3,0.6",
+                                 param_hint="--gsd-sweep")
     # None: each model card's own
     base = SegmentConfig(tile_size=tile_size, overlap=overlap, tta=tta, gsd_m=run_gsd, vectorize=VectorizeConfig(threshold=threshold))
     try:

@@ -135,6 +135,14 @@ def test_gsd_sweep_on_a_sample_tile(tmp_path, pixel_card):
     assert r.exit_code == 2 and "--gsd-sweep" in r.output
 
 
+@pytest.mark.parametrize("text", ["0.3,abc", "0,0.3", "-0.3", "0.3,inf", "nan"])
+def test_a_gsd_sweep_of_anything_but_positive_metres_is_a_usage_error(tmp_path, text):
+    raster = write_raster(tmp_path / "in.tif", scene((40, 40)))
+    gpd.GeoDataFrame(geometry=TRUTH[:1], crs=32633).to_file(tmp_path / "t.gpkg")
+    r = CliRunner().invoke(cli, ["evaluate", str(raster), "--truth", str(tmp_path / "t.gpkg"), "--gsd-sweep", text])
+    assert r.exit_code == 2 and "each > 0" in r.output and "Traceback" not in r.output, r.output
+
+
 def test_gsd_sweep_keeps_each_run_when_asked(tmp_path, pixel_card):
     rects = [(21, 23, 99, 98), (141, 119, 219, 221)]
     raster = write_raster(tmp_path / "in.tif", scene((240, 240), rects))
