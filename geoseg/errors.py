@@ -50,7 +50,7 @@ class BandWarning(UserWarning):
 
 
 class LabelWarning(UserWarning):
-    """Training labels that look wrong for their raster (e.g. none lies on it)."""
+    """Labels (training labels, evaluation truth) that look wrong for their raster, e.g. none lies on it."""
 
 
 class PrecisionWarning(UserWarning):

@@ -21,6 +21,15 @@ def _read_vectors(path: str, what: str):
     return gdf.set_geometry(polygonal(gdf.geometry.values)).pipe(lambda g: g[~g.geometry.is_empty])
 
 
+def _warn_no_truth(what: str) -> None:
+    import warnings
+
+    from geoseg.errors import LabelWarning
+
+    warnings.warn(f"{what}: there is nothing to find, so the scores say little (an empty prediction scores 1); "
+                  "check that the truth covers the raster", LabelWarning, stacklevel=3)
+
+
 def polygonal(geoms):
     """Valid polygonal versions of ``geoms``: self-intersecting outlines (common in OSM) are
     repaired, and lines or points left over from the repair are dropped (empty if nothing is left)."""
@@ -80,13 +89,17 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
         truth_r, pred_r = truth_gdf.to_crs(grid.crs), pred_gdf.to_crs(grid.crs)
         truth_r = truth_r[valid_at(raster, truth_r.geometry.values)]
         pred_r = pred_r[valid_at(raster, pred_r.geometry.values)]
+        if truth_r.empty:
+            _warn_no_truth(f"no polygon of {truth} lies on the valid area of {raster}")
         prob_thr = thr if (is_raster and Path(raster) == Path(pred)) else None
         out.update(pixel_scores(raster, truth_r.geometry.values, pred_r.geometry.values, prob_threshold=prob_thr,
                                 breakdown=breakdown))
         metric = georef.metric_crs_for(grid)
         truth_gdf, pred_gdf = truth_r.to_crs(metric), pred_r.to_crs(metric)
     else:
-        metric = truth_gdf.estimate_utm_crs()
+        if truth_gdf.empty:
+            _warn_no_truth(f"{truth} holds no polygon")
+        metric = truth_gdf.estimate_utm_crs() if not truth_gdf.empty else pred_gdf.estimate_utm_crs()
         truth_gdf, pred_gdf = truth_gdf.to_crs(metric), pred_gdf.to_crs(metric)
     out.update(object_scores(pred_gdf.geometry.values, truth_gdf.geometry.values, iou_threshold))
     out.update({"n_pred": len(pred_gdf), "n_truth": len(truth_gdf)})

@@ -51,6 +51,29 @@ def test_empty_prediction_and_empty_both():
     assert object_scores([], [])["obj_f1"] == 1.0
 
 
+def test_truth_that_misses_the_raster_warns_instead_of_scoring_silently(tmp_path):
+    """A truth file of another place (or a CRS mix-up) would score an empty prediction as perfect: say so."""
+    from shapely import affinity
+
+    from geoseg.errors import LabelWarning
+
+    raster = write_raster(tmp_path / "r.tif", scene((100, 100)))
+    far = [affinity.translate(g, 10_000, 0) for g in TRUTH]
+    gpd.GeoDataFrame(geometry=far, crs=32633).to_file(tmp_path / "far.gpkg")
+    gpd.GeoDataFrame(geometry=TRUTH, crs=32633).to_file(tmp_path / "near.gpkg")
+    with pytest.warns(LabelWarning, match="no polygon of .*far.gpkg lies on the valid area"):
+        s = evaluate(str(tmp_path / "near.gpkg"), str(tmp_path / "far.gpkg"), raster=str(raster))
+    assert s["n_truth"] == 0
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LabelWarning)
+        assert evaluate(str(tmp_path / "near.gpkg"), str(tmp_path / "near.gpkg"), raster=str(raster))["n_truth"] == 3
+    r = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "near.gpkg"), "--truth", str(tmp_path / "far.gpkg"),
+                                 "--raster", str(raster)])
+    assert r.exit_code == 0 and "geoseg: warning: no polygon of" in r.stderr
+
+
 def test_shifted_prediction_matches_only_above_iou_half():
     small_shift = [b(12, 10, 32, 30)]  # IoU 18/22 = 0.82
     big_shift = [b(20, 10, 40, 30)]  # IoU 10/30 = 0.33
