@@ -199,6 +199,10 @@ def _init_from(model, source: str, whole: bool) -> None:
           + (f"; new: {', '.join(fresh)})" if fresh else ")"), flush=True)
 
 
+def _arch(cfg: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in sorted(cfg["architecture"].items()))
+
+
 def _epoch_seed(seed: int, epoch: int) -> int:
     """The sampling seed of one epoch when chips come from worker processes (workers add 1, 2, ...)."""
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]) % 1_000_000 * 1000
@@ -261,6 +265,9 @@ def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool = False, stop_af
     last = out_dir / "last.pt"
     if last.exists():
         ck = torch.load(last, weights_only=False, map_location=device)
+        if ck["config"]["architecture"] != cfg["architecture"]:
+            raise ConfigError(f"{last} is a run of another architecture ({_arch(ck['config'])}, this config asks for "
+                              f"{_arch(cfg)}); give a new --out, or resume with that run's config")
         model.load_state_dict(ck["model"]), opt.load_state_dict(ck["opt"])
         start, best = ck["epoch"] + 1, ck["best"]
         if ck["config"]["train"]["epochs"] == epochs:

@@ -348,3 +348,12 @@ def test_a_training_raster_without_imagery_is_a_one_line_error(experiment):
     r = _train_cli(experiment, experiment / "labels.geojson")
     assert r.exit_code == 2 and "Traceback" not in r.output
     assert "nodata or masked" in r.output and r.output.count("\n") <= 3, r.output
+
+
+def test_resuming_a_run_with_another_architecture_is_a_one_line_error(experiment):
+    assert _train_cli(experiment, experiment / "labels.geojson").exit_code == 0
+    exp = experiment / "exp.toml"
+    exp.write_text(exp.read_text().replace("classes = 2", "classes = 3"))
+    r = CliRunner().invoke(cli, ["train", str(exp), "--out", str(experiment / "run")])
+    assert r.exit_code == 2 and "is a run of another architecture" in r.output and "Traceback" not in r.output
+    assert "classes=2" in r.output and "classes=3" in r.output
