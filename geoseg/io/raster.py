@@ -98,6 +98,9 @@ def inspect_raster(path: str, n_model_bands: int = 3, bands: tuple[int, ...] | N
     with open_raster(path) as ds:
         if ds.width == 0 or ds.height == 0 or ds.count == 0:
             raise InputError(f"{path} is empty ({ds.width}x{ds.height}, {ds.count} bands); pass a raster with pixels")
+        if ds.crs is None and ds.gcps[0]:
+            raise InputError(f"{path} is georeferenced by {len(ds.gcps[0])} ground control points only; warp it onto a "
+                             f"grid first, e.g. `gdalwarp -r bilinear {path} warped.tif`")
         if ds.crs is None:
             raise InputError(f"{path} has no CRS; assign one first, e.g. `gdal_edit.py -a_srs EPSG:XXXX {path}`")
         if ds.transform.is_identity:

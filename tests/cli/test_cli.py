@@ -133,6 +133,18 @@ def test_no_crs(tmp_path, pixel_card, outdir):
     assert_clean_error(run(*segment_args(p, tmp_path, pixel_card)), "no CRS")
 
 
+def test_gcps_only_says_to_warp_first(tmp_path, pixel_card, outdir):
+    from rasterio.control import GroundControlPoint
+    from rasterio.crs import CRS
+
+    gcps = [GroundControlPoint(r, c, 500000 + 0.3 * c, 5000000 - 0.3 * r) for r in (0, 50) for c in (0, 50)]
+    p = tmp_path / "gcps.tif"
+    with rasterio.open(p, "w", driver="GTiff", width=50, height=50, count=3, dtype="uint8") as ds:
+        ds.gcps = (gcps, CRS.from_epsg(32633))
+        ds.write(scene((50, 50)))
+    assert_clean_error(run(*segment_args(p, tmp_path, pixel_card)), "ground control points only", "gdalwarp")
+
+
 def test_all_nodata(tmp_path, pixel_card, outdir):
     p = write_raster(tmp_path / "nd.tif", scene((80, 80)), mask=np.zeros((80, 80), bool))
     assert_clean_error(run(*segment_args(p, tmp_path, pixel_card)), "no valid pixels")
