@@ -67,6 +67,9 @@ def _pick_bands(ds, n_model: int, requested: tuple[int, ...] | None, path: str) 
             raise InputError(f"--bands {','.join(map(str, requested))} is invalid for {path} ({ds.count} bands); give {n_model} band numbers between 1 and {ds.count}")
         return tuple(requested)
     data = [i + 1 for i, ci in enumerate(ds.colorinterp) if ci != ColorInterp.alpha]
+    if any(ds.colorinterp[b - 1] == ColorInterp.palette for b in data[:n_model]):
+        raise InputError(f"{path} holds colour-table indices, not colours; expand it to RGB first, e.g. "
+                         f"`gdal_translate -expand rgb {path} rgb.tif`")
     if len(data) >= n_model:
         return tuple(data[:n_model])
     if len(data) == 1:

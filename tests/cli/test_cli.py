@@ -145,6 +145,17 @@ def test_gcps_only_says_to_warp_first(tmp_path, pixel_card, outdir):
     assert_clean_error(run(*segment_args(p, tmp_path, pixel_card)), "ground control points only", "gdalwarp")
 
 
+def test_a_paletted_raster_says_to_expand_it_to_rgb(tmp_path, pixel_card, outdir):
+    from affine import Affine
+
+    p = tmp_path / "pal.tif"
+    with rasterio.open(p, "w", driver="GTiff", width=40, height=40, count=1, dtype="uint8", crs="EPSG:32633",
+                       transform=Affine(0.3, 0, 500000, 0, -0.3, 5000000), photometric="palette") as ds:
+        ds.write(np.zeros((1, 40, 40), np.uint8))
+        ds.write_colormap(1, {0: (200, 30, 30, 255), 1: (0, 0, 0, 255)})
+    assert_clean_error(run(*segment_args(p, tmp_path, pixel_card)), "colour-table", "-expand rgb")
+
+
 def test_all_nodata(tmp_path, pixel_card, outdir):
     p = write_raster(tmp_path / "nd.tif", scene((80, 80)), mask=np.zeros((80, 80), bool))
     assert_clean_error(run(*segment_args(p, tmp_path, pixel_card)), "no valid pixels")
