@@ -70,6 +70,14 @@ def _pick_bands(ds, n_model: int, requested: tuple[int, ...] | None, path: str) 
     if any(ds.colorinterp[b - 1] == ColorInterp.palette for b in data[:n_model]):
         raise InputError(f"{path} holds colour-table indices, not colours; expand it to RGB first, e.g. "
                          f"`gdal_translate -expand rgb {path} rgb.tif`")
+    named = {ci: i + 1 for i, ci in reversed(list(enumerate(ds.colorinterp)))}  # the first band of each name
+    rgb = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
+    if n_model == 3 and all(c in named for c in rgb):
+        return tuple(named[c] for c in rgb)  # the file names its colours: use them in model order (e.g. BGR files)
+    if len(data) > n_model == 3:
+        warnings.warn(f"{path} has {len(data)} bands without red/green/blue names; bands "
+                      f"{','.join(map(str, data[:n_model]))} are read as red, green, blue (choose others with --bands)",
+                      BandWarning, stacklevel=3)
     if len(data) >= n_model:
         return tuple(data[:n_model])
     if len(data) == 1:

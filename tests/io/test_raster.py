@@ -60,6 +60,34 @@ def test_single_band_is_replicated_with_a_warning(tmp_path):
     assert info.bands == (1, 1, 1)
 
 
+def test_bands_named_red_green_blue_are_read_in_model_order(tmp_path):
+    """A BGR(N) file that says so: its red, green and blue bands go to the model as red, green, blue."""
+    import rasterio
+    from rasterio.enums import ColorInterp
+
+    data = np.stack([np.full((20, 20), v, np.uint8) for v in (10, 20, 30, 40)])  # blue, green, red, nir
+    path = write_raster(tmp_path / "bgrn.tif", data, photometric="MINISBLACK")
+    with rasterio.open(path, "r+") as ds:
+        ds.colorinterp = [ColorInterp.blue, ColorInterp.green, ColorInterp.red, ColorInterp.undefined]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BandWarning)
+        info = inspect_raster(str(path))
+    assert info.bands == (3, 2, 1)
+    with WorkReader(info, info.grid) as r:
+        got, _ = r.read(info.grid.full_window)
+    assert [int(got[i, 0, 0]) for i in range(3)] == [30, 20, 10]
+
+
+def test_more_bands_without_colour_names_warn_which_are_used(tmp_path):
+    data = np.stack([np.full((20, 20), v, np.uint8) for v in (10, 20, 30, 40)])
+    path = write_raster(tmp_path / "four.tif", data, photometric="MINISBLACK")
+    with pytest.warns(BandWarning, match="bands 1,2,3 are read as red, green, blue"):
+        assert inspect_raster(str(path)).bands == (1, 2, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BandWarning)
+        assert inspect_raster(str(path), bands=(3, 2, 1)).bands == (3, 2, 1), "--bands says it: no warning"
+
+
 def test_two_data_bands_is_an_error_naming_the_fix(tmp_path):
     path = write_raster(tmp_path / "two.tif", scene((30, 30))[:2])
     with pytest.raises(InputError, match="--bands"):
