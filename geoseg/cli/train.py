@@ -13,7 +13,7 @@ from geoseg.cli.errors import handle_errors
 @click.option("--export", "export_dir", default=None, help="After training, write the weights (fp16 safetensors) + model card here.")
 @click.option("--card", "card_extra", default=None, help="JSON with card fields to add on export (gsd_m, gsd_valid_m, tile_size, ...).")
 @click.option("--int8", "int8", is_flag=True, help="On export, store the large kernels as int8 with per-channel scales (half the size; geoseg/models/weights.py).")
-@handle_errors(resume="the last finished epoch")
+@handle_errors(resume="the last checkpoint")
 def train(config, out_dir, export_dir, card_extra, int8):
     """Train from CONFIG, a TOML or YAML experiment (see configs/). Rerunning the same command resumes from the last checkpoint."""
     import json

@@ -61,6 +61,9 @@ def check_experiment(cfg: dict[str, Any]) -> None:
         raise ConfigError(f"train.gsd_range must be [finest, coarsest] in metres, both > 0, not {g!r}")
     if not (_positive(t["lr"]) or t["lr"] == 0):  # 0 freezes the weights (a dry run of the data path)
         raise ConfigError(f"train.lr must be a number >= 0, not {t['lr']!r}")
+    every = t.get("checkpoint_every_s", 600)
+    if not (_positive(every) or every == 0):
+        raise ConfigError(f"train.checkpoint_every_s must be seconds >= 0 (0: after every step), not {every!r}")
     if not _positive(d.get("base_gsd_m")):
         raise ConfigError(f"data.base_gsd_m must be a GSD in metres > 0, not {d.get('base_gsd_m')!r}")
     if not isinstance(d.get("train"), list) or not d["train"]:

@@ -6,6 +6,7 @@ import glob
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -208,18 +209,59 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]) % 1_000_000 * 1000
 
 
-def _steps(n: int, epoch: int, epochs: int, show: bool):
+def _steps(n: int, epoch: int, epochs: int, show: bool, done: int = 0):
     if not show:
-        return range(n)
+        return range(done, n)
     from tqdm import tqdm
 
-    return tqdm(range(n), desc=f"epoch {epoch + 1}/{epochs}", unit="step", leave=False)
+    return tqdm(range(done, n), desc=f"epoch {epoch + 1}/{epochs}", unit="step", leave=False, initial=done, total=n)
 
 
-def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool = False, stop_after: int | None = None) -> Path:
+def _save(path: Path, state: dict) -> None:
+    """``torch.save`` to a temporary name, then rename: a kill never leaves half a checkpoint."""
+    import torch
+
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def _resume(last: Path, cfg: dict[str, Any], model, opt, sched, steps: int, device) -> tuple[int, float, dict | None]:
+    """Load ``last`` (if any) into the model, optimiser and schedule: ``(first epoch to run, best score, the
+    unfinished epoch's progress or None)``."""
+    import torch
+
+    if not last.exists():
+        return 0, -1.0, None
+    ck = torch.load(last, weights_only=False, map_location=device)
+    if ck["config"]["architecture"] != cfg["architecture"]:
+        raise ConfigError(f"{last} is a run of another architecture ({_arch(ck['config'])}, this config asks for "
+                          f"{_arch(cfg)}); give a new --out, or resume with that run's config")
+    model.load_state_dict(ck["model"]), opt.load_state_dict(ck["opt"])
+    start, partial = ck["epoch"] + 1, ck.get("partial")
+    same_steps = ck["config"]["train"]["steps_per_epoch"] == steps
+    if partial is not None and not same_steps:
+        print("steps_per_epoch changed: the unfinished epoch starts over", flush=True)
+        partial = None
+    epochs = int(cfg["train"]["epochs"])
+    if ck["config"]["train"]["epochs"] == epochs and same_steps:
+        sched.load_state_dict(ck["sched"])
+    else:  # the schedule was lengthened or shortened: follow the new one from here
+        print(f"schedule changed to {epochs} epochs at epoch {start}", flush=True)
+        for _ in range(min(start * steps + (partial["step"] if partial else 0), epochs * steps)):
+            sched.step()
+    at = f"epoch {start + 1}, step {partial['step']}" if partial else f"epoch {start + 1}"
+    print(f"resumed at {at}", flush=True)
+    return start, float(ck["best"]), partial
+
+
+def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool = False, stop_after: int | None = None,
+        stop_after_steps: int | None = None) -> Path:
     """Train ``cfg`` (a parsed experiment TOML) into ``out_dir``; resumes from ``out_dir/last.pt``.
 
-    ``stop_after`` ends this call after that many epochs (time-boxed sessions); rerun to continue.
+    ``last.pt`` is written after every epoch, every ``train.checkpoint_every_s`` seconds (default 600) inside one,
+    and when the run is interrupted, so a killed run loses at most that much. ``stop_after`` ends this call after
+    that many epochs, ``stop_after_steps`` after that many steps (time-boxed sessions); rerun to continue.
     """
     import torch
 
@@ -261,52 +303,100 @@ def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool = False, stop_af
     opt = torch.optim.AdamW(model.parameters(), lr=float(tcfg["lr"]), weight_decay=1e-4)
     epochs, steps = int(tcfg["epochs"]), int(tcfg["steps_per_epoch"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(tcfg["lr"]), total_steps=epochs * steps, pct_start=0.1)
-    start, best = 0, -1.0
     last = out_dir / "last.pt"
+    start, best, partial = _resume(last, cfg, model, opt, sched, steps, device)
     if last.exists():
-        ck = torch.load(last, weights_only=False, map_location=device)
-        if ck["config"]["architecture"] != cfg["architecture"]:
-            raise ConfigError(f"{last} is a run of another architecture ({_arch(ck['config'])}, this config asks for "
-                              f"{_arch(cfg)}); give a new --out, or resume with that run's config")
-        model.load_state_dict(ck["model"]), opt.load_state_dict(ck["opt"])
-        start, best = ck["epoch"] + 1, ck["best"]
-        if ck["config"]["train"]["epochs"] == epochs:
-            sched.load_state_dict(ck["sched"])
-        else:  # the schedule was lengthened or shortened: follow the new one from here
-            print(f"schedule changed to {epochs} epochs at epoch {start}", flush=True)
-            for _ in range(min(start, epochs) * steps):
-                sched.step()
         sampler.rng = np.random.default_rng([seed, start])
-        print(f"resumed at epoch {start}", flush=True)
     dtype, scaler = _amp(device, tcfg.get("precision", "auto"))
     model.train()
-    end = epochs if stop_after is None else min(epochs, start + stop_after)
-    workers = int(tcfg.get("workers", 0))
-    for epoch in range(start, end):
-        t0, losses = time.time(), []
-        # train.workers > 0: chips drawn in that many processes, reseeded per epoch (so a resumed run draws the same)
-        stream = worker_batches(regions, tcfg, n_targets, _epoch_seed(seed, epoch), workers) if workers else None
-        for _ in _steps(steps, epoch, epochs, show_progress):
-            img, lab, val_m = next(stream) if stream is not None else sampler.batch(tcfg["batch_size"])
-            x = normalize(torch.as_tensor(img).to(device), norm)
-            y = torch.as_tensor(lab).float().to(device)
-            v = torch.as_tensor(val_m).float()[:, None].to(device)
-            loss = train_step(model, opt, scaler, (x, y, v), weights, device, dtype)
-            sched.step()
-            losses.append(float(loss))
-        del stream  # ends this epoch's worker processes
+    run = _Epochs(cfg, out_dir, model, opt, sched, scaler, dtype, device, norm, weights, sampler, regions, n_targets,
+                  show_progress, best, stop_after_steps)
+    for epoch in range(start, epochs if stop_after is None else min(epochs, start + stop_after)):
+        losses, t0 = run.train(epoch, partial)
+        partial = None
+        if len(losses) < steps:  # stop_after_steps: this call ends inside the epoch (its checkpoint is kept)
+            break
         metrics = _validate(model, val, norm, device, dtype)
         rec = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": round(time.time() - t0, 1), **metrics}
         with open(out_dir / "log.jsonl", "a") as fh:
             fh.write(json.dumps(rec) + "\n")
         print(json.dumps(rec), flush=True)
         score = metrics.get("iou", -float(np.mean(losses)))
-        state = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                 "epoch": epoch, "best": max(best, score), "config": cfg}
-        if score > best:
-            best = score
-            torch.save({"model": model.state_dict(), "epoch": epoch, "metrics": metrics, "config": cfg}, out_dir / "best.pt.tmp")
-            (out_dir / "best.pt.tmp").replace(out_dir / "best.pt")
-        torch.save(state, out_dir / "last.pt.tmp")
-        (out_dir / "last.pt.tmp").replace(last)
+        if score > run.best:
+            run.best = score
+            _save(out_dir / "best.pt", {"model": model.state_dict(), "epoch": epoch, "metrics": metrics, "config": cfg})
+        _save(last, {**run.state(), "epoch": epoch})
     return out_dir / "best.pt"
+
+
+@dataclass
+class _Epochs:
+    """The training steps of one epoch after another, with checkpoints inside an epoch (built once by :func:`fit`)."""
+
+    cfg: dict
+    out_dir: Path
+    model: Any
+    opt: Any
+    sched: Any
+    scaler: Any
+    dtype: Any
+    device: str
+    norm: dict
+    weights: list
+    sampler: Any
+    regions: list
+    n_targets: int
+    show: bool
+    best: float
+    left: int | None  # steps this call may still take (stop_after_steps); None: no limit
+
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
+                "best": self.best, "config": self.cfg}
+
+    def keep(self, epoch: int, losses: list[float], t0: float, reason: str) -> None:
+        """Write ``last.pt`` inside ``epoch``: a rerun resumes at the step after ``losses``."""
+        partial = {"epoch": epoch, "step": len(losses), "losses": list(losses), "seconds": time.time() - t0}
+        _save(self.out_dir / "last.pt", {**self.state(), "epoch": epoch - 1, "partial": partial})
+        print(f"checkpoint at epoch {epoch + 1}, step {len(losses)} ({reason})", flush=True)
+
+    def train(self, epoch: int, resumed: dict | None) -> tuple[list[float], float]:
+        """The losses of ``epoch``'s steps (those ``resumed`` holds first) and the epoch's start time; fewer than
+        ``steps_per_epoch`` losses when ``left`` ran out."""
+        import torch
+
+        t, steps = self.cfg["train"], int(self.cfg["train"]["steps_per_epoch"])
+        done = resumed["step"] if resumed else 0
+        losses = list(resumed["losses"]) if resumed else []
+        t0 = time.time() - (resumed["seconds"] if resumed else 0.0)
+        workers = int(t.get("workers", 0))
+        # train.workers > 0: chips drawn in that many processes, reseeded per epoch (so a resumed run draws the same)
+        stream = worker_batches(self.regions, t, self.n_targets, _epoch_seed(int(t.get("seed", 0)), epoch), workers) \
+            if workers else None
+
+        def draw():
+            return next(stream) if stream is not None else self.sampler.batch(t["batch_size"])
+
+        for _ in range(done):  # the batches of the steps a checkpoint already holds: drawn again, not used
+            draw()
+        every_s, saved = float(t.get("checkpoint_every_s", 600)), time.time()
+        try:
+            for _ in _steps(steps, epoch, int(t["epochs"]), self.show, done):
+                img, lab, val_m = draw()
+                x = normalize(torch.as_tensor(img).to(self.device), self.norm)
+                y = torch.as_tensor(lab).float().to(self.device)
+                v = torch.as_tensor(val_m).float()[:, None].to(self.device)
+                loss = train_step(self.model, self.opt, self.scaler, (x, y, v), self.weights, self.device, self.dtype)
+                self.sched.step()
+                losses.append(float(loss))
+                self.left = None if self.left is None else self.left - 1
+                if len(losses) < steps and (self.left == 0 or time.time() - saved >= every_s):
+                    self.keep(epoch, losses, t0, "stop" if self.left == 0 else f"every {every_s:g} s")
+                    saved = time.time()
+                    if self.left == 0:
+                        break
+        except BaseException:  # Ctrl-C, SIGTERM, a failure: keep the steps taken
+            if done < len(losses) < steps:
+                self.keep(epoch, losses, t0, "interrupted")
+            raise
+        return losses, t0  # this epoch's worker processes end with ``stream``

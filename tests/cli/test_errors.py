@@ -33,7 +33,7 @@ def _restore_sigterm():
     signal.signal(signal.SIGTERM, old)
 
 
-@pytest.mark.parametrize("resume", ["the finished tiles", "the last finished epoch"])
+@pytest.mark.parametrize("resume", ["the finished tiles", "the last checkpoint"])
 def test_sigterm_says_what_a_rerun_resumes_from(resume):
     res = CliRunner().invoke(_command(resume=resume))
     assert res.exit_code == 143

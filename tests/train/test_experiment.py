@@ -68,7 +68,10 @@ SHIPPED = sorted((Path(__file__).parents[2] / "configs").rglob("*.toml"))
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_shipped_experiment_configs_load_and_are_complete(path):
     """Every config in configs/ (the recipes the model cards and docs cite) parses and names a full schedule."""
+    from geoseg.train.experiment import check_experiment
+
     cfg = load_experiment(path)
+    check_experiment(cfg)
     t = cfg["train"]
     for key in ("chip_size", "gsd_range", "batch_size", "steps_per_epoch", "epochs", "lr"):
         assert key in t, f"{path.name}: train.{key} missing"
@@ -94,6 +97,7 @@ FULL = {
     ("train", "gsd_range", [0.3], "[finest, coarsest]"),
     ("train", "lr", -1e-3, "lr must be a number >= 0"),
     ("train", "lr", None, "train.lr is missing"),
+    ("train", "checkpoint_every_s", -1, "checkpoint_every_s must be seconds >= 0"),
     ("data", "base_gsd_m", 0, "base_gsd_m must be"),
     ("data", "train", [], "at least one"),
     ("data", "train", [{"raster": "a.tif"}], "needs raster and labels"),

@@ -357,3 +357,59 @@ def test_resuming_a_run_with_another_architecture_is_a_one_line_error(experiment
     r = CliRunner().invoke(cli, ["train", str(exp), "--out", str(experiment / "run")])
     assert r.exit_code == 2 and "is a run of another architecture" in r.output and "Traceback" not in r.output
     assert "classes=2" in r.output and "classes=3" in r.output
+
+
+def _epoch_losses(run_dir):
+    return [json.loads(line)["loss"] for line in (run_dir / "log.jsonl").read_text().splitlines()]
+
+
+def test_a_run_stopped_inside_an_epoch_resumes_at_that_step_and_matches_an_uninterrupted_run(experiment):
+    """Checkpoints inside an epoch: a rerun starts at the next step, with the same model, optimiser, schedule and
+    chips (workers draw per-epoch streams, so the comparison is exact)."""
+    import tomllib
+    import torch
+
+    from geoseg.train.fit import fit
+
+    cfg = tomllib.loads((experiment / "exp.toml").read_text())
+    cfg["train"].update(epochs=2, steps_per_epoch=3, workers=2)
+    cfg["data"]["val"] = []
+    fit(cfg, experiment / "a")
+    fit(cfg, experiment / "b", stop_after_steps=4)  # epoch 0, then one step of epoch 1
+    ck = torch.load(experiment / "b" / "last.pt", weights_only=False)
+    assert ck["epoch"] == 0 and ck["partial"]["epoch"] == 1 and ck["partial"]["step"] == 1
+    assert len(_epoch_losses(experiment / "b")) == 1
+    fit(cfg, experiment / "b")
+    assert _epoch_losses(experiment / "b") == _epoch_losses(experiment / "a")
+    assert "partial" not in torch.load(experiment / "b" / "last.pt", weights_only=False)
+
+
+def test_an_interrupt_inside_an_epoch_keeps_the_steps_taken(experiment, monkeypatch):
+    """Ctrl-C (or SIGTERM through the CLI) during step 3 of an epoch: last.pt holds steps 1-2 and a rerun goes on
+    from there to the end."""
+    import tomllib
+    import torch
+
+    from geoseg.train import fit as fit_module
+
+    cfg = tomllib.loads((experiment / "exp.toml").read_text())
+    cfg["train"].update(epochs=1, steps_per_epoch=4)
+    cfg["data"]["val"] = []
+    real, calls = fit_module.train_step, []
+
+    def interrupted_on_the_third(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(fit_module, "train_step", interrupted_on_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        fit_module.fit(cfg, experiment / "run")
+    ck = torch.load(experiment / "run" / "last.pt", weights_only=False)
+    assert ck["epoch"] == -1 and ck["partial"]["step"] == 2 and len(ck["partial"]["losses"]) == 2
+    resumed = []
+    monkeypatch.setattr(fit_module, "train_step", lambda *args: resumed.append(1) or real(*args))
+    fit_module.fit(cfg, experiment / "run")
+    assert len(_epoch_losses(experiment / "run")) == 1
+    assert len(resumed) == 2, "steps 3 and 4 only: the two steps kept were not taken again"
