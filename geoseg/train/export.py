@@ -106,6 +106,7 @@ def export(checkpoint: Path, out_dir: Path, card_extra: dict[str, Any] | None = 
         "input": {"bands": ["red", "green", "blue"], "normalization": cfg.get("normalization", DEFAULT_NORMALIZATION),
                   "dtype_rule": "uint8 as is; other dtypes: each band's 2nd-98th percentile mapped linearly to 0-255"},
         "training": {"config": cfg, "epoch": ck.get("epoch"), **({"step": ck["step"]} if ck.get("step") is not None else {}),
+                     **({"unfinished_epoch": {k: ck["partial"][k] for k in ("epoch", "step")}} if ck.get("partial") else {}),
                      "val_metrics_during_training": ck.get("metrics")},
         **inference_tiles(cfg["train"]),
         **card_defaults(cfg),

@@ -379,6 +379,10 @@ def test_a_run_stopped_inside_an_epoch_resumes_at_that_step_and_matches_an_unint
     ck = torch.load(experiment / "b" / "last.pt", weights_only=False)
     assert ck["epoch"] == 0 and ck["partial"]["epoch"] == 1 and ck["partial"]["step"] == 1
     assert len(_epoch_losses(experiment / "b")) == 1
+    from geoseg.train.export import export
+
+    card = json.loads(export(experiment / "b" / "last.pt", experiment / "m").read_text())
+    assert card["training"]["epoch"] == 0 and card["training"]["unfinished_epoch"] == {"epoch": 1, "step": 1}
     fit(cfg, experiment / "b")
     assert _epoch_losses(experiment / "b") == _epoch_losses(experiment / "a")
     assert "partial" not in torch.load(experiment / "b" / "last.pt", weights_only=False)
