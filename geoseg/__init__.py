@@ -19,8 +19,11 @@ __all__ = [
     "TileGrid",
     "VectorizeConfig",
     "__version__",
+    "gsd_sweep",
     "plan",
+    "score",
     "segment",
+    "train_model",
     "vectorize",
 ]
 
@@ -87,3 +90,33 @@ def vectorize(prob_path: str, output: str | None = None, **options: Any):
 
         write_vectors(gdf, output, {"source": str(prob_path)})
     return gdf
+
+
+def score(pred: str, truth: str, raster: str | None = None, **options: Any) -> dict:
+    """Pixel IoU/precision/recall/F1 and object F1 (IoU >= 0.5, one-to-one) of predicted footprints or a
+    probability raster ``pred`` against reference polygons ``truth``, as ``geoseg evaluate``. ``raster`` sets the
+    grid and valid area of the pixel scores; ``options``: ``threshold``, ``iou_threshold``, ``breakdown``."""
+    from geoseg.evaluate.run import evaluate as _evaluate
+
+    return _evaluate(pred, truth, raster, **options)
+
+
+def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default", *, mode: str = "model",
+              keep_dir: str | None = None, progress=None, **options: Any) -> list[dict]:
+    """Score ``model`` on ``raster`` resampled to each GSD, as ``geoseg evaluate --gsd-sweep``: one dict of scores per
+    GSD. ``mode``: ``"model"`` runs the model at each GSD, ``"imagery"`` makes imagery of each GSD and segments it
+    as ``segment`` would. ``options`` are :class:`geoseg.config.SegmentConfig` fields (``tile_size``, ``tta``, ...)."""
+    from geoseg.config import SegmentConfig
+    from geoseg.evaluate.sweep import gsd_sweep as _sweep
+
+    return _sweep(raster, truth, list(gsds), model, progress, base_config=SegmentConfig(**options), keep_dir=keep_dir,
+                  mode=mode)
+
+
+def train_model(config: Any, out_dir: str | None = None, *, export_dir: str | None = None, card_extra: Any = None,
+                int8: bool = False) -> dict:
+    """Train from an experiment (a TOML/YAML file or its dict; see ``docs/training.md``), resuming ``out_dir``;
+    with ``export_dir``, export the best checkpoint as a model card. Returns ``{"best": path, "card": path}``."""
+    from geoseg.train.run import train_experiment
+
+    return train_experiment(config, out_dir, export_dir, card_extra, int8)

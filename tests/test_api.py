@@ -1,4 +1,4 @@
-"""The Python API (``geoseg.segment``/``geoseg.vectorize``) agrees with the CLI."""
+"""The Python API (``geoseg.segment``, ``vectorize``, ``score``, ``gsd_sweep``, ``train_model``) agrees with the CLI."""
 
 import json
 
@@ -7,6 +7,7 @@ import rasterio
 
 import geoseg
 from tests.conftest import scene, write_raster
+from tests.train.test_fit import experiment  # noqa: F401  (the tiny training experiment fixture)
 
 
 def _row_of_two_houses(tmp_path, settings=None):
@@ -79,3 +80,49 @@ def test_segment_uses_and_records_the_cards_threshold_and_border_cut(tmp_path, p
         with rasterio.open(prob) as ds:
             written = json.loads(ds.tags()["settings"])["vectorize"]
         assert written["border_cut"] == (0.5 if cut is None else cut) and written["threshold"] == raw["threshold"]
+
+
+def _houses(tmp_path):
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    rects = [(21, 23, 99, 98), (141, 119, 219, 221)]
+    raster = write_raster(tmp_path / "in.tif", scene((240, 240), rects))
+    geoms = [box(500000 + c0, 5000000 - r1, 500000 + c1, 5000000 - r0) for r0, c0, r1, c1 in rects]
+    gpd.GeoDataFrame(geometry=geoms, crs=32633).to_file(tmp_path / "t.gpkg")
+    return raster, tmp_path / "t.gpkg"
+
+
+def test_score_and_gsd_sweep_agree_with_geoseg_evaluate(tmp_path, pixel_card):
+    from click.testing import CliRunner
+
+    from geoseg.cli.main import cli
+
+    raster, truth = _houses(tmp_path)
+    geoseg.segment(str(raster), str(pixel_card), output=str(tmp_path / "b.gpkg"))
+    got = geoseg.score(str(tmp_path / "b.gpkg"), str(truth), raster=str(raster))
+    r = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "b.gpkg"), "--truth", str(truth), "--raster", str(raster), "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout) == json.loads(json.dumps(got))
+    assert got["obj_tp"] == 2 and got["iou"] > 0.9
+    rows = geoseg.gsd_sweep(str(raster), str(truth), [1, 5], str(pixel_card), tile_size=64, overlap=16)
+    r = CliRunner().invoke(cli, ["evaluate", str(raster), "--truth", str(truth), "--gsd-sweep", "1,5", "-m", str(pixel_card),
+                                 "--tile-size", "64", "--overlap", "16", "--json"])
+    assert [x["gsd_m"] for x in rows] == [1.0, 5.0] and rows[1]["iou"] < rows[0]["iou"]
+    assert [x["iou"] for x in rows] == [x["iou"] for x in json.loads(r.stdout)]
+
+
+def test_train_model_trains_exports_and_refuses_a_bad_card_file_before_training(tmp_path, experiment):  # noqa: F811
+    import pytest
+    import tomllib
+
+    from geoseg.errors import ConfigError
+
+    cfg = tomllib.loads((experiment / "exp.toml").read_text())
+    cfg["train"].update(epochs=1, steps_per_epoch=2)
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        geoseg.train_model(cfg, str(tmp_path / "run"), export_dir=str(tmp_path / "m"), card_extra=str(tmp_path / "bad.json"))
+    assert not (tmp_path / "run").exists()
+    out = geoseg.train_model(cfg, str(tmp_path / "run"), export_dir=str(tmp_path / "m"), card_extra={"gsd_m": 0.3})
+    assert out["best"].is_file() and json.loads(out["card"].read_text())["gsd_m"] == 0.3
+    assert callable(geoseg.score) and callable(geoseg.train_model), "submodule imports do not shadow the API"

@@ -16,33 +16,9 @@ from geoseg.cli.errors import handle_errors
 @handle_errors(resume="the last checkpoint")
 def train(config, out_dir, export_dir, card_extra, int8):
     """Train from CONFIG, a TOML or YAML experiment (see configs/). Rerunning the same command resumes from the last checkpoint."""
-    import json
-    from pathlib import Path
+    from geoseg.train.run import train_experiment
 
-    from geoseg.errors import ConfigError
-
-    if not all(map(_installed, ("albumentations", "cv2"))):
-        raise ConfigError("geoseg train needs the training extras: pip install 'geoseg[train]'")
-    from geoseg.train.experiment import load_experiment
-    from geoseg.train.fit import fit
-
-    cfg = load_experiment(config)
-    out = Path(out_dir or Path("runs") / cfg["name"])
-    best = fit(cfg, out, show_progress=True)
-    click.echo(f"best checkpoint: {best}", err=True)
-    if export_dir:
-        from geoseg.train.export import export
-
-        extra = json.loads(Path(card_extra).read_text()) if card_extra else {}
-        card = export(best, Path(export_dir), extra, "int8" if int8 else "fp16")
-        click.echo(f"model card: {card}", err=True)
-
-
-def _installed(module: str) -> bool:
-    """Whether ``module`` can be imported, without importing it (albumentations looks for updates online at import)."""
-    from importlib.util import find_spec
-
-    try:
-        return find_spec(module) is not None
-    except ValueError:  # in sys.modules as None: blocked
-        return False
+    result = train_experiment(config, out_dir, export_dir, card_extra, int8, show_progress=True)
+    click.echo(f"best checkpoint: {result['best']}", err=True)
+    if "card" in result:
+        click.echo(f"model card: {result['card']}", err=True)

@@ -1,0 +1,56 @@
+"""Train from an experiment and optionally export a model card: what ``geoseg train`` and ``geoseg.train_model`` do."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from geoseg.errors import ConfigError
+
+
+def train_experiment(config: str | Path | dict[str, Any], out_dir: str | Path | None = None,
+                     export_dir: str | Path | None = None, card_extra: str | Path | dict | None = None,
+                     int8: bool = False, show_progress: bool = False) -> dict[str, Path]:
+    """Train ``config`` (an experiment file, TOML or YAML, or its parsed dict) into ``out_dir`` (default
+    ``runs/<name>``), resuming from its last checkpoint; then, with ``export_dir``, export the best checkpoint as
+    weights + model card (``card_extra``: card fields, a dict or a JSON file). Returns ``{"best": ..., "card": ...}``."""
+    from importlib.util import find_spec
+
+    from geoseg.train.experiment import load_experiment
+    from geoseg.train.fit import fit
+
+    if not all(_installed(m, find_spec) for m in ("albumentations", "cv2")):
+        raise ConfigError("training needs the training extras: pip install 'geoseg[train]'")
+    cfg = config if isinstance(config, dict) else load_experiment(config)
+    extra = _card_extra(card_extra)  # before training: a bad card file must not cost a run
+    out = Path(out_dir or Path("runs") / cfg["name"])
+    result = {"best": fit(cfg, out, show_progress=show_progress)}
+    if export_dir is not None:
+        from geoseg.train.export import export
+
+        result["card"] = export(result["best"], Path(export_dir), extra, "int8" if int8 else "fp16")
+    return result
+
+
+def _card_extra(card_extra: str | Path | dict | None) -> dict:
+    if card_extra is None or isinstance(card_extra, dict):
+        return dict(card_extra or {})
+    path = Path(card_extra)
+    if not path.is_file():
+        raise ConfigError(f"card fields file not found: {path}; check the path")
+    try:
+        extra = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid JSON ({str(exc).splitlines()[0]})") from None
+    if not isinstance(extra, dict):
+        raise ConfigError(f"{path} must hold a JSON object of card fields, e.g. {{\"gsd_m\": 0.3}}")
+    return extra
+
+
+def _installed(module: str, find_spec) -> bool:
+    """Whether ``module`` can be imported, without importing it (albumentations looks for updates online at import)."""
+    try:
+        return find_spec(module) is not None
+    except ValueError:  # in sys.modules as None: blocked
+        return False
