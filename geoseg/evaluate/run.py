@@ -21,6 +21,15 @@ def _read_vectors(path: str, what: str):
     return gdf.set_geometry(polygonal(gdf.geometry.values)).pipe(lambda g: g[~g.geometry.is_empty])
 
 
+def _check_raster(path: str) -> None:
+    """One-line errors for a missing, corrupt or CRS-less raster to score on."""
+    from geoseg.io.raster import open_raster
+
+    with open_raster(path) as ds:
+        if ds.crs is None:
+            raise InputError(f"{path} has no CRS; assign one first, e.g. `gdal_edit.py -a_srs EPSG:XXXX {path}`")
+
+
 def _warn_no_truth(what: str) -> None:
     import warnings
 
@@ -71,6 +80,8 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
     from geoseg.io.raster import open_raster
 
     is_raster = Path(pred).suffix.lower() in RASTER_SUFFIXES
+    for path in dict.fromkeys(p for p in (pred if is_raster else None, raster) if p is not None):
+        _check_raster(path)
     truth_gdf = _read_vectors(truth, "truth")
     thr = 0.5 if threshold is None else threshold
     if is_raster:

@@ -74,6 +74,15 @@ def test_truth_that_misses_the_raster_warns_instead_of_scoring_silently(tmp_path
     assert r.exit_code == 0 and "geoseg: warning: no polygon of" in r.stderr
 
 
+@pytest.mark.parametrize("as_pred", [True, False])
+def test_a_raster_without_a_crs_is_a_one_line_error(tmp_path, as_pred):
+    raster = write_raster(tmp_path / "r.tif", scene((40, 40)), crs=None)
+    gpd.GeoDataFrame(geometry=TRUTH, crs=32633).to_file(tmp_path / "t.gpkg")
+    args = [str(raster)] if as_pred else [str(tmp_path / "t.gpkg"), "--raster", str(raster)]
+    r = CliRunner().invoke(cli, ["evaluate", *args, "--truth", str(tmp_path / "t.gpkg")])
+    assert r.exit_code == 2 and f"{raster} has no CRS" in r.output and "Traceback" not in r.output
+
+
 def test_shifted_prediction_matches_only_above_iou_half():
     small_shift = [b(12, 10, 32, 30)]  # IoU 18/22 = 0.82
     big_shift = [b(20, 10, 40, 30)]  # IoU 10/30 = 0.33
