@@ -326,6 +326,8 @@ def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool = False, stop_af
             run.best = score
             _save(out_dir / "best.pt", {"model": model.state_dict(), "epoch": epoch, "metrics": metrics, "config": cfg})
         _save(last, {**run.state(), "epoch": epoch})
+        if run.left == 0:  # stop_after_steps ran out with this epoch
+            break
     return out_dir / "best.pt"
 
 

@@ -385,6 +385,8 @@ def test_a_run_stopped_inside_an_epoch_resumes_at_that_step_and_matches_an_unint
     assert card["training"]["epoch"] == 0 and card["training"]["unfinished_epoch"] == {"epoch": 1, "step": 1}
     fit(cfg, experiment / "b")
     assert _epoch_losses(experiment / "b") == _epoch_losses(experiment / "a")
+    fit(cfg, experiment / "c", stop_after_steps=3)  # runs out exactly at the end of an epoch
+    assert len(_epoch_losses(experiment / "c")) == 1 and "partial" not in torch.load(experiment / "c" / "last.pt", weights_only=False)
     assert "partial" not in torch.load(experiment / "b" / "last.pt", weights_only=False)
 
 
