@@ -15,12 +15,10 @@ def train_experiment(config: str | Path | dict[str, Any], out_dir: str | Path | 
     """Train ``config`` (an experiment file, TOML or YAML, or its parsed dict) into ``out_dir`` (default
     ``runs/<name>``), resuming from its last checkpoint; then, with ``export_dir``, export the best checkpoint as
     weights + model card (``card_extra``: card fields, a dict or a JSON file). Returns ``{"best": ..., "card": ...}``."""
-    from importlib.util import find_spec
-
     from geoseg.train.experiment import load_experiment
     from geoseg.train.fit import fit
 
-    if not all(_installed(m, find_spec) for m in ("albumentations", "cv2")):
+    if not all(map(_installed, ("albumentations", "cv2"))):
         raise ConfigError("training needs the training extras: pip install 'geoseg[train]'")
     cfg = config if isinstance(config, dict) else load_experiment(config)
     extra = _card_extra(card_extra)  # before training: a bad card file must not cost a run
@@ -48,8 +46,10 @@ def _card_extra(card_extra: str | Path | dict | None) -> dict:
     return extra
 
 
-def _installed(module: str, find_spec) -> bool:
+def _installed(module: str) -> bool:
     """Whether ``module`` can be imported, without importing it (albumentations looks for updates online at import)."""
+    from importlib.util import find_spec
+
     try:
         return find_spec(module) is not None
     except ValueError:  # in sys.modules as None: blocked
