@@ -4,7 +4,7 @@
 
 Inference: batches of 512 x 512 tiles, megapixels/s; ``--precision bf16`` (default) autocasts, ``fp32`` does not.
 bf16 is fast only on CPUs with native bf16 (AVX512-BF16 or AMX); elsewhere PyTorch emulates it (docs/training.md).
-Training: one AdamW step on a batch of 16 chips of 256 px, seconds. Random weights: speed does not
+Training: one AdamW step on a batch of 16 chips of 256 px (``--train-chip``), seconds. Random weights: speed does not
 depend on them. Accuracy per encoder needs a training run each; see docs/scinet_vs_unet.md.
 """
 
@@ -23,7 +23,8 @@ def _time(fn, repeat: int) -> float:
     return (time.perf_counter() - t0) / repeat
 
 
-def bench(arch: dict, device: str, tile: int, batch: int, repeat: int, precision: str = "bf16") -> dict:
+def bench(arch: dict, device: str, tile: int, batch: int, repeat: int, precision: str = "bf16",
+          train_chip: int = 256) -> dict:
     import torch
 
     from geoseg.models.arch import build_module
@@ -39,7 +40,7 @@ def bench(arch: dict, device: str, tile: int, batch: int, repeat: int, precision
 
     infer_s = _time(infer, repeat)
     opt = torch.optim.AdamW(model.parameters())
-    xt = torch.randn(16, 3, 256, 256, device=device)
+    xt = torch.randn(16, 3, train_chip, train_chip, device=device)
 
     def step():
         with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
@@ -50,7 +51,7 @@ def bench(arch: dict, device: str, tile: int, batch: int, repeat: int, precision
 
     step_s = _time(step, max(1, repeat // 2))
     return {"arch": arch["name"], "encoder": arch["encoder"], "precision": precision, "params_m": round(params, 2),
-            "infer_mpx_s": round(batch * tile * tile / infer_s / 1e6, 3), "train_step_s": round(step_s, 2)}
+            "infer_mpx_s": round(batch * tile * tile / infer_s / 1e6, 3), "train_step_s": round(step_s, 2), "train_chip": train_chip}
 
 
 def main() -> None:
@@ -59,6 +60,7 @@ def main() -> None:
     ap.add_argument("--archs", nargs="+", default=["scinet", "unet"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tile", type=int, default=512)
+    ap.add_argument("--train-chip", type=int, default=256, help="side of the 16 training chips (px)")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--repeat", type=int, default=4)
     ap.add_argument("--device", default="cpu")
@@ -73,7 +75,7 @@ def main() -> None:
     for enc in args.encoders:
         for name in args.archs:
             row = bench({"name": name, "encoder": enc, "in_channels": 3, "classes": 2}, args.device, args.tile, args.batch, args.repeat,
-                        args.precision)
+                        args.precision, args.train_chip)
             rows.append(row)
             print(json.dumps(row), flush=True)
     if args.json:

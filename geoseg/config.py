@@ -56,6 +56,7 @@ class SegmentConfig:
     overlap: int | None = None  # None: the model card's
     blend: Blend = "cosine"
     tta: Literal["none", "flip", "d4"] = "none"  # test-time augmentation: 1, 4 or 8 forward passes per tile
+    tta_scales: tuple[float, ...] = (1.0,)  # zoom factors of multi-scale inference (0.5: also at twice the GSD)
     dst_crs: str | None = None
     compress: Literal["deflate", "zstd"] = "deflate"
     cog: bool = False

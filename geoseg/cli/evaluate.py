@@ -35,10 +35,11 @@ from geoseg.cli.errors import handle_errors
 @o.tile_size
 @o.overlap
 @o.tta
+@o.tta_scales
 @o.progress
 @handle_errors
 def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, gsd_sweep, models, breakdown, plot, sweep_mode, gsd,
-             keep_dir, tile_size, overlap, tta, progress_mode):
+             keep_dir, tile_size, overlap, tta, tta_scales, progress_mode):
     """Pixel IoU, precision, recall, F1 and object F1 (one-to-one at IoU >= 0.5) of PRED against --truth.
 
     With --gsd-sweep, PRED is an image: it is resampled to each GSD, segmented with each --model, and scored.
@@ -48,10 +49,11 @@ def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, gsd_sweep, 
         raise click.UsageError("--gsd sets where the model runs in --sweep-mode imagery; in model mode it runs at each --gsd-sweep GSD")
     if gsd_sweep:
         _sweep(pred, truth, gsd_sweep, models, plot, as_json, tile_size, overlap, tta, breakdown, threshold, keep_dir,
-               o.make_progress(progress_mode), sweep_mode, gsd)
+               o.make_progress(progress_mode), sweep_mode, gsd, o.parse_scales(tta_scales))
         return
-    if tile_size is not None or overlap is not None or tta != "none" or keep_dir is not None or sweep_mode != "model":
-        raise click.UsageError("--tile-size, --overlap, --tta, --keep and --sweep-mode apply to --gsd-sweep runs only")
+    if (tile_size is not None or overlap is not None or tta != "none" or tta_scales is not None or keep_dir is not None
+            or sweep_mode != "model"):
+        raise click.UsageError("--tile-size, --overlap, --tta, --tta-scales, --keep and --sweep-mode apply to --gsd-sweep runs only")
     from geoseg.evaluate.run import RASTER_SUFFIXES
     from geoseg.evaluate.run import evaluate as run
 
@@ -66,7 +68,7 @@ def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, gsd_sweep, 
 
 
 def _sweep(raster, truth, gsds_text, models, plot, as_json, tile_size=None, overlap=None, tta="none", breakdown=False,
-           threshold=None, keep_dir=None, progress=None, mode="model", run_gsd=None):
+           threshold=None, keep_dir=None, progress=None, mode="model", run_gsd=None, tta_scales=(1.0,)):
     from geoseg.config import SegmentConfig, VectorizeConfig
     from geoseg.evaluate.sweep import curve_label, gsd_sweep, plot_sweep
 
@@ -78,7 +80,8 @@ def _sweep(raster, truth, gsds_text, models, plot, as_json, tile_size=None, over
         raise click.BadParameter(f"{gsds_text!r}: give comma-separated GSDs in metres, each > 0, e.g. 0.15,0.3,0.6",
                                  param_hint="--gsd-sweep")
     # None: each model card's own
-    base = SegmentConfig(tile_size=tile_size, overlap=overlap, tta=tta, gsd_m=run_gsd, vectorize=VectorizeConfig(threshold=threshold))
+    base = SegmentConfig(tile_size=tile_size, overlap=overlap, tta=tta, tta_scales=tta_scales, gsd_m=run_gsd,
+                         vectorize=VectorizeConfig(threshold=threshold))
     try:
         by_model = {m: gsd_sweep(raster, truth, gsds, m, progress, base_config=base, breakdown=breakdown, keep_dir=keep_dir, mode=mode)
                     for m in models}

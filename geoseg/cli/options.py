@@ -31,6 +31,9 @@ tile_size = click.option("--tile-size", type=int, default=None, help="Tile size 
 overlap = click.option("--overlap", type=int, default=None, help="Overlap between tiles in pixels; default: the model card's.")
 tta = click.option("--tta", type=click.Choice(["none", "flip", "d4"]), default="none", show_default=True,
                    help="Test-time augmentation: average the model over 4 flips (flip) or all 8 rotations/mirrors (d4); 4x or 8x slower.")
+tta_scales = click.option("--tta-scales", default=None, metavar="S[,S...]",
+                          help="Multi-scale inference: also run each tile resized by these zoom factors and average, "
+                               "e.g. 1,0.5 adds a pass at twice the GSD (docs/tta.md); a pass at scale s costs s^2.")
 batch_size = click.option("--batch-size", type=int, default=8, show_default=True, help="Tiles per forward pass.")
 bands = click.option("--bands", default=None, help="Source bands in model order, 1-based, e.g. 3,2,1; default: the first data bands.")
 threshold = click.option("--threshold", type=float, default=None, help="Probability threshold (0-1); default: the model card's.")
@@ -53,6 +56,15 @@ def parse_bands(text: str | None) -> tuple[int, ...] | None:
         return tuple(int(b) for b in text.split(","))
     except ValueError:
         raise click.BadParameter(f"{text!r}: give comma-separated band numbers, e.g. 3,2,1", param_hint="--bands") from None
+
+
+def parse_scales(text: str | None) -> tuple[float, ...]:
+    if not text:
+        return (1.0,)
+    try:
+        return tuple(float(s) for s in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: give comma-separated zoom factors, e.g. 1,0.5", param_hint="--tta-scales") from None
 
 
 def make_progress(mode: str):

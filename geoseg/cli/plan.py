@@ -18,11 +18,12 @@ from geoseg.cli.errors import handle_errors
 @o.overlap
 @o.batch_size
 @o.tta
+@o.tta_scales
 @o.bands
 @click.option("--dst-crs", default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @handle_errors
-def plan(input_path, model, gsd, tile_size, overlap, batch_size, tta, bands, dst_crs, as_json):
+def plan(input_path, model, gsd, tile_size, overlap, batch_size, tta, tta_scales, bands, dst_crs, as_json):
     """Show what `geoseg segment INPUT` would do: grids, tiles, GSD, memory and time estimate."""
     from geoseg.config import SegmentConfig
     from geoseg.engine.plan import make_plan
@@ -30,7 +31,7 @@ def plan(input_path, model, gsd, tile_size, overlap, batch_size, tta, bands, dst
     from geoseg.models.registry import get_card
 
     cfg = SegmentConfig(model=model, gsd_m=gsd, tile_size=tile_size, overlap=overlap, batch_size=batch_size, tta=tta,
-                        bands=o.parse_bands(bands), dst_crs=dst_crs)
+                        tta_scales=o.parse_scales(tta_scales), bands=o.parse_bands(bands), dst_crs=dst_crs)
     card = get_card(cfg.model)
     info = inspect_raster(input_path, card.bands, cfg.bands)
     desc = {"model": card.name, "bands": list(info.bands), **make_plan(info, card, cfg).describe()}

@@ -19,6 +19,7 @@ from geoseg.cli.errors import handle_errors
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True)
 @o.batch_size
 @o.tta
+@o.tta_scales
 @o.gsd
 @o.tile_size
 @o.overlap
@@ -38,7 +39,7 @@ from geoseg.cli.errors import handle_errors
 @click.option("--keep-work", is_flag=True, help="Keep the intermediate work folder.")
 @o.progress
 @handle_errors(resume="the finished tiles")
-def segment(input_path, output, prob, model, device, precision, batch_size, tta, gsd, tile_size, overlap, blend, dst_crs,
+def segment(input_path, output, prob, model, device, precision, batch_size, tta, tta_scales, gsd, tile_size, overlap, blend, dst_crs,
             compress, cog, bands, threshold, min_area, min_part, border_cut, simplify, regularize, no_split, no_resume, keep_work, progress_mode):
     """Find buildings in INPUT (any GDAL raster) and write footprints (-o) and/or probabilities (--prob)."""
     from geoseg.config import SegmentConfig
@@ -46,8 +47,8 @@ def segment(input_path, output, prob, model, device, precision, batch_size, tta,
 
     if not output and not prob:
         raise click.UsageError("give --output/-o for footprints and/or --prob for the probability raster")
-    cfg = SegmentConfig(model=model, device=device, precision=precision, batch_size=batch_size, tta=tta, gsd_m=gsd,
-                        tile_size=tile_size, overlap=overlap, blend=blend, dst_crs=dst_crs, compress=compress, cog=cog,
+    cfg = SegmentConfig(model=model, device=device, precision=precision, batch_size=batch_size, tta=tta,
+                        tta_scales=o.parse_scales(tta_scales), gsd_m=gsd, tile_size=tile_size, overlap=overlap, blend=blend, dst_crs=dst_crs, compress=compress, cog=cog,
                         resume=not no_resume, keep_work=keep_work, bands=o.parse_bands(bands),
                         vectorize=o.vectorize_config(threshold, min_area, min_part, simplify, regularize, no_split,
                                                              border_cut))

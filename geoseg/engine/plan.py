@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from geoseg import georef
 from geoseg.config import SegmentConfig
-from geoseg.engine.tta import MODES, check_mode
+from geoseg.engine.tta import check_scales
+from geoseg.engine.tta import passes as tta_passes
 from geoseg.errors import ConfigError, GsdWarning, InputError
 from geoseg.grid import RasterGrid
 from geoseg.io.raster import RasterInfo
@@ -44,7 +45,7 @@ class Plan:
             "resampled": self.resampled, "output_crs": str(self.out_grid.crs),
             "tile_size": t.tile_size, "overlap": t.overlap, "tiles": len(t), "tile_rows": t.n_rows,
             "tile_cols": t.n_cols, "column_blocks": len(column_blocks(t, self.block_width)), "work_megapixels": round(self.work_grid.width * self.work_grid.height / 1e6, 2),
-            "est_peak_memory_mb": round(self.est_peak_bytes / 2**20), "est_seconds": None if self.est_seconds is None else round(self.est_seconds, 1),
+            "est_peak_memory_mb": round(self.est_peak_bytes / 2**20), "est_seconds": None if self.est_seconds is None else float(f"{self.est_seconds:.3g}"),
         }
 
 
@@ -124,9 +125,9 @@ def make_plan(info: RasterInfo, card: ModelCard, cfg: SegmentConfig) -> Plan:
     width = min(work.width, cfg.block_width + 2 * tile)
     peak = (4 * tile * width * (card.bands + 1)  # row super-windows in the queue, in flight and batched
             + (k * 4 + 5) * tile * width  # stitcher accumulators
-            + cfg.batch_size * tile * tile * 4 * 60  # activations, UNet-sized
+            + cfg.batch_size * tile * tile * 4 * 60 * max(1.0, max(check_scales(cfg.tta_scales))) ** 2  # activations, UNet-sized
             + 450 * 2**20)  # interpreter, torch, GDAL cache
     mps = throughput(card, cfg)
-    passes = MODES[check_mode(cfg.tta)]  # forward passes per tile
+    passes = tta_passes(cfg.tta, cfg.tta_scales)  # forward-pass cost per tile, in plain passes
     est = None if not mps else len(tiles) * tile * tile * passes / 1e6 / mps
     return Plan(info.grid, work, _out_grid(info, cfg.dst_crs), tiles, native, gsd, k, int(peak), est, cfg.block_width)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from geoseg.engine.device import resolve_device, resolve_precision
-from geoseg.engine.tta import averaged, check_mode
+from geoseg.engine.tta import averaged, check_mode, check_scales
 from geoseg.models.card import ModelCard
 from geoseg.models.normalize import normalize
 
@@ -17,11 +17,12 @@ class Predictor:
     (bf16/fp16) and channels_last; CPU uses bf16 autocast where supported, else fp32 in
     channels_last (faster than contiguous on an AVX2 CPU, see docs/benchmarks.md). Tiles
     whose sides are not multiples of 32 are reflect-padded and cropped back.
-    ``tta`` averages the model over flipped/rotated copies (see :mod:`geoseg.engine.tta`).
+    ``tta`` averages the model over flipped/rotated copies and ``tta_scales`` over resized ones
+    (see :mod:`geoseg.engine.tta`).
     """
 
     def __init__(self, module, card: ModelCard, device: str = "auto", precision: str = "auto", batch_size: int = 8,
-                 tta: str = "none"):
+                 tta: str = "none", tta_scales=(1.0,)):
         import torch
 
         self.device = resolve_device(device)
@@ -29,6 +30,7 @@ class Predictor:
         self.batch_size = max(1, int(batch_size))
         self.card = card
         self.tta = check_mode(tta)
+        self.tta_scales = check_scales(tta_scales)
         self.module = module.to(self.device).eval()
         self._dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
         self.channels_last = self.device == "cuda" or self._dtype is None
@@ -55,5 +57,5 @@ class Predictor:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), torch.autocast(self.device, dtype=self._dtype or torch.float32, enabled=self._dtype is not None):
-            probs = averaged(self.module, x, self.tta)[..., :h, :w]
+            probs = averaged(self.module, x, self.tta, self.tta_scales)[..., :h, :w]
         return probs.cpu().numpy()

@@ -73,7 +73,7 @@ def segment(input_path: str, output: str | Path | None = None, prob: str | Path 
     fp = fingerprint({"input": os.path.abspath(input_path), "size": st and st.st_size, "mtime": st and st.st_mtime_ns,
                       "model": card.sha256, "plan": plan.describe(), "block_width": plan.block_width, "blend": cfg.blend, "bands": info.bands,
                       "scale": info.scale, "device": predictor.device, "precision": predictor.precision,
-                      "tta": predictor.tta})
+                      "tta": predictor.tta, **_scales_key(predictor)})
     work = WorkDir(wd_path, plan.work_grid, plan.n_channels, fp, resume=cfg.resume)
     try:
         with _gdal_env():
@@ -142,4 +142,9 @@ def _predictor(card, cfg: SegmentConfig):
     from geoseg.engine.predictor import Predictor
     from geoseg.models.loading import load_module
 
-    return Predictor(load_module(card), card, cfg.device, cfg.precision, cfg.batch_size, cfg.tta)
+    return Predictor(load_module(card), card, cfg.device, cfg.precision, cfg.batch_size, cfg.tta, cfg.tta_scales)
+
+
+def _scales_key(predictor) -> dict:
+    """Multi-scale settings for the resume fingerprint; absent for a single scale, so older work folders still match."""
+    return {} if predictor.tta_scales == (1.0,) else {"tta_scales": list(predictor.tta_scales)}

@@ -100,7 +100,8 @@ def _run_one(raster, truth, g, model, card, cfg, mode, breakdown, stem: Path, ke
     if prob is not None:
         scores["prob"] = str(prob)
     return {"model": card.name, "gsd_m": g, "mode": mode, "run_gsd_m": res.plan.work_gsd_m,
-            "tile_size": tiles.tile_size, "overlap": tiles.overlap, "tta": cfg.tta, **scores}
+            "tile_size": tiles.tile_size, "overlap": tiles.overlap, "tta": cfg.tta,
+            **({} if tuple(cfg.tta_scales) == (1.0,) else {"tta_scales": list(cfg.tta_scales)}), **scores}
 
 
 def _file_id(path: str | None) -> dict | None:
