@@ -48,7 +48,8 @@ def segment(input_path, output, prob, model, device, precision, batch_size, tta,
     if not output and not prob:
         raise click.UsageError("give --output/-o for footprints and/or --prob for the probability raster")
     cfg = SegmentConfig(model=model, device=device, precision=precision, batch_size=batch_size, tta=tta,
-                        tta_scales=o.parse_scales(tta_scales), gsd_m=gsd, tile_size=tile_size, overlap=overlap, blend=blend, dst_crs=dst_crs, compress=compress, cog=cog,
+                        tta_scales=o.parse_scales(tta_scales), gsd_m=gsd, tile_size=tile_size, overlap=overlap,
+                        blend=blend, dst_crs=dst_crs, compress=compress, cog=cog,
                         resume=not no_resume, keep_work=keep_work, bands=o.parse_bands(bands),
                         vectorize=o.vectorize_config(threshold, min_area, min_part, simplify, regularize, no_split,
                                                              border_cut))

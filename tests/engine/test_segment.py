@@ -154,6 +154,15 @@ def test_changed_settings_do_not_reuse_stale_tiles(tmp_path, pixel_card):
     assert not res.resumed and res.stats.chunks_reused == 0
 
 
+@pytest.mark.parametrize("scales, reused", [((1.0, 0.5), False), ((0.5,), False), ((1.0,), True)])
+def test_changed_tta_scales_do_not_reuse_stale_tiles(tmp_path, pixel_card, scales, reused):
+    src = write_raster(tmp_path / "in.tif", scene((300, 200), [(40, 20, 120, 90)]))
+    with pytest.raises(Cancelled):
+        segment(str(src), None, tmp_path / "o.tif", cfg(pixel_card), progress=CancelAfter(2), return_footprints=False)
+    res = segment(str(src), None, tmp_path / "o.tif", cfg(pixel_card, tta_scales=scales), return_footprints=False)
+    assert res.resumed is reused and (res.stats.chunks_reused > 0) is reused
+
+
 def test_column_blocks_give_the_same_result_as_one_block(tmp_path, pixel_card):
     data = scene((200, 400), [(30, 30, 90, 100), (100, 150, 180, 330)])
     src = write_raster(tmp_path / "in.tif", data)
