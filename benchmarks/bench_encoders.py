@@ -4,7 +4,8 @@
 
 Inference: batches of 512 x 512 tiles, megapixels/s; ``--precision bf16`` (default) autocasts, ``fp32`` does not.
 bf16 is fast only on CPUs with native bf16 (AVX512-BF16 or AMX); elsewhere PyTorch emulates it (docs/training.md).
-Training: one AdamW step on a batch of 16 chips of 256 px (``--train-chip``), seconds. Random weights: speed does not
+Training: one AdamW step on a batch of 16 chips of 256 px (``--train-chip``), seconds. ``--memory-format`` (default:
+what the engine picks) compares channels_last with contiguous. Random weights: speed does not
 depend on them. Accuracy per encoder needs a training run each; see docs/scinet_vs_unet.md.
 """
 
@@ -24,12 +25,17 @@ def _time(fn, repeat: int) -> float:
 
 
 def bench(arch: dict, device: str, tile: int, batch: int, repeat: int, precision: str = "bf16",
-          train_chip: int = 256) -> dict:
+          train_chip: int = 256, memory_format: str = "auto") -> dict:
     import torch
 
+    from geoseg.engine.device import uses_channels_last
     from geoseg.models.arch import build_module
 
     model = build_module(arch).to(device)
+    if memory_format == "auto":  # what the engine and `geoseg train` do
+        memory_format = "channels_last" if uses_channels_last(device, precision) else "contiguous"
+    if memory_format == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
     params = sum(p.numel() for p in model.parameters()) / 1e6
     dtype = {"bf16": torch.bfloat16, "fp32": None}[precision]
     x = torch.randn(batch, 3, tile, tile, device=device)
@@ -51,7 +57,8 @@ def bench(arch: dict, device: str, tile: int, batch: int, repeat: int, precision
 
     step_s = _time(step, max(1, repeat // 2))
     return {"arch": arch["name"], "encoder": arch["encoder"], "precision": precision, "params_m": round(params, 2),
-            "infer_mpx_s": round(batch * tile * tile / infer_s / 1e6, 3), "train_step_s": round(step_s, 2), "train_chip": train_chip}
+            "infer_mpx_s": round(batch * tile * tile / infer_s / 1e6, 3), "train_step_s": round(step_s, 2), "train_chip": train_chip,
+            "memory_format": memory_format}
 
 
 def main() -> None:
@@ -65,6 +72,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=4)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
+    ap.add_argument("--memory-format", choices=["auto", "contiguous", "channels_last"], default="auto",
+                    help="auto: channels_last where the engine uses it (geoseg.engine.device.uses_channels_last)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
@@ -75,7 +84,7 @@ def main() -> None:
     for enc in args.encoders:
         for name in args.archs:
             row = bench({"name": name, "encoder": enc, "in_channels": 3, "classes": 2}, args.device, args.tile, args.batch, args.repeat,
-                        args.precision, args.train_chip)
+                        args.precision, args.train_chip, args.memory_format)
             rows.append(row)
             print(json.dumps(row), flush=True)
     if args.json:

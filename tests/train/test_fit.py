@@ -87,6 +87,20 @@ def test_an_interrupted_run_resumes_where_it_stopped(experiment):
     assert len((out / "log.jsonl").read_text().splitlines()) == 3, "a finished run does not train again"
 
 
+def test_training_runs_in_channels_last_where_the_engine_does(experiment):
+    import tomllib
+    import torch
+
+    from geoseg.train.fit import fit
+
+    cfg = tomllib.loads((experiment / "exp.toml").read_text())  # fp32: channels_last on every device
+    cfg["train"].update(epochs=1, steps_per_epoch=2)
+    fit(cfg, experiment / "cl")
+    state = torch.load(experiment / "cl" / "last.pt", weights_only=False)["model"]
+    convs = [v for v in state.values() if v.dim() == 4 and v.shape[-1] > 1]
+    assert convs and all(v.is_contiguous(memory_format=torch.channels_last) and not v.is_contiguous() for v in convs)
+
+
 def test_the_same_seed_gives_the_same_run(experiment):
     import tomllib
 
