@@ -22,7 +22,8 @@ class ChipSampler:
     """
 
     def __init__(self, regions: list, size: int, gsd_range: tuple[float, float],
-                 seed: int = 0, augment: bool = True, min_valid: float = 0.6, n_targets: int = 2):
+                 seed: int = 0, augment: bool = True, min_valid: float = 0.6, n_targets: int = 2,
+                 color_shift: int = 0):
         self.regions = regions
         self.size = size
         self.gsd_range = gsd_range
@@ -31,7 +32,7 @@ class ChipSampler:
         self.n_targets = n_targets
         weights = np.array([r.valid_pixels for r in regions], dtype=float)
         self.p = weights / weights.sum()
-        self.aug = _augmentations(seed) if augment else None
+        self.aug = _augmentations(seed, color_shift) if augment else None
 
     def sample(self):
         import cv2
@@ -94,13 +95,15 @@ def chip_stream(regions, tcfg, n_targets, seed_base):
         torch.set_num_threads(1)
         cv2.setNumThreads(1)
     sampler = ChipSampler(regions, int(tcfg["chip_size"]), tuple(tcfg["gsd_range"]), seed=seed_base + wid,
-                          n_targets=n_targets)
+                          n_targets=n_targets, color_shift=int(tcfg.get("color_shift", 0)))
     while True:
         img, lab, val = sampler.batch(int(tcfg["batch_size"]))
         yield torch.from_numpy(img), torch.from_numpy(lab), torch.from_numpy(val)
 
 
-def _augmentations(seed: int):
+def _augmentations(seed: int, color_shift: int = 0):
+    """Flips, rotations, colour jitter, blur and noise; ``color_shift`` > 0 adds an independent shift of each RGB
+    channel by up to that many grey levels (half the chips), i.e. white-balance changes between cameras and captures."""
     import os
 
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations would look for updates online at import
@@ -112,6 +115,8 @@ def _augmentations(seed: int):
             A.ColorJitter(brightness=0.25, contrast=0.25, saturation=0.25, hue=0.04, p=0.8),
             A.GaussianBlur(blur_limit=(3, 5), p=0.15),
             A.GaussNoise(std_range=(0.01, 0.05), p=0.15),
+            *([A.RGBShift(r_shift_limit=color_shift, g_shift_limit=color_shift, b_shift_limit=color_shift, p=0.5)]
+              if color_shift else []),
         ],
         seed=seed,
     )

@@ -61,6 +61,9 @@ def check_experiment(cfg: dict[str, Any]) -> None:
         raise ConfigError(f"train.gsd_range must be [finest, coarsest] in metres, both > 0, not {g!r}")
     if not (_positive(t["lr"]) or t["lr"] == 0):  # 0 freezes the weights (a dry run of the data path)
         raise ConfigError(f"train.lr must be a number >= 0, not {t['lr']!r}")
+    shift = t.get("color_shift", 0)
+    if not (isinstance(shift, int) and not isinstance(shift, bool) and 0 <= shift <= 255):
+        raise ConfigError(f"train.color_shift must be grey levels 0-255 (0: off), not {shift!r}")
     every = t.get("checkpoint_every_s", 600)
     if not (_positive(every) or every == 0):
         raise ConfigError(f"train.checkpoint_every_s must be seconds >= 0 (0: after every step), not {every!r}")

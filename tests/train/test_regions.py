@@ -43,3 +43,18 @@ def test_two_touching_buildings_share_a_border_and_a_gap_lies_between_near_ones(
     assert t[2, 3, 7] == 1 and t[2, 3, 8] == 1  # the gap between buildings 2 and 3
     assert t[2, 3, 11] == 0  # background next to one building only
     assert not (t[2] & t[0]).any()  # a gap is never on a building
+
+
+def test_color_shift_moves_the_channels_apart_and_is_off_by_default():
+    import numpy as np
+
+    from geoseg.train.chips import _augmentations
+
+    grey, mask = np.full((64, 64, 3), 128, np.uint8), np.zeros((64, 64), np.uint8)
+
+    def widest_channel_gap(aug) -> float:  # brightness, contrast, saturation and hue keep a grey image grey
+        means = [aug(image=grey, mask=mask)["image"].reshape(-1, 3).mean(0) for _ in range(40)]
+        return max(float(m.max() - m.min()) for m in means)
+
+    assert widest_channel_gap(_augmentations(0)) < 3
+    assert widest_channel_gap(_augmentations(0, color_shift=40)) > 15
