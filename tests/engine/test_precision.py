@@ -82,7 +82,11 @@ def test_the_plan_estimate_uses_the_throughput_measured_for_this_hardware(monkey
     assert throughput(card, SegmentConfig(precision=precision, device=device)) == expected
 
 
-def test_fp32_on_cpu_runs_channels_last_and_matches_a_plain_forward():
+@pytest.mark.parametrize("precision, tolerance", [
+    ("fp32", 1e-4),
+    pytest.param("bf16", 1e-2, marks=pytest.mark.skipif(not cpu_has_bf16(), reason="emulated bf16 stays contiguous")),
+])
+def test_cpu_runs_channels_last_and_matches_a_contiguous_forward(precision, tolerance):
     import copy
 
     import numpy as np
@@ -93,14 +97,16 @@ def test_fp32_on_cpu_runs_channels_last_and_matches_a_plain_forward():
     card = get_card("default")
     module = load_module(card)
     plain = copy.deepcopy(module).eval()
-    tiles = np.random.default_rng(0).integers(0, 256, (2, 3, 96, 128), dtype=np.uint8)
-    predictor = Predictor(module, card, "cpu", "fp32")
-    assert predictor.channels_last
+    tiles = np.random.default_rng(0).integers(0, 256, (2, 3, 96, 160), dtype=np.uint8)
+    predictor = Predictor(module, card, "cpu", precision)
     conv = next(p for p in predictor.module.parameters() if p.dim() == 4 and p.shape[-1] > 1)
+    assert predictor.channels_last
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
-    with torch.inference_mode():
-        ref = torch.sigmoid(plain(normalize(torch.from_numpy(tiles), card.normalization))).numpy()
-    assert np.abs(predictor(tiles) - ref).max() < 1e-4
+    out = predictor(tiles)
+    assert out.flags.c_contiguous and out.shape == (2, len(card.outputs), 96, 160)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        ref = torch.sigmoid(plain(normalize(torch.from_numpy(tiles), card.normalization)).float()).numpy()
+    assert np.abs(out - ref).max() < tolerance
 
 
 @pytest.mark.parametrize("device, precision, native, expected", [
@@ -113,26 +119,3 @@ def test_channels_last_on_cuda_fp32_and_native_bf16_only(monkeypatch, device, pr
 
     monkeypatch.setattr(device_mod, "cpu_has_bf16", lambda: native)  # stands in for the other kind of CPU
     assert uses_channels_last(device, precision) is expected
-
-
-@pytest.mark.skipif(not cpu_has_bf16(), reason="CPU without native bf16: bf16 stays contiguous there")
-def test_native_bf16_runs_channels_last_and_matches_a_contiguous_forward():
-    import copy
-
-    import numpy as np
-    import torch
-
-    from geoseg.models.normalize import normalize
-
-    card = get_card("default")
-    module = load_module(card)
-    plain = copy.deepcopy(module).eval()
-    tiles = np.random.default_rng(1).integers(0, 256, (2, 3, 96, 160), dtype=np.uint8)
-    predictor = Predictor(module, card, "cpu", "bf16")
-    conv = next(p for p in predictor.module.parameters() if p.dim() == 4 and p.shape[-1] > 1)
-    assert predictor.channels_last and conv.is_contiguous(memory_format=torch.channels_last)
-    out = predictor(tiles)
-    assert out.flags.c_contiguous and out.shape == (2, len(card.outputs), 96, 160)
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-        ref = torch.sigmoid(plain(normalize(torch.from_numpy(tiles), card.normalization)).float()).numpy()
-    assert np.abs(out - ref).max() < 1e-2
