@@ -59,4 +59,3 @@ class Predictor:
         with torch.inference_mode(), torch.autocast(self.device, dtype=self._dtype or torch.float32, enabled=self._dtype is not None):
             probs = averaged(self.module, x, self.tta, self.tta_scales)[..., :h, :w]
         return probs.cpu().contiguous().numpy()
-

@@ -304,7 +304,7 @@ def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool = False, stop_af
     model = model.to(device)
     dtype, scaler = _amp(device, tcfg.get("precision", "auto"))
     if uses_channels_last(device, {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]):
-        model = model.to(memory_format=torch.channels_last)  # 1.9x faster steps in bf16 on a native-bf16 CPU
+        model = model.to(memory_format=torch.channels_last)  # steps 1.4-1.9x faster in bf16 on a native-bf16 CPU
     opt = torch.optim.AdamW(model.parameters(), lr=float(tcfg["lr"]), weight_decay=1e-4)
     epochs, steps = int(tcfg["epochs"]), int(tcfg["steps_per_epoch"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(tcfg["lr"]), total_steps=epochs * steps, pct_start=0.1)
