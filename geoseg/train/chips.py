@@ -34,6 +34,12 @@ class ChipSampler:
         self.p = weights / weights.sum()
         self.aug = _augmentations(seed, color_shift) if augment else None
 
+    @classmethod
+    def from_config(cls, regions: list, tcfg: dict, seed: int, n_targets: int) -> ChipSampler:
+        """The sampler an experiment's ``[train]`` table asks for (chip size, GSD range, colour shift)."""
+        return cls(regions, int(tcfg["chip_size"]), tuple(tcfg["gsd_range"]), seed=seed, n_targets=n_targets,
+                   color_shift=int(tcfg.get("color_shift", 0)))
+
     def sample(self):
         import cv2
 
@@ -94,8 +100,7 @@ def chip_stream(regions, tcfg, n_targets, seed_base):
     if info is not None:  # one thread per worker: the workers are the parallelism
         torch.set_num_threads(1)
         cv2.setNumThreads(1)
-    sampler = ChipSampler(regions, int(tcfg["chip_size"]), tuple(tcfg["gsd_range"]), seed=seed_base + wid,
-                          n_targets=n_targets, color_shift=int(tcfg.get("color_shift", 0)))
+    sampler = ChipSampler.from_config(regions, tcfg, seed_base + wid, n_targets)
     while True:
         img, lab, val = sampler.batch(int(tcfg["batch_size"]))
         yield torch.from_numpy(img), torch.from_numpy(lab), torch.from_numpy(val)

@@ -285,8 +285,7 @@ def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool = False, stop_af
     n_targets = int(cfg["architecture"].get("classes", 2))
     if not 1 <= n_targets <= 3:
         raise ValueError(f"architecture.classes must be 1 (building), 2 (+ border) or 3 (+ gap), not {n_targets}")
-    sampler = ChipSampler(regions, tcfg["chip_size"], tuple(tcfg["gsd_range"]), seed=seed, n_targets=n_targets,
-                          color_shift=int(tcfg.get("color_shift", 0)))
+    sampler = ChipSampler.from_config(regions, tcfg, seed, n_targets)
     weights = [float(w) for w in tcfg.get("channel_weights", [1.0, 0.5, 0.5])[:n_targets]]
     if len(weights) < n_targets:
         raise ValueError(f"train.channel_weights needs {n_targets} values (building, border, gap), got {len(weights)}")
