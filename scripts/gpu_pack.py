@@ -55,7 +55,8 @@ def main() -> int:
     arrays = {}
     for i, r in enumerate(regions):
         arrays.update({f"{i}_image": jpeg(r.image), f"{i}_label": r.label, f"{i}_valid": r.valid})
-    meta = {"names": [r.name for r in regions], "gsd_m": regions[0].gsd_m}
+    meta = {"names": [r.name for r in regions], "gsd_m": [r.gsd_m for r in regions],
+            "chip_gsd_m": [r.chip_gsd_m for r in regions]}  # per region: an entry may have its own base and span
     np.savez_compressed(args.out / "regions.npz", meta=json.dumps(meta), **arrays)
     val = _val_sets(dcfg.get("val", []), int(tcfg.get("val_chip_size", 192)))
     varr = {}

@@ -33,8 +33,11 @@ def load_data(folder: Path):
 
     z = np.load(folder / "regions.npz")
     meta = json.loads(str(z["meta"]))
-    regions = [Region(n, unjpeg(z[f"{i}_image"]), z[f"{i}_label"], z[f"{i}_valid"], meta["gsd_m"])
-               for i, n in enumerate(meta["names"])]
+    n = len(meta["names"])
+    gsds = meta["gsd_m"] if isinstance(meta["gsd_m"], list) else [meta["gsd_m"]] * n  # older packs: one base GSD
+    spans = [tuple(s) if s else None for s in meta.get("chip_gsd_m", [None] * n)]
+    regions = [Region(name, unjpeg(z[f"{i}_image"]), z[f"{i}_label"], z[f"{i}_valid"], gsds[i], spans[i])
+               for i, name in enumerate(meta["names"])]
     v = np.load(folder / "val.npz")
     val = {}
     for key in sorted({k.split("|")[0] for k in v.files}):

@@ -14,7 +14,11 @@ class ChipSampler:
     the first ``n_targets`` of building / border / gap (see :func:`~geoseg.train.regions.instance_targets`).
 
     The chip GSD is log-uniform in ``gsd_range``: this scale jitter is what makes
-    a model robust to the ground resolution of its input.
+    a model robust to the ground resolution of its input. A region is drawn with a
+    chance proportional to its valid ground area. A region with ``chip_gsd_m = (lo, hi)``
+    serves only chips whose GSD lies in that span: the GSD is drawn first, then a region
+    among those that serve it (e.g. a place's z21 mosaic for fine chips, its z19 for
+    coarse ones, so that chips are real imagery at their GSD rather than upsampled).
 
     ``regions`` are :class:`~geoseg.train.regions.Region` or
     :class:`~geoseg.train.tiles.TiledRegion`: anything with ``gsd_m``, ``valid_pixels``
@@ -30,8 +34,11 @@ class ChipSampler:
         self.rng = np.random.default_rng(seed)
         self.min_valid = min_valid
         self.n_targets = n_targets
-        weights = np.array([r.valid_pixels for r in regions], dtype=float)
-        self.p = weights / weights.sum()
+        self.area = np.array([r.valid_pixels * r.gsd_m ** 2 for r in regions], dtype=float)
+        self.p = self.area / self.area.sum()
+        self.spans = [getattr(r, "chip_gsd_m", None) for r in regions]
+        if all(s is None for s in self.spans):
+            self.spans = None  # every region serves every GSD (draw order as before spans existed)
         self.aug = _augmentations(seed, color_shift) if augment else None
 
     @classmethod
@@ -44,9 +51,7 @@ class ChipSampler:
         import cv2
 
         for _ in range(100):
-            region = self.regions[self.rng.choice(len(self.regions), p=self.p)]
-            lo, hi = self.gsd_range
-            gsd = math.exp(self.rng.uniform(math.log(lo), math.log(hi)))
+            region, gsd = self._region_and_gsd()
             crop = max(8, round(self.size * gsd / region.gsd_m))
             window = region.draw(self.rng, crop)
             if window is None:
@@ -68,6 +73,23 @@ class ChipSampler:
                 lab, val = np.stack(masks[:-1]), masks[-1]
             return img.transpose(2, 0, 1), lab, val
         raise RuntimeError("could not draw a valid chip; regions too small or too masked")
+
+    def _region_and_gsd(self):
+        lo, hi = self.gsd_range
+        if self.spans is None:
+            region = self.regions[self.rng.choice(len(self.regions), p=self.p)]
+            return region, math.exp(self.rng.uniform(math.log(lo), math.log(hi)))
+        gsd = math.exp(self.rng.uniform(math.log(lo), math.log(hi)))
+        return self.regions[self.rng.choice(len(self.regions), p=self.serving(gsd))], gsd
+
+    def serving(self, gsd: float) -> np.ndarray:
+        """The chance of each region for a chip at ``gsd``: by valid ground area among the regions that serve it."""
+        ok = np.array([s is None or s[0] <= gsd <= s[1] for s in (self.spans or [None] * len(self.regions))])
+        if not ok.any():
+            raise ValueError(f"no training region serves chips at {gsd:.3g} m; widen the entries' chip_gsd_m "
+                             f"to cover train.gsd_range {list(self.gsd_range)}")
+        w = np.where(ok, self.area, 0.0)
+        return w / w.sum()
 
     def batch(self, n: int):
         chips = [self.sample() for _ in range(n)]

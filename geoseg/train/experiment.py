@@ -74,6 +74,8 @@ def check_experiment(cfg: dict[str, Any]) -> None:
     for i, e in enumerate(d["train"]):
         if not isinstance(e, dict) or "raster" not in e or "labels" not in e:
             raise ConfigError(f"data.train[{i}] needs raster and labels, e.g. {{ raster = \"a.tif\", labels = \"a.gpkg\" }}")
+        _check_entry_gsds(i, e)
+    _check_coverage(d["train"], g)
     for i, e in enumerate(d.get("val", [])):
         gsds = e.get("gsd_m") if isinstance(e, dict) else None
         gsds = gsds if isinstance(gsds, list) else [gsds]
@@ -81,6 +83,30 @@ def check_experiment(cfg: dict[str, Any]) -> None:
                 or not all(_positive(v) for v in gsds):
             raise ConfigError(f"data.val[{i}] needs labels, raster (or raster_glob) and gsd_m (one GSD or a list), "
                               "e.g. { raster = \"v.tif\", labels = \"v.gpkg\", gsd_m = [0.15, 0.3] }")
+
+
+def _check_entry_gsds(i: int, e: dict[str, Any]) -> None:
+    if "base_gsd_m" in e and not _positive(e["base_gsd_m"]):
+        raise ConfigError(f"data.train[{i}].base_gsd_m must be a GSD in metres > 0, not {e['base_gsd_m']!r}")
+    span = e.get("chip_gsd_m", [1, 1])
+    if not (isinstance(span, list) and len(span) == 2 and all(_positive(v) for v in span) and span[0] <= span[1]):
+        raise ConfigError(f"data.train[{i}].chip_gsd_m must be [finest, coarsest] chip GSDs in metres, "
+                          f"both > 0, not {span!r}")
+
+
+def _check_coverage(entries: list[dict[str, Any]], gsd_range: list[float]) -> None:
+    """Every chip GSD of ``gsd_range`` needs an entry that serves it (one without ``chip_gsd_m`` serves all)."""
+    if any("chip_gsd_m" not in e for e in entries):
+        return
+    reach, gap_end = gsd_range[0], gsd_range[1]
+    for lo, hi in sorted(tuple(e["chip_gsd_m"]) for e in entries):
+        if lo > reach:
+            gap_end = min(lo, gsd_range[1])
+            break
+        reach = max(reach, hi)
+    if reach < gsd_range[1]:
+        raise ConfigError(f"no data.train entry serves chips between {reach:g} and {gap_end:g} m of train.gsd_range "
+                          f"{gsd_range}; widen a chip_gsd_m or add an entry without one")
 
 
 def _positive(v: Any) -> bool:

@@ -109,19 +109,27 @@ def _scores(tp: int, fp: int, fn: int) -> dict[str, float]:
 
 def train_regions(dcfg: dict[str, Any], tcfg: dict[str, Any]) -> list:
     """The training rasters: read tile by tile on the fly (``source = "tiles"``, the default)
-    or loaded whole into memory once (``source = "memory"``, fastest for small regions)."""
-    base = float(dcfg["base_gsd_m"])
+    or loaded whole into memory once (``source = "memory"``, fastest for small regions).
+
+    An entry may give its own ``base_gsd_m`` (default: ``data.base_gsd_m``) and ``chip_gsd_m = [lo, hi]``, the chip
+    GSDs it serves: e.g. one entry per zoom level of a place, so that fine chips come from sharp imagery."""
     source = tcfg.get("source", "tiles")
-    if source == "memory":
-        return [load_region(d["raster"], d["labels"], base, d.get("name")) for d in dcfg["train"]]
-    if source != "tiles":
+    if source not in ("tiles", "memory"):
         raise ValueError(f"train.source must be 'tiles' or 'memory', not {source!r}")
     from geoseg.train.tiles import TiledRegion
 
-    largest_crop = math.ceil(tcfg["chip_size"] * max(tcfg["gsd_range"]) / base)
-    tile = int(tcfg.get("tile_size", max(512, largest_crop)))
-    return [TiledRegion(d["raster"], d["labels"], base, tile, d.get("name"), cache_tiles=int(tcfg.get("cache_tiles", 8)))
-            for d in dcfg["train"]]
+    regions = []
+    for d in dcfg["train"]:
+        base = float(d.get("base_gsd_m", dcfg["base_gsd_m"]))
+        span = tuple(float(g) for g in d["chip_gsd_m"]) if "chip_gsd_m" in d else None
+        if source == "memory":
+            regions.append(load_region(d["raster"], d["labels"], base, d.get("name"), span))
+            continue
+        largest_crop = math.ceil(tcfg["chip_size"] * max(span or tcfg["gsd_range"]) / base)
+        tile = int(tcfg.get("tile_size", max(512, largest_crop)))
+        regions.append(TiledRegion(d["raster"], d["labels"], base, tile, d.get("name"),
+                                   cache_tiles=int(tcfg.get("cache_tiles", 8)), chip_gsd_m=span))
+    return regions
 
 
 def _val_sets(entries: list[dict], size: int) -> dict[str, list]:

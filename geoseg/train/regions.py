@@ -22,6 +22,7 @@ class Region:
     label: np.ndarray  # (Y, X) int32 building instance id, 0 = background
     valid: np.ndarray  # (Y, X) bool
     gsd_m: float
+    chip_gsd_m: tuple[float, float] | None = None  # the chip GSDs this region serves (None: all of train.gsd_range)
 
     @property
     def valid_pixels(self) -> float:
@@ -40,9 +41,11 @@ class Region:
         return self.image[:, y:y + crop, x:x + crop], self.label[y:y + crop, x:x + crop], self.valid[y:y + crop, x:x + crop]
 
 
-def load_region(raster: str, labels: str, base_gsd_m: float, name: str | None = None) -> Region:
+def load_region(raster: str, labels: str, base_gsd_m: float, name: str | None = None,
+                chip_gsd_m: tuple[float, float] | None = None) -> Region:
     """``raster`` and its ``labels`` on the local metric grid at ``base_gsd_m``, read whole through the
-    engine's reader (bands, dtype scaling, masks, nodata and alpha as at inference), cropped to its data."""
+    engine's reader (bands, dtype scaling, masks, nodata and alpha as at inference), cropped to its data;
+    ``chip_gsd_m``: the chip GSDs it serves (see :class:`~geoseg.train.chips.ChipSampler`)."""
     from rasterio.features import rasterize
 
     from geoseg.io.raster import WorkReader, inspect_raster
@@ -61,7 +64,8 @@ def load_region(raster: str, labels: str, base_gsd_m: float, name: str | None = 
     if rows.size == 0:
         raise InputError(f"{raster}: every pixel is nodata or masked; train on rasters with imagery in them")
     ys, xs = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
-    region = Region(name or raster, image[:, ys, xs].copy(), label[ys, xs].copy(), valid[ys, xs].copy(), base_gsd_m)
+    region = Region(name or raster, image[:, ys, xs].copy(), label[ys, xs].copy(), valid[ys, xs].copy(), base_gsd_m,
+                    chip_gsd_m)
     if not region.has_buildings:
         warn_unlabelled(raster, labels)
     return region

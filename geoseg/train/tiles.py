@@ -44,7 +44,8 @@ class TiledRegion:
     """A labelled raster sampled tile by tile (see the module docstring)."""
 
     def __init__(self, raster: str, labels: str, base_gsd_m: float, tile_size: int, name: str | None = None,
-                 cache_tiles: int = 8, refresh: float = 1 / 32, min_valid: float = 0.05):
+                 cache_tiles: int = 8, refresh: float = 1 / 32, min_valid: float = 0.05,
+                 chip_gsd_m: tuple[float, float] | None = None):
         import shapely
         from shapely import STRtree
 
@@ -52,6 +53,7 @@ class TiledRegion:
 
         self.name = name or raster
         self.gsd_m = base_gsd_m
+        self.chip_gsd_m = chip_gsd_m  # the chip GSDs this region serves (None: all)
         self.info = inspect_raster(raster)
         crs = georef.metric_crs_for(self.info.grid)
         self.grid = georef.reproject_grid(self.info.grid, crs, base_gsd_m)

@@ -105,6 +105,13 @@ FULL = {
     ("data", "base_gsd_m", 0, "base_gsd_m must be"),
     ("data", "train", [], "at least one"),
     ("data", "train", [{"raster": "a.tif"}], "needs raster and labels"),
+    ("data", "train", [{"raster": "a.tif", "labels": "a.gpkg", "base_gsd_m": 0}], "train[0].base_gsd_m must be"),
+    ("data", "train", [{"raster": "a.tif", "labels": "a.gpkg", "chip_gsd_m": [0.3, 0.1]}], "[finest, coarsest] chip"),
+    ("data", "train", [{"raster": "a.tif", "labels": "a.gpkg", "chip_gsd_m": 0.3}], "[finest, coarsest] chip"),
+    ("data", "train", [{"raster": "a.tif", "labels": "a.gpkg", "chip_gsd_m": [0.075, 0.3]},
+                       {"raster": "b.tif", "labels": "b.gpkg", "chip_gsd_m": [0.6, 1.2]}], "between 0.3 and 0.6 m"),
+    ("data", "train", [{"raster": "a.tif", "labels": "a.gpkg", "chip_gsd_m": [0.1, 1.2]}], "between 0.075 and 0.1 m"),
+    ("data", "train", [{"raster": "a.tif", "labels": "a.gpkg", "chip_gsd_m": [0.075, 0.6]}], "between 0.6 and 1.2 m"),
     ("data", "val", [{"raster": "v.tif", "labels": "v.gpkg"}], "gsd_m (one GSD or a list)"),
     ("data", "val", [{"labels": "v.gpkg", "gsd_m": 0.3}], "raster (or raster_glob)"),
 ])

@@ -135,3 +135,46 @@ def test_memory_regions_read_like_the_engine_uint16_single_band_and_rgba(tmp_pat
         assert region.image[:, inside].mean() > region.image[:, ~inside & region.valid].mean() + 80, name
         if name == "rgba":
             assert region.label.shape[0] == 50, "cropped to the 100 rows with data (at half resolution)"
+
+
+def _flat_region(name, grey, gsd, span=None, size=100):
+    from geoseg.train.regions import Region
+
+    image = np.full((3, size, size), grey, np.uint8)
+    return Region(name, image, np.zeros((size, size), np.int32), np.ones((size, size), bool), gsd, span)
+
+
+def test_regions_are_drawn_by_ground_area():
+    fine, coarse = _flat_region("fine", 200, 0.5), _flat_region("coarse", 40, 1.0)  # 2,500 m2 against 10,000 m2
+    sampler = ChipSampler([fine, coarse], 16, (1.0, 1.0), seed=0, augment=False)
+    np.testing.assert_allclose(sampler.serving(1.0), [0.2, 0.8])
+    img, _, _ = sampler.batch(200)
+    share_fine = (img.reshape(200, -1).mean(axis=1) > 128).mean()
+    assert 0.12 < share_fine < 0.28
+
+
+def test_a_region_serves_only_the_chip_gsds_of_its_span():
+    """One place at two zoom levels: chips finer than 1 m come from the sharp raster, coarser ones from the other."""
+    z21, z20 = _flat_region("z21", 200, 0.5, (0.5, 1.0)), _flat_region("z20", 40, 1.0, (1.0, 2.0))
+    for gsd_range, want in (((0.5, 0.95), {200}), ((1.05, 2.0), {40}), ((0.5, 2.0), {200, 40})):
+        img, _, _ = ChipSampler([z21, z20], 16, gsd_range, seed=1, augment=False).batch(40)
+        assert set(np.unique(img.reshape(40, -1).mean(axis=1)).astype(int)) == want, gsd_range
+    sampler = ChipSampler([z21, z20, _flat_region("any", 90, 1.0)], 16, (0.5, 2.0))
+    np.testing.assert_allclose(sampler.serving(0.7), [2500 / 12500, 0, 10000 / 12500])
+    with pytest.raises(ValueError, match="no training region serves chips at 3 m"):
+        ChipSampler([z21, z20], 16, (0.5, 3.0)).serving(3.0)
+
+
+def test_training_entries_load_at_their_own_base_gsd(labelled):
+    from geoseg.train.fit import train_regions
+
+    raster, labels = labelled
+    dcfg = {"base_gsd_m": GSD, "train": [{"raster": raster, "labels": labels},
+                                         {"raster": raster, "labels": labels, "base_gsd_m": 2 * GSD, "chip_gsd_m": [1, 2]}]}
+    for source in ("memory", "tiles"):
+        a, b = train_regions(dcfg, {"source": source, "chip_size": 48, "gsd_range": [0.5, 2.0]})
+        assert (a.gsd_m, b.gsd_m) == (GSD, 2 * GSD) and (a.chip_gsd_m, b.chip_gsd_m) == (None, (1.0, 2.0))
+        if source == "memory":
+            assert abs(a.valid_pixels / b.valid_pixels - 4) < 0.2
+        else:
+            assert a.grid.shape_yx == tuple(2 * n for n in b.grid.shape_yx)

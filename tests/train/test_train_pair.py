@@ -52,3 +52,20 @@ def test_a_pair_with_different_chips_is_refused(experiment):  # noqa: F811
     assert r.returncode == 0, r.stderr
     r = _run(SCRIPTS / "train_pair.py", a, b, "--data", experiment / "packed", "--out", experiment / "o", "--steps", 1)
     assert r.returncode != 0 and "must match the first config" in r.stderr
+
+
+def test_a_pack_keeps_each_entry_s_base_gsd_and_chip_span(experiment, monkeypatch):  # noqa: F811
+    text = (experiment / "exp.toml").read_text()
+    entry = text[text.index("train = [{") + 9:text.index("}]\nval") + 1]
+    two = (f"train = [{entry[:-1]}, base_gsd_m = 0.15, chip_gsd_m = [0.2, 0.3] }}, "
+           f"{entry[:-1]}, base_gsd_m = 0.3, chip_gsd_m = [0.3, 0.4] }}]")
+    (experiment / "zooms.toml").write_text(text.replace(f"train = [{entry}]", two, 1))
+    r = _run(SCRIPTS / "gpu_pack.py", experiment / "zooms.toml", "--out", experiment / "packed")
+    assert r.returncode == 0, r.stderr
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    from train_pair import load_data
+
+    regions = load_data(experiment / "packed")[0]
+    assert [(r.gsd_m, r.chip_gsd_m) for r in regions] == [(0.15, (0.2, 0.3)), (0.3, (0.3, 0.4))]
+    fine, coarse = regions[0].label.shape, regions[1].label.shape
+    assert all(abs(f - 2 * c) <= 2 for f, c in zip(fine, coarse)), (fine, coarse)  # the same ground, half the pixels
