@@ -88,7 +88,9 @@ def check_experiment(cfg: dict[str, Any]) -> None:
 def _check_entry_gsds(i: int, e: dict[str, Any]) -> None:
     if "base_gsd_m" in e and not _positive(e["base_gsd_m"]):
         raise ConfigError(f"data.train[{i}].base_gsd_m must be a GSD in metres > 0, not {e['base_gsd_m']!r}")
-    span = e.get("chip_gsd_m", [1, 1])
+    if "chip_gsd_m" not in e:
+        return
+    span = e["chip_gsd_m"]
     if not (isinstance(span, list) and len(span) == 2 and all(_positive(v) for v in span) and span[0] <= span[1]):
         raise ConfigError(f"data.train[{i}].chip_gsd_m must be [finest, coarsest] chip GSDs in metres, "
                           f"both > 0, not {span!r}")
