@@ -23,6 +23,9 @@ from geoseg.cli.errors import handle_errors
               help="Model for --gsd-sweep; repeat to compare several (one curve each).")
 @click.option("--breakdown", is_flag=True,
               help="Also report how much of the pixel error is whole buildings missed or invented (needs a raster grid).")
+@click.option("--ceiling", is_flag=True,
+              help="With --gsd-sweep: also score a perfect model on each run's grid (ceiling_iou, ceiling_obj_f1): "
+                   "how much of a drop at coarse GSDs the grid itself causes.")
 @click.option("--plot", default=None, help="With --gsd-sweep: write a PNG of IoU against GSD here.")
 @click.option("--sweep-mode", type=click.Choice(["model", "imagery"]), default="model", show_default=True,
               help="With --gsd-sweep: 'model' runs the model at each GSD (the scale-invariance test); 'imagery' makes "
@@ -38,7 +41,7 @@ from geoseg.cli.errors import handle_errors
 @o.tta_scales
 @o.progress
 @handle_errors
-def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, gsd_sweep, models, breakdown, plot, sweep_mode, gsd,
+def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, gsd_sweep, models, breakdown, ceiling, plot, sweep_mode, gsd,
              keep_dir, tile_size, overlap, tta, tta_scales, progress_mode):
     """Pixel IoU, precision, recall, F1 and object F1 (one-to-one at IoU >= 0.5) of PRED against --truth.
 
@@ -49,11 +52,12 @@ def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, gsd_sweep, 
         raise click.UsageError("--gsd sets where the model runs in --sweep-mode imagery; in model mode it runs at each --gsd-sweep GSD")
     if gsd_sweep:
         _sweep(pred, truth, gsd_sweep, models, plot, as_json, tile_size, overlap, tta, breakdown, threshold, keep_dir,
-               o.make_progress(progress_mode), sweep_mode, gsd, o.parse_scales(tta_scales))
+               o.make_progress(progress_mode), sweep_mode, gsd, o.parse_scales(tta_scales), ceiling)
         return
     if (tile_size is not None or overlap is not None or tta != "none" or tta_scales is not None or keep_dir is not None
-            or sweep_mode != "model"):
-        raise click.UsageError("--tile-size, --overlap, --tta, --tta-scales, --keep and --sweep-mode apply to --gsd-sweep runs only")
+            or sweep_mode != "model" or ceiling):
+        raise click.UsageError("--tile-size, --overlap, --tta, --tta-scales, --keep, --ceiling and --sweep-mode apply to "
+                               "--gsd-sweep runs only")
     from geoseg.evaluate.run import RASTER_SUFFIXES
     from geoseg.evaluate.run import evaluate as run
 
@@ -68,7 +72,7 @@ def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, gsd_sweep, 
 
 
 def _sweep(raster, truth, gsds_text, models, plot, as_json, tile_size=None, overlap=None, tta="none", breakdown=False,
-           threshold=None, keep_dir=None, progress=None, mode="model", run_gsd=None, tta_scales=(1.0,)):
+           threshold=None, keep_dir=None, progress=None, mode="model", run_gsd=None, tta_scales=(1.0,), ceiling=False):
     from geoseg.config import SegmentConfig, VectorizeConfig
     from geoseg.evaluate.sweep import curve_label, gsd_sweep, plot_sweep
 
@@ -83,7 +87,8 @@ def _sweep(raster, truth, gsds_text, models, plot, as_json, tile_size=None, over
     base = SegmentConfig(tile_size=tile_size, overlap=overlap, tta=tta, tta_scales=tta_scales, gsd_m=run_gsd,
                          vectorize=VectorizeConfig(threshold=threshold))
     try:
-        by_model = {m: gsd_sweep(raster, truth, gsds, m, progress, base_config=base, breakdown=breakdown, keep_dir=keep_dir, mode=mode)
+        by_model = {m: gsd_sweep(raster, truth, gsds, m, progress, base_config=base, breakdown=breakdown, keep_dir=keep_dir, mode=mode,
+                                  ceiling=ceiling)
                     for m in models}
     finally:  # the last bar ends before the results are printed
         getattr(progress, "close", lambda: None)()
@@ -92,9 +97,11 @@ def _sweep(raster, truth, gsds_text, models, plot, as_json, tile_size=None, over
     if as_json:  # one model: a list of rows per GSD; several: {model: rows}
         click.echo(json.dumps(by_model[models[0]] if len(models) == 1 else by_model, indent=2))
         return
-    click.echo("model                  gsd_m   run_at  iou     f1      obj_f1  n_pred  n_truth")
+    click.echo("model                  gsd_m   run_at  iou     f1      obj_f1  n_pred  n_truth"
+               + ("  ceiling_iou  ceiling_obj_f1" if ceiling else ""))
     for m, rows in by_model.items():
         label = curve_label(m, rows)
         for r in rows:
+            best = f"  {r['ceiling_iou']:.4f}       {r['ceiling_obj_f1']:.4f}" if ceiling else ""
             click.echo(f"{label[:22]:<22} {r['gsd_m']:<7} {r['run_gsd_m']:<7} {r['iou']:.4f}  {r['f1']:.4f}  {r['obj_f1']:.4f}  "
-                       f"{r['n_pred']:<7} {r['n_truth']}")
+                       f"{r['n_pred']:<7} {r['n_truth']}{best}")

@@ -11,7 +11,7 @@ from geoseg.errors import InputError
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt")
 
 
-def _read_vectors(path: str, what: str):
+def read_polygons(path: str, what: str):
     from geoseg.io.vector import VECTOR_EXTENSIONS, read_vectors
 
     if Path(path).suffix.lower() not in VECTOR_EXTENSIONS:
@@ -82,7 +82,7 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
     is_raster = Path(pred).suffix.lower() in RASTER_SUFFIXES
     for path in dict.fromkeys(p for p in (pred if is_raster else None, raster) if p is not None):
         _check_raster(path)
-    truth_gdf = _read_vectors(truth, "truth")
+    truth_gdf = read_polygons(truth, "truth")
     thr = 0.5 if threshold is None else threshold
     if is_raster:
         from geoseg.footprints.raster import described_separators, vectorize_raster
@@ -92,7 +92,7 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
         pred_gdf = vectorize_raster(pred, VectorizeConfig(threshold=thr, boundary_band=seps))
         raster = raster or pred
     else:
-        pred_gdf = _read_vectors(pred, "prediction")
+        pred_gdf = read_polygons(pred, "prediction")
     out: dict = {"pred": str(pred), "truth": str(truth), "raster": raster, "threshold": thr}
     if raster is not None:
         with open_raster(raster) as ds:

@@ -14,7 +14,7 @@ MODES = ("model", "imagery")
 
 def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default", progress=None,
               base_config=None, breakdown: bool = False, keep_dir: str | Path | None = None,
-              mode: str = "model") -> list[dict]:
+              mode: str = "model", ceiling: bool = False) -> list[dict]:
     """For each GSD, score ``model`` against ``truth`` on ``raster`` seen at that GSD.
 
     ``mode="model"``: resample ``raster`` to the GSD (on the fly) and run the model *there*: how the
@@ -34,6 +34,11 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
     so they can be looked at or re-scored (e.g. ``geoseg vectorize``) without running the model again.
     It also makes a sweep resumable: each finished run leaves its row (``..._row.json``), and a rerun with
     the same inputs, model and settings reuses those rows and runs only the rest.
+
+    ``ceiling``: each row also gives the scores of a perfect model on the grid the run used
+    (:mod:`geoseg.evaluate.ceiling`): ``ceiling_iou``, ``ceiling_f1`` and ``ceiling_obj_f1``, the most any network
+    can score there with these outlines and this metric. In ``keep_dir`` the oracle's raster and footprints are
+    ``<card name>_<gsd>m_oracle.tif`` / ``.gpkg``.
 
     ``progress`` sees each run's stages named ``"<card name> @ <gsd> m: <stage>"``; cancelling it stops
     the sweep (:class:`geoseg.errors.Cancelled`) within the run in progress."""
@@ -61,10 +66,11 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
         label = Prefixed(progress, f"{card.name} @ {g:g} m: ")
         with _run_dir(keep_dir) as folder:
             stem = Path(folder) / (f"{card.name}_{g:g}m" if keep_dir is not None else "b")
-            key = _key(raster, truth, card.sha256, mode, g, cfg, breakdown)
+            key = _key(raster, truth, card.sha256, mode, g, cfg, breakdown, *(("ceiling",) if ceiling else ()))
             row = _kept(stem.with_name(stem.name + "_row.json"), key) if keep_dir is not None else None
             if row is None:
-                row = _run_one(raster, truth, g, model, card, cfg, mode, breakdown, stem, keep_dir is not None, label)
+                row = _run_one(raster, truth, g, model, card, cfg, mode, breakdown, stem, keep_dir is not None, label,
+                               ceiling)
                 row.update(source_gsd_m=round(source_gsd, 4), finer_than_source=g < 0.99 * source_gsd)
                 if keep_dir is not None:
                     _keep(stem.with_name(stem.name + "_row.json"), key, row)
@@ -74,7 +80,8 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
     return rows
 
 
-def _run_one(raster, truth, g, model, card, cfg, mode, breakdown, stem: Path, keep: bool, progress) -> dict:
+def _run_one(raster, truth, g, model, card, cfg, mode, breakdown, stem: Path, keep: bool, progress,
+             ceiling: bool = False) -> dict:
     """Segment ``raster`` at GSD ``g`` (``mode`` as in :func:`gsd_sweep`) into ``stem``.gpkg and score it."""
     from dataclasses import replace
 
@@ -99,6 +106,12 @@ def _run_one(raster, truth, g, model, card, cfg, mode, breakdown, stem: Path, ke
     scores["threshold"] = cfg.vectorize.threshold if cfg.vectorize.threshold is not None else card.threshold
     if prob is not None:
         scores["prob"] = str(prob)
+    if ceiling:
+        from geoseg.evaluate.ceiling import grid_ceiling
+
+        progress.update(0, 1, "perfect model on the same grid")
+        best = grid_ceiling(raster, truth, res.plan.work_grid, stem.with_name(stem.name + "_oracle"))
+        scores.update({f"ceiling_{k}": best[k] for k in ("iou", "f1", "obj_f1")})
     return {"model": card.name, "gsd_m": g, "mode": mode, "run_gsd_m": res.plan.work_gsd_m,
             "tile_size": tiles.tile_size, "overlap": tiles.overlap, "tta": cfg.tta,
             **({} if tuple(cfg.tta_scales) == (1.0,) else {"tta_scales": list(cfg.tta_scales)}), **scores}
@@ -142,7 +155,8 @@ def _run_dir(keep_dir):
 
 
 def plot_sweep(rows_by_model: dict[str, list[dict]], path: str | Path, metric: str = "iou", xlabel: str | None = None) -> Path:
-    """PNG of ``metric`` against GSD (log axis), one line per model."""
+    """PNG of ``metric`` against GSD (log axis), one line per model; rows with ``ceiling_<metric>`` add a dashed
+    line for the perfect model on the same grids (once when several models share it)."""
     try:
         import matplotlib
     except ImportError:
@@ -155,6 +169,11 @@ def plot_sweep(rows_by_model: dict[str, list[dict]], path: str | Path, metric: s
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     for name, rows in rows_by_model.items():
         ax.plot([r["gsd_m"] for r in rows], [r[metric] for r in rows], marker="o", label=curve_label(name, rows))
+    ceilings = {tuple((r["gsd_m"], r[f"ceiling_{metric}"]) for r in rows)
+                for rows in rows_by_model.values() if rows and all(f"ceiling_{metric}" in r for r in rows)}
+    for i, points in enumerate(sorted(ceilings)):
+        ax.plot(*zip(*points), linestyle="--", color="0.4", marker=".",
+                label=None if i else "perfect model, same grid")
     ax.set_xscale("log")
     ax.set_xlabel(xlabel or "ground sample distance (m)")
     ax.set_ylabel(metric)
