@@ -112,6 +112,7 @@ def _run_one(raster, truth, g, model, card, cfg, mode, breakdown, stem: Path, ke
         progress.update(0, 1, "perfect model on the same grid")
         best = grid_ceiling(raster, truth, res.plan.work_grid, stem.with_name(stem.name + "_oracle"))
         scores.update({f"ceiling_{k}": best[k] for k in ("iou", "f1", "obj_f1")})
+        progress.update(1, 1, "perfect model on the same grid")
     return {"model": card.name, "gsd_m": g, "mode": mode, "run_gsd_m": res.plan.work_gsd_m,
             "tile_size": tiles.tile_size, "overlap": tiles.overlap, "tta": cfg.tta,
             **({} if tuple(cfg.tta_scales) == (1.0,) else {"tta_scales": list(cfg.tta_scales)}), **scores}

@@ -84,6 +84,11 @@ def test_sweep_reports_the_ceiling_of_each_run(tmp_path, pixel_card):
     assert not any("ceiling_iou" in x for x in plain), "a row kept with the ceiling is not reused without it"
     assert [x["iou"] for x in plain] == [x["iou"] for x in rows]
 
+    r = CliRunner().invoke(cli, [*args, "--ceiling", "--progress", "json", "--json"])
+    stages = [json.loads(line) for line in r.stderr.splitlines() if "perfect model" in line]
+    assert {(x["stage"], x["done"] == x["total"]) for x in stages if x["done"] == x["total"]} == {
+        (f"pixel-test @ {g} m: perfect model on the same grid", True) for g in (1, 4, 8)}, "each ceiling stage ends"
+
     r = CliRunner().invoke(cli, [*args, "--ceiling", "--keep", str(keep)])
     header = [line for line in r.stdout.splitlines() if line.startswith("model")]
     assert r.exit_code == 0 and header and header[0].split()[-2:] == ["ceiling_iou", "ceiling_obj_f1"], r.stdout
