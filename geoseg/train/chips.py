@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from geoseg.errors import InputError
 from geoseg.train.regions import instance_targets
 
 
@@ -38,7 +39,7 @@ class ChipSampler:
         self.p = self.area / self.area.sum()
         self.spans = [getattr(r, "chip_gsd_m", None) for r in regions]
         if all(s is None for s in self.spans):
-            self.spans = None  # every region serves every GSD (draw order as before spans existed)
+            self.spans = None  # every region serves every GSD: drawn by valid ground area alone
         self.aug = _augmentations(seed, color_shift) if augment else None
 
     @classmethod
@@ -47,11 +48,26 @@ class ChipSampler:
         return cls(regions, int(tcfg["chip_size"]), tuple(tcfg["gsd_range"]), seed=seed, n_targets=n_targets,
                    color_shift=int(tcfg.get("color_shift", 0)))
 
+    max_tries = 200  # windows tried for one chip before giving up on the data
+
     def sample(self):
+        """One chip ``(image, target, valid)``: see :meth:`sample_with_gsd`."""
+        return self.sample_with_gsd()[1:]
+
+    def sample_with_gsd(self):
+        """``(gsd, image, target, valid)`` of one chip.
+
+        The GSD is drawn once per chip and kept while windows are tried (a region among those serving it, then a
+        place in it), until one is at least ``min_valid`` valid. So the chips' GSDs follow the log-uniform law
+        whatever share of the windows is nodata. (Drawing a new GSD on each miss, as before 2026-11-30, favoured
+        fine GSDs: coarse chips need larger windows, which are more often too masked. On the default model's
+        training mosaics the coarsest sixth of 0.075-0.6 m got 8 % of the chips instead of 17 %.)"""
         import cv2
 
-        for _ in range(100):
-            region, gsd = self._region_and_gsd()
+        gsd = self._gsd()
+        p = self.p if self.spans is None else self.serving(gsd)
+        for _ in range(self.max_tries):
+            region = self.regions[self.rng.choice(len(self.regions), p=p)]
             crop = max(8, round(self.size * gsd / region.gsd_m))
             window = region.draw(self.rng, crop)
             if window is None:
@@ -71,16 +87,14 @@ class ChipSampler:
                 out = self.aug(image=img, masks=[*lab, val])
                 img, masks = out["image"], out["masks"]
                 lab, val = np.stack(masks[:-1]), masks[-1]
-            return img.transpose(2, 0, 1), lab, val
-        raise RuntimeError("could not draw a valid chip; regions too small or too masked")
+            return gsd, img.transpose(2, 0, 1), lab, val
+        raise InputError(f"could not draw a training chip at {gsd:.3g} m that is at least {self.min_valid:.0%} valid in "
+                         f"{self.max_tries} windows: the imagery has too few places that large; lower the top of "
+                         f"train.gsd_range or train.chip_size, or add larger rasters")
 
-    def _region_and_gsd(self):
+    def _gsd(self) -> float:
         lo, hi = self.gsd_range
-        if self.spans is None:
-            region = self.regions[self.rng.choice(len(self.regions), p=self.p)]
-            return region, math.exp(self.rng.uniform(math.log(lo), math.log(hi)))
-        gsd = math.exp(self.rng.uniform(math.log(lo), math.log(hi)))
-        return self.regions[self.rng.choice(len(self.regions), p=self.serving(gsd))], gsd
+        return math.exp(self.rng.uniform(math.log(lo), math.log(hi)))
 
     def serving(self, gsd: float) -> np.ndarray:
         """The chance of each region for a chip at ``gsd``: by valid ground area among the regions that serve it."""

@@ -14,6 +14,8 @@ import numpy as np
 from geoseg import georef
 from geoseg.errors import InputError
 
+_CELL = 16  # px: the grain at which Region.draw finds valid pixels
+
 
 @dataclass(frozen=True)
 class Region:
@@ -33,12 +35,36 @@ class Region:
         return bool((self.label[self.valid] > 0).any())
 
     def draw(self, rng: np.random.Generator, crop: int):
-        """A random ``crop`` x ``crop`` window ``(image, instances, valid)``, or None if it cannot fit."""
+        """A random ``crop`` x ``crop`` window ``(image, instances, valid)``, or None if it cannot fit.
+
+        The window is placed around a random valid pixel (found through cells of ``_CELL`` px), so windows are
+        drawn about in proportion to the imagery in them: mosaics that are mostly nodata waste few draws."""
         h, w = self.label.shape
         if crop > h or crop > w:
             return None
-        y, x = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
+        cum, n_cols = self._valid_cells()
+        if cum[-1] > 0:
+            cell = int(np.searchsorted(cum, rng.uniform(0, cum[-1]), side="right"))
+            cy = (cell // n_cols) * _CELL + int(rng.integers(0, _CELL))
+            cx = (cell % n_cols) * _CELL + int(rng.integers(0, _CELL))
+            y = min(max(cy - int(rng.integers(0, crop)), 0), h - crop)
+            x = min(max(cx - int(rng.integers(0, crop)), 0), w - crop)
+        else:
+            y, x = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
         return self.image[:, y:y + crop, x:x + crop], self.label[y:y + crop, x:x + crop], self.valid[y:y + crop, x:x + crop]
+
+    def _valid_cells(self) -> tuple[np.ndarray, int]:
+        """Cumulative valid-pixel counts of the ``_CELL``-px cells (row-major) and the number of cell columns."""
+        cached = self.__dict__.get("_cells")
+        if cached is None:
+            h, w = self.valid.shape
+            rows, cols = -(-h // _CELL), -(-w // _CELL)
+            padded = np.zeros((rows * _CELL, cols * _CELL), np.uint8)
+            padded[:h, :w] = self.valid
+            counts = padded.reshape(rows, _CELL, cols, _CELL).sum(axis=(1, 3), dtype=np.int64).ravel()
+            cached = (np.cumsum(counts), cols)
+            object.__setattr__(self, "_cells", cached)  # a cache, not state: the fields stay as given
+        return cached
 
 
 def load_region(raster: str, labels: str, base_gsd_m: float, name: str | None = None,

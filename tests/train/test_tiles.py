@@ -178,3 +178,67 @@ def test_training_entries_load_at_their_own_base_gsd(labelled):
             assert abs(a.valid_pixels / b.valid_pixels - 4) < 0.2
         else:
             assert a.grid.shape_yx == tuple(2 * n for n in b.grid.shape_yx)
+
+
+def _patchy_region(size=600, block=200):
+    """Imagery only in a ``block`` x ``block`` corner of a ``size`` x ``size`` region (11 % valid at 600/200)."""
+    from geoseg.train.regions import Region
+
+    valid = np.zeros((size, size), bool)
+    valid[:block, :block] = True
+    image = np.where(valid, 200, 0).astype(np.uint8)[None].repeat(3, axis=0)
+    return Region("patchy", image, np.zeros((size, size), np.int32), valid, 1.0)
+
+
+def _scattered_region(size=800):
+    """A 180 px block of imagery in a corner and 48 px patches 80 px apart below it: small windows fit in many
+    places, large ones only in the corner."""
+    from geoseg.train.regions import Region
+
+    valid = np.zeros((size, size), bool)
+    valid[:180, :180] = True
+    for y in range(220, size, 80):
+        for x in range(0, size, 80):
+            valid[y:y + 48, x:x + 48] = True
+    image = np.where(valid, 200, 0).astype(np.uint8)[None].repeat(3, axis=0)
+    return Region("scattered", image, np.zeros((size, size), np.int32), valid, 1.0)
+
+
+def test_chip_gsds_stay_log_uniform_when_coarse_windows_are_often_masked():
+    """A coarse chip needs a larger window, which is more often too masked; the GSD must not be redrawn on a miss."""
+    region = _scattered_region()
+    rng = np.random.default_rng(1)
+    fits = {crop: np.mean([region.draw(rng, crop)[2].mean() >= 0.6 for _ in range(400)]) for crop in (32, 160)}
+    assert fits[32] > 3 * fits[160], fits  # the setting: coarse windows miss far more often
+    sampler = ChipSampler([region], 32, (1.0, 5.0), seed=0, augment=False)  # windows of 32-160 px
+    gsds = np.array([sampler.sample_with_gsd()[0] for _ in range(400)])
+    coarse_half = (gsds > np.sqrt(5.0)).mean()
+    assert 0.42 < coarse_half < 0.58, coarse_half
+    top_fifth = (gsds > 5.0 ** 0.8).mean()
+    assert 0.13 < top_fifth < 0.27, top_fifth
+
+
+def test_memory_windows_are_placed_on_the_imagery():
+    region = _patchy_region()
+    rng = np.random.default_rng(0)
+    shares = [region.draw(rng, 64)[2].mean() for _ in range(300)]
+    assert np.mean(shares) > 0.6, "uniform placement would give about 0.1"
+    assert min(region.draw(rng, 600)[2].mean() for _ in range(3)) == pytest.approx(1 / 9), "the whole region fits once"
+    from geoseg.train.regions import Region
+
+    yy, xx = np.mgrid[:300, :300]
+    coords = Region("flat", np.full((3, 300, 300), 90, np.uint8), (yy * 1000 + xx).astype(np.int32),
+                    np.ones((300, 300), bool), 1.0)  # each pixel's label says where it is
+    origins = np.array([divmod(int(coords.draw(rng, 100)[1][0, 0]), 1000) for _ in range(400)])
+    assert origins.min() == 0 and origins.max() == 200, "every place in a fully valid region is reachable"
+
+
+def test_a_gsd_no_window_can_serve_is_a_one_line_error():
+    from geoseg.errors import InputError
+    from geoseg.train.regions import Region
+
+    valid = np.zeros((100, 100), bool)
+    valid[:, ::2] = True  # every window is half valid: never the 60 % a chip needs
+    region = Region("striped", np.full((3, 100, 100), 90, np.uint8), np.zeros((100, 100), np.int32), valid, 1.0)
+    with pytest.raises(InputError, match=r"at least 60% valid in 200 windows.*train\.gsd_range"):
+        ChipSampler([region], 16, (1.0, 2.0), seed=0, augment=False).sample()
