@@ -64,6 +64,11 @@ def check_experiment(cfg: dict[str, Any]) -> None:
     shift = t.get("color_shift", 0)
     if not (isinstance(shift, int) and not isinstance(shift, bool) and 0 <= shift <= 255):
         raise ConfigError(f"train.color_shift must be grey levels 0-255 (0: off), not {shift!r}")
+    acc = t.get("accumulate", 1)
+    if not (isinstance(acc, int) and not isinstance(acc, bool) and acc >= 1):
+        raise ConfigError(f"train.accumulate must be a whole number of batches per step >= 1, not {acc!r}")
+    if not isinstance(t.get("freeze_bn", False), bool):
+        raise ConfigError(f"train.freeze_bn must be true or false, not {t['freeze_bn']!r}")
     every = t.get("checkpoint_every_s", 600)
     if not (_positive(every) or every == 0):
         raise ConfigError(f"train.checkpoint_every_s must be seconds >= 0 (0: after every step), not {every!r}")

@@ -63,23 +63,40 @@ def _amp(device: str, precision: str):
 
 
 def train_step(model, opt, scaler, batch, weights, device: str, dtype):
-    """One optimiser step of ``model`` on ``batch = (x, target, valid)`` (tensors on ``device``) under autocast
-    ``dtype`` (None: fp32), with the gradient ``scaler`` if any; returns the loss (detached)."""
+    """One optimiser step of ``model`` on ``batch = (x, target, valid)`` (tensors on ``device``), or on a list of
+    such batches whose gradients are averaged (gradient accumulation: the step of one batch of their total size,
+    in the memory of one), under autocast ``dtype`` (None: fp32), with the gradient ``scaler`` if any; returns
+    the mean loss (detached)."""
     import torch
 
-    x, y, v = batch
-    with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
-        logits = model(x)
-    loss = _loss(logits, y, v, weights)
+    batches = batch if isinstance(batch, list) else [batch]
     opt.zero_grad(set_to_none=True)
+    total = 0.0
+    for x, y, v in batches:
+        with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
+            logits = model(x)
+        loss = _loss(logits, y, v, weights) / len(batches)
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        total = total + loss.detach()
     if scaler is not None:
-        scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
     else:
-        loss.backward()
         opt.step()
-    return loss.detach()
+    return total
+
+
+def set_train_mode(model, freeze_bn: bool = False) -> None:
+    """``model.train()``; with ``freeze_bn`` every BatchNorm layer stays in eval mode: it normalises with the
+    running statistics it started with and does not update them (its scale and shift still learn). Fine-tunes
+    on small batches (a CPU's 2-4 chips) otherwise replace well-estimated statistics with noisy ones."""
+    import torch
+
+    model.train()
+    if freeze_bn:
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.eval()
 
 
 def pixel_counts(model, chips, norm, threshold: float = 0.5, batch: int = 16, device: str = "cpu",
@@ -367,6 +384,12 @@ class _Epochs:
         return {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
                 "best": self.best, "config": self.cfg}
 
+    def _tensors(self, img, lab, valid) -> tuple:
+        import torch
+
+        x = normalize(torch.as_tensor(img).to(self.device), self.norm)
+        return x, torch.as_tensor(lab).float().to(self.device), torch.as_tensor(valid).float()[:, None].to(self.device)
+
     def keep(self, epoch: int, losses: list[float], t0: float, reason: str) -> None:
         """Write ``last.pt`` inside ``epoch``: a rerun resumes at the step after ``losses``."""
         partial = {"epoch": epoch, "step": len(losses), "losses": list(losses), "seconds": time.time() - t0}
@@ -376,7 +399,6 @@ class _Epochs:
     def train(self, epoch: int, resumed: dict | None) -> tuple[list[float], float]:
         """The losses of ``epoch``'s steps (those ``resumed`` holds first) and the epoch's start time; fewer than
         ``steps_per_epoch`` losses when ``left`` ran out."""
-        import torch
 
         t, steps = self.cfg["train"], int(self.cfg["train"]["steps_per_epoch"])
         done = resumed["step"] if resumed else 0
@@ -390,16 +412,16 @@ class _Epochs:
         def draw():
             return next(stream) if stream is not None else self.sampler.batch(t["batch_size"])
 
-        for _ in range(done):  # the batches of the steps a checkpoint already holds: drawn again, not used
+        accumulate = int(t.get("accumulate", 1))  # batches per optimiser step
+        for _ in range(done * accumulate):  # the batches of the steps a checkpoint already holds: drawn again, not used
             draw()
+        set_train_mode(self.model, bool(t.get("freeze_bn", False)))  # validation left the model in eval mode
         every_s, saved = float(t.get("checkpoint_every_s", 600)), time.time()
         try:
             for _ in _steps(steps, epoch, int(t["epochs"]), self.show, done):
-                img, lab, val_m = draw()
-                x = normalize(torch.as_tensor(img).to(self.device), self.norm)
-                y = torch.as_tensor(lab).float().to(self.device)
-                v = torch.as_tensor(val_m).float()[:, None].to(self.device)
-                loss = train_step(self.model, self.opt, self.scaler, (x, y, v), self.weights, self.device, self.dtype)
+                batches = [self._tensors(*draw()) for _ in range(accumulate)]
+                loss = train_step(self.model, self.opt, self.scaler, batches if accumulate > 1 else batches[0],
+                                  self.weights, self.device, self.dtype)
                 self.sched.step()
                 losses.append(float(loss))
                 self.left = None if self.left is None else self.left - 1

@@ -433,3 +433,75 @@ def test_an_interrupt_inside_an_epoch_keeps_the_steps_taken(experiment, monkeypa
     fit_module.fit(cfg, experiment / "run")
     assert len(_epoch_losses(experiment / "run")) == 1
     assert len(resumed) == 2, "steps 3 and 4 only: the two steps kept were not taken again"
+
+
+def test_accumulated_batches_take_the_step_of_one_batch_of_their_total_size():
+    """train.accumulate: gradients of two half batches, averaged, give the parameters one full batch gives."""
+    import torch
+
+    from geoseg.train.fit import train_step
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 3, 16, 16, generator=gen)
+    y = (torch.rand(4, 2, 16, 16, generator=gen) > 0.7).float()
+    v = torch.ones(4, 1, 16, 16)
+    after = []
+    for batches in ((x, y, v), [(x[:2], y[:2], v[:2]), (x[2:], y[2:], v[2:])]):
+        torch.manual_seed(1)
+        model = torch.nn.Conv2d(3, 2, 3, padding=1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.5)
+        loss = train_step(model, opt, None, batches, [1.0, 0.5], "cpu", None)
+        after.append((float(loss), torch.cat([p.detach().flatten() for p in model.parameters()])))
+    assert after[0][0] == pytest.approx(after[1][0], rel=1e-5)
+    moved = (after[0][1] - torch.cat([p.detach().flatten() for p in _fresh_conv().parameters()])).abs().max()
+    assert moved > 1e-3, "the step changed the weights"
+    assert torch.allclose(after[0][1], after[1][1], atol=1e-6)
+
+
+def _fresh_conv():
+    import torch
+
+    torch.manual_seed(1)
+    return torch.nn.Conv2d(3, 2, 3, padding=1)
+
+
+def test_freeze_bn_keeps_the_batchnorm_statistics_while_the_weights_learn(experiment):
+    import tomllib
+    import torch
+
+    from geoseg.train.fit import fit
+
+    cfg = tomllib.loads((experiment / "exp.toml").read_text())
+    cfg["train"].update(epochs=1, steps_per_epoch=3)
+    cfg["data"]["val"] = []
+    fit(cfg, experiment / "init")
+    start = torch.load(experiment / "init" / "last.pt", weights_only=False)["model"]
+    states = {}
+    for freeze in (False, True):
+        run = dict(cfg, train=dict(cfg["train"], freeze_bn=freeze, init_model=str(experiment / "init" / "last.pt")))
+        fit(run, experiment / f"ft_{freeze}")
+        states[freeze] = torch.load(experiment / f"ft_{freeze}" / "last.pt", weights_only=False)["model"]
+    stats = [k for k in start if k.endswith(("running_mean", "running_var"))]
+    weights = [k for k in start if k.endswith(".weight") and start[k].dim() == 4]
+    assert stats and weights
+    assert all(torch.equal(states[True][k], start[k]) for k in stats)
+    assert not all(torch.equal(states[False][k], start[k]) for k in stats)
+    assert not all(torch.equal(states[True][k], start[k]) for k in weights), "the weights still learn"
+
+
+def test_an_accumulating_run_stopped_inside_an_epoch_resumes_like_an_uninterrupted_one(experiment):
+    """With train.accumulate = 2 each step draws two batches; a resumed run must skip both per step it holds."""
+    import tomllib
+
+    from geoseg.train.fit import fit
+
+    cfg = tomllib.loads((experiment / "exp.toml").read_text())
+    cfg["train"].update(epochs=2, steps_per_epoch=3, workers=2, accumulate=2, batch_size=2)
+    cfg["data"]["val"] = []
+    fit(cfg, experiment / "a")
+    fit(cfg, experiment / "b", stop_after_steps=4)
+    fit(cfg, experiment / "b")
+    assert _epoch_losses(experiment / "b") == _epoch_losses(experiment / "a")
+    cfg["train"]["accumulate"] = 1
+    fit(cfg, experiment / "c")
+    assert _epoch_losses(experiment / "c") != _epoch_losses(experiment / "a")
