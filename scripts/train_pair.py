@@ -107,7 +107,7 @@ def main() -> int:
     from geoseg.models.normalize import DEFAULT_NORMALIZATION, normalize
     from geoseg.train.chips import chip_stream, worker_batches
     from geoseg.train.experiment import load_experiment
-    from geoseg.train.fit import _amp, _validate, train_step
+    from geoseg.train.fit import _amp, _validate, set_train_mode, train_step
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("configs", nargs="+", type=Path)
@@ -193,6 +193,7 @@ def main() -> int:
         for cfg, model, opt, scaler in runs:
             for g in opt.param_groups:
                 g["lr"] = float(cfg["train"]["lr"]) * f
+            set_train_mode(model, bool(cfg["train"].get("freeze_bn", False)))  # validation ends in model.train()
             losses[cfg["name"]].append(train_step(model, opt, scaler, (x, y, v), weights, device, dtype))
         step += 1
     train_s = time.perf_counter() - start

@@ -399,7 +399,6 @@ class _Epochs:
     def train(self, epoch: int, resumed: dict | None) -> tuple[list[float], float]:
         """The losses of ``epoch``'s steps (those ``resumed`` holds first) and the epoch's start time; fewer than
         ``steps_per_epoch`` losses when ``left`` ran out."""
-
         t, steps = self.cfg["train"], int(self.cfg["train"]["steps_per_epoch"])
         done = resumed["step"] if resumed else 0
         losses = list(resumed["losses"]) if resumed else []
@@ -415,13 +414,12 @@ class _Epochs:
         accumulate = int(t.get("accumulate", 1))  # batches per optimiser step
         for _ in range(done * accumulate):  # the batches of the steps a checkpoint already holds: drawn again, not used
             draw()
-        set_train_mode(self.model, bool(t.get("freeze_bn", False)))  # validation left the model in eval mode
+        set_train_mode(self.model, bool(t.get("freeze_bn", False)))  # validation ends in model.train(), unfreezing it
         every_s, saved = float(t.get("checkpoint_every_s", 600)), time.time()
         try:
             for _ in _steps(steps, epoch, int(t["epochs"]), self.show, done):
                 batches = [self._tensors(*draw()) for _ in range(accumulate)]
-                loss = train_step(self.model, self.opt, self.scaler, batches if accumulate > 1 else batches[0],
-                                  self.weights, self.device, self.dtype)
+                loss = train_step(self.model, self.opt, self.scaler, batches, self.weights, self.device, self.dtype)
                 self.sched.step()
                 losses.append(float(loss))
                 self.left = None if self.left is None else self.left - 1

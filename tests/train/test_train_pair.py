@@ -26,6 +26,7 @@ def _run(*args):
 
 def test_a_pair_trains_on_the_same_steps_and_each_model_exports_as_a_card(experiment):  # noqa: F811
     a, b = _config(experiment, "pair-unet", "unet"), _config(experiment, "pair-scinet", "scinet")
+    b.write_text(b.read_text().replace('precision = "fp32"', 'precision = "fp32"\nfreeze_bn = true'))
     data, out = experiment / "packed", experiment / "pair"
     r = _run(SCRIPTS / "gpu_pack.py", a, b, "--out", data)
     assert r.returncode == 0, r.stderr
@@ -44,6 +45,11 @@ def test_a_pair_trains_on_the_same_steps_and_each_model_exports_as_a_card(experi
         assert card.raw["training"]["step"] == 3 and card.raw["training"]["config"]["name"] == name
         assert card.outputs == ("building", "border")
         assert json.loads((out / f"{name}.last.json").read_text())["step"] == 3
+    from safetensors.torch import load_file
+
+    means = {n: [v for k, v in load_file(out / f"{n}.last.safetensors").items() if k.endswith("running_mean")] for n in ends}
+    assert all(m.abs().max() == 0 for m in means["pair-scinet"]), "freeze_bn: the fresh statistics never moved"
+    assert any(m.abs().max() > 0 for m in means["pair-unet"])
 
 
 def test_a_pair_with_different_chips_is_refused(experiment):  # noqa: F811
