@@ -14,23 +14,25 @@ import argparse
 
 
 def load_state(ref: str):
-    """``(state dict, training config or None)`` of a checkpoint path or a model name / card."""
-    import torch
+    """``(float state dict, training config)`` of a checkpoint path or a model name / card (the loader
+    ``init_model`` uses)."""
+    from geoseg.train.fit import _source_state
 
     if ref.endswith(".pt"):
-        ck = torch.load(ref, map_location="cpu", weights_only=False)
-        return ck["model"], ck["config"]
-    from geoseg.models.loading import load_module
-    from geoseg.models.registry import get_card
+        import torch
 
-    card = get_card(ref)
-    return load_module(card).float().state_dict(), dict(card.raw["training"]["config"])
+        config = torch.load(ref, map_location="cpu", weights_only=False)["config"]
+    else:
+        from geoseg.models.registry import get_card
+
+        config = dict(get_card(ref).raw["training"]["config"])
+    return _source_state(ref), config
 
 
 def soup(states: list[dict]) -> dict:
     keys = list(states[0])
     for s in states[1:]:
-        if list(s) != keys or any(s[k].shape != states[0][k].shape for k in keys):
+        if set(s) != set(keys) or any(s[k].shape != states[0][k].shape for k in keys):
             raise SystemExit("the ingredients do not share one architecture")
     out = {}
     for k in keys:
@@ -51,7 +53,7 @@ def main() -> None:
     import torch
 
     loaded = [load_state(r) for r in args.ingredients]
-    config = next(c for _, c in loaded if c is not None)
+    config = loaded[0][1]
     state = soup([s for s, _ in loaded])
     torch.save({"model": {k: v.contiguous() for k, v in state.items()}, "config": dict(config, name=args.name),
                 "epoch": None}, args.out)
