@@ -194,7 +194,8 @@ def main() -> int:
             for g in opt.param_groups:
                 g["lr"] = float(cfg["train"]["lr"]) * f
             set_train_mode(model, bool(cfg["train"].get("freeze_bn", False)))  # validation ends in model.train()
-            losses[cfg["name"]].append(train_step(model, opt, scaler, (x, y, v), weights, device, dtype))
+            losses[cfg["name"]].append(train_step(model, opt, scaler, (x, y, v), weights, device, dtype,
+                                                  cfg["train"].get("loss", "bce_dice")))
         step += 1
     train_s = time.perf_counter() - start
     for cfg, model, _, _ in runs:

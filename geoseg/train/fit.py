@@ -30,10 +30,28 @@ def _bce_dice(logits, target, valid):
     return bce + 1 - ((2 * inter + 1) / (denom + 1)).mean()
 
 
-def _loss(logits, target, valid, weights):
-    """Dice + BCE per output channel (building, border, gap), weighted."""
+def _bce_lovasz(logits, target, valid):
+    """BCE + the Lovasz hinge (Berman et al. 2018: a convex surrogate of IoU over the whole batch, smp's
+    implementation), nodata pixels left out of both."""
+    import torch.nn.functional as F
+    from segmentation_models_pytorch.losses import LovaszLoss
+
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    bce = (bce * valid).sum() / valid.sum().clamp(min=1)
+    labels = target.masked_fill(valid == 0, _IGNORE)
+    return bce + LovaszLoss("binary", per_image=False, ignore_index=_IGNORE)(logits, labels)
+
+
+_IGNORE = 255
+LOSSES = {"bce_dice": _bce_dice, "bce_lovasz": _bce_lovasz}  # train.loss: the building channel's loss
+
+
+def _loss(logits, target, valid, weights, loss: str = "bce_dice"):
+    """Per output channel (building, border, gap), weighted: ``loss`` on the building channel, Dice + BCE on the
+    others."""
     logits = logits.float()
-    return sum(w * _bce_dice(logits[:, c:c + 1], target[:, c:c + 1], valid) for c, w in enumerate(weights[:logits.shape[1]]))
+    return sum(w * (LOSSES[loss] if c == 0 else _bce_dice)(logits[:, c:c + 1], target[:, c:c + 1], valid)
+               for c, w in enumerate(weights[:logits.shape[1]]))
 
 
 def val_chips(region: Region, size: int, min_valid: float = 0.5):
@@ -62,11 +80,11 @@ def _amp(device: str, precision: str):
     return torch.bfloat16, None
 
 
-def train_step(model, opt, scaler, batch, weights, device: str, dtype):
+def train_step(model, opt, scaler, batch, weights, device: str, dtype, loss: str = "bce_dice"):
     """One optimiser step of ``model`` on ``batch = (x, target, valid)`` (tensors on ``device``), or on a list of
     such batches whose gradients are averaged (gradient accumulation: the step of one batch of their total size,
-    in the memory of one), under autocast ``dtype`` (None: fp32), with the gradient ``scaler`` if any; returns
-    the mean loss (detached)."""
+    in the memory of one), under autocast ``dtype`` (None: fp32), with the gradient ``scaler`` if any, the
+    building channel scored by ``loss`` (a key of :data:`LOSSES`); returns the mean loss (detached)."""
     import torch
 
     batches = batch if isinstance(batch, list) else [batch]
@@ -75,9 +93,9 @@ def train_step(model, opt, scaler, batch, weights, device: str, dtype):
     for x, y, v in batches:
         with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
             logits = model(x)
-        loss = _loss(logits, y, v, weights) / len(batches)
-        (scaler.scale(loss) if scaler is not None else loss).backward()
-        total = total + loss.detach()
+        value = _loss(logits, y, v, weights, loss) / len(batches)
+        (scaler.scale(value) if scaler is not None else value).backward()
+        total = total + value.detach()
     if scaler is not None:
         scaler.step(opt)
         scaler.update()
@@ -419,7 +437,8 @@ class _Epochs:
         try:
             for _ in _steps(steps, epoch, int(t["epochs"]), self.show, done):
                 batches = [self._tensors(*draw()) for _ in range(accumulate)]
-                loss = train_step(self.model, self.opt, self.scaler, batches, self.weights, self.device, self.dtype)
+                loss = train_step(self.model, self.opt, self.scaler, batches, self.weights, self.device, self.dtype,
+                                  t.get("loss", "bce_dice"))
                 self.sched.step()
                 losses.append(float(loss))
                 self.left = None if self.left is None else self.left - 1

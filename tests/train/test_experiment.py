@@ -106,6 +106,7 @@ FULL = {
     ("train", "accumulate", 1.5, "accumulate must be a whole number"),
     ("train", "accumulate", True, "accumulate must be a whole number"),
     ("train", "freeze_bn", "yes", "freeze_bn must be true or false"),
+    ("train", "loss", "dice", "loss must be bce_dice or bce_lovasz"),
     ("data", "base_gsd_m", 0, "base_gsd_m must be"),
     ("data", "train", [], "at least one"),
     ("data", "train", [{"raster": "a.tif"}], "needs raster and labels"),

@@ -505,3 +505,41 @@ def test_an_accumulating_run_stopped_inside_an_epoch_resumes_like_an_uninterrupt
     cfg["train"]["accumulate"] = 1
     fit(cfg, experiment / "c")
     assert _epoch_losses(experiment / "c") != _epoch_losses(experiment / "a")
+
+
+def test_the_lovasz_loss_is_zero_on_a_confident_right_answer_and_ignores_nodata():
+    """train.loss = "bce_lovasz": the hinge part vanishes once every valid pixel is on the right side by a margin
+    of 1, grows with the wrong pixels, and pixels outside the valid mask change nothing."""
+    import torch
+
+    from geoseg.train.fit import _loss
+
+    gen = torch.Generator().manual_seed(0)
+    target = (torch.rand(2, 1, 32, 32, generator=gen) > 0.6).float()
+    valid = torch.ones(2, 1, 32, 32)
+    valid[:, :, :8] = 0
+    right = (2 * target - 1) * 30  # BCE ~ 0 too
+    assert float(_loss(right, target, valid, [1.0], "bce_lovasz")) < 1e-6
+    flipped_nodata = right.clone()
+    flipped_nodata[:, :, :8] *= -1
+    assert float(_loss(flipped_nodata, target, valid, [1.0], "bce_lovasz")) < 1e-6
+    wrong_some, wrong_more = right.clone(), right.clone()
+    wrong_some[:, :, 8:12] *= -1
+    wrong_more[:, :, 8:20] *= -1
+    some = float(_loss(wrong_some / 30, target, valid, [1.0], "bce_lovasz"))
+    more = float(_loss(wrong_more / 30, target, valid, [1.0], "bce_lovasz"))
+    assert 0 < some < more
+    assert some != pytest.approx(float(_loss(wrong_some / 30, target, valid, [1.0], "bce_dice")))
+
+
+def test_training_on_the_lovasz_loss_lowers_it(experiment):
+    out = experiment / "run"
+    toml = experiment / "exp.toml"
+    toml.write_text(toml.read_text().replace('precision = "fp32"', 'precision = "fp32"\nloss = "bce_lovasz"'))
+    r = CliRunner().invoke(cli, ["train", str(toml), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["loss"] < log[0]["loss"]
+    import torch
+
+    assert torch.load(out / "last.pt", weights_only=False)["config"]["train"]["loss"] == "bce_lovasz"
