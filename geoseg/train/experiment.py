@@ -43,6 +43,7 @@ def load_experiment(path: str | Path) -> dict[str, Any]:
 
 
 _POSITIVE_INTS = ("chip_size", "batch_size", "steps_per_epoch", "epochs")
+LOSS_NAMES = ("bce_dice", "bce_lovasz")  # train.loss: the building channel's loss (geoseg.train.fit.LOSSES)
 
 
 def check_experiment(cfg: dict[str, Any]) -> None:
@@ -67,8 +68,8 @@ def check_experiment(cfg: dict[str, Any]) -> None:
     acc = t.get("accumulate", 1)
     if not (isinstance(acc, int) and not isinstance(acc, bool) and acc >= 1):
         raise ConfigError(f"train.accumulate must be a whole number of batches per step >= 1, not {acc!r}")
-    if t.get("loss", "bce_dice") not in ("bce_dice", "bce_lovasz"):
-        raise ConfigError(f"train.loss must be bce_dice or bce_lovasz (the building channel's loss), not {t['loss']!r}")
+    if t.get("loss", "bce_dice") not in LOSS_NAMES:
+        raise ConfigError(f"train.loss must be {' or '.join(LOSS_NAMES)} (the building channel's loss), not {t['loss']!r}")
     if not isinstance(t.get("freeze_bn", False), bool):
         raise ConfigError(f"train.freeze_bn must be true or false, not {t['freeze_bn']!r}")
     every = t.get("checkpoint_every_s", 600)

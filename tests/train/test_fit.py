@@ -532,6 +532,13 @@ def test_the_lovasz_loss_is_zero_on_a_confident_right_answer_and_ignores_nodata(
     assert some != pytest.approx(float(_loss(wrong_some / 30, target, valid, [1.0], "bce_dice")))
 
 
+def test_every_loss_a_config_may_name_exists():
+    from geoseg.train.experiment import LOSS_NAMES
+    from geoseg.train.fit import LOSSES
+
+    assert set(LOSSES) == set(LOSS_NAMES)
+
+
 def test_training_on_the_lovasz_loss_lowers_it(experiment):
     out = experiment / "run"
     toml = experiment / "exp.toml"
