@@ -18,12 +18,17 @@ from geoseg.train.chips import ChipSampler, worker_batches
 from geoseg.train.regions import Region, load_region
 
 
-def _bce_dice(logits, target, valid):
-    import torch
+def _masked_bce(logits, target, valid):
     import torch.nn.functional as F
 
     bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    bce = (bce * valid).sum() / valid.sum().clamp(min=1)
+    return (bce * valid).sum() / valid.sum().clamp(min=1)
+
+
+def _bce_dice(logits, target, valid):
+    import torch
+
+    bce = _masked_bce(logits, target, valid)
     p = torch.sigmoid(logits) * valid
     inter = (p * target).sum(dim=(1, 2, 3))
     denom = p.sum(dim=(1, 2, 3)) + (target * valid).sum(dim=(1, 2, 3))
@@ -33,13 +38,10 @@ def _bce_dice(logits, target, valid):
 def _bce_lovasz(logits, target, valid):
     """BCE + the Lovasz hinge (Berman et al. 2018: a convex surrogate of IoU over the whole batch, smp's
     implementation), nodata pixels left out of both."""
-    import torch.nn.functional as F
     from segmentation_models_pytorch.losses import LovaszLoss
 
-    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    bce = (bce * valid).sum() / valid.sum().clamp(min=1)
     labels = target.masked_fill(valid == 0, _IGNORE)
-    return bce + LovaszLoss("binary", per_image=False, ignore_index=_IGNORE)(logits, labels)
+    return _masked_bce(logits, target, valid) + LovaszLoss("binary", per_image=False, ignore_index=_IGNORE)(logits, labels)
 
 
 _IGNORE = 255
