@@ -38,6 +38,20 @@ class VectorizeConfig:
     band_rows: int = 2048
     halo_rows: int = 256
 
+    def __post_init__(self) -> None:
+        from geoseg.errors import ConfigError
+
+        for name in ("threshold", "border_cut", "regularize_min_iou"):
+            v = getattr(self, name)
+            if v is not None and not 0.0 <= v <= 1.0:
+                raise ConfigError(f"{name.replace('_', ' ')} {v} is not a probability; give a value from 0 to 1")
+        for name in ("min_area_m2", "min_part_m2", "simplify_m"):
+            v = getattr(self, name)
+            if v is not None and not v >= 0:
+                raise ConfigError(f"{name} {v} is negative; give 0 or more")
+        if self.band_rows < 1 or self.halo_rows < 0:
+            raise ConfigError(f"band_rows {self.band_rows} and halo_rows {self.halo_rows} must be >= 1 and >= 0")
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -36,14 +36,14 @@ tta_scales = click.option("--tta-scales", default=None, metavar="S[,S...]",
                                "e.g. 1,0.5 adds a pass at twice the GSD (docs/tta.md); a pass at scale s costs s^2.")
 batch_size = click.option("--batch-size", type=int, default=8, show_default=True, help="Tiles per forward pass.")
 bands = click.option("--bands", default=None, help="Source bands in model order, 1-based, e.g. 3,2,1; default: the first data bands.")
-threshold = click.option("--threshold", type=float, default=None, help="Probability threshold (0-1); default: the model card's.")
+threshold = click.option("--threshold", type=click.FloatRange(0, 1), default=None, help="Probability threshold (0-1); default: the model card's.")
 min_area = click.option("--min-area", type=click.FloatRange(min=0), default=VectorizeConfig.min_area_m2, show_default=True, help="Drop footprints smaller than this (m2).")
 min_part = click.option("--min-part", type=click.FloatRange(min=0), default=VectorizeConfig.min_part_m2, show_default=True,
                         help="When touching buildings are split, a piece smaller than this (m2) joins its neighbour; 0 keeps every piece.")
 border_cut = click.option("--border-cut", type=click.FloatRange(min=0, max=1, min_open=True), default=None,
                           help="Split touching buildings where the model's border/gap probability is at least this (0-1]; "
                                "lower splits more; default: the model card's (0.5 unless it says otherwise).")
-simplify = click.option("--simplify", type=float, default=None, help="Simplification tolerance (m); default: one pixel.")
+simplify = click.option("--simplify", type=click.FloatRange(min=0), default=None, help="Simplification tolerance (m); default: one pixel.")
 regularize = click.option("--regularize/--no-regularize", default=False, show_default=True, help="Square building outlines (falls back to the raw outline when squaring distorts it).")
 no_split = click.option("--no-split", is_flag=True, help="Do not split touching buildings.")
 progress = click.option("--progress", "progress_mode", type=click.Choice(["bar", "json", "none"]), default="bar", show_default=True, help="Progress display; json prints one object per line on stderr.")

@@ -19,6 +19,7 @@ from geoseg.models.registry import get_card
 from geoseg.progress import NullProgress, Progress
 
 GDAL_CACHE_MB = 64
+MIN_WORK_PIXELS = 16  # a working grid this small (e.g. a far too coarse --gsd) has no valid pixel left: say so
 
 
 @dataclass
@@ -98,6 +99,10 @@ def _run(info, plan: Plan, card, cfg: SegmentConfig, predictor, work: WorkDir, i
     stats = predict_rows(info, plan, predictor, cfg.blend, work, progress)
     if not stats.any_valid:
         work.remove()
+        h, w = plan.work_grid.shape_yx
+        if h * w <= MIN_WORK_PIXELS:
+            raise InputError(f"{input_path} is only {h}x{w} pixels at {plan.work_gsd_m:g} m, too few to segment; "
+                             "run it at a finer GSD")
         raise InputError(f"{input_path} has no valid pixels (all nodata or masked); nothing to segment")
     chunks = chunk_windows(plan)
     mosaic = work.vrt(chunks)

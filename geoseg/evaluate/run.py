@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geoseg.errors import InputError
+from geoseg.errors import ConfigError, InputError
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt")
 
@@ -79,15 +79,19 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
     from geoseg.grid import RasterGrid
     from geoseg.io.raster import open_raster
 
+    if not 0.0 < iou_threshold <= 1.0:
+        raise ConfigError(f"object-match IoU {iou_threshold} is out of range; give a value above 0 and at most 1")
     is_raster = Path(pred).suffix.lower() in RASTER_SUFFIXES
     for path in dict.fromkeys(p for p in (pred if is_raster else None, raster) if p is not None):
         _check_raster(path)
     truth_gdf = read_polygons(truth, "truth")
     thr = 0.5 if threshold is None else threshold
     if is_raster:
-        from geoseg.footprints.raster import described_separators, vectorize_raster
+        from geoseg.footprints.raster import described_separators, refuse_imagery, vectorize_raster
 
         with open_raster(pred) as ds:  # border/gap bands split touching buildings, as in `geoseg segment`
+            refuse_imagery(ds, pred, "to score a model on it, add --gsd-sweep (e.g. --gsd-sweep 0.3), or segment it "
+                                     "first and evaluate the footprints")
             seps = described_separators(ds)
         pred_gdf = vectorize_raster(pred, VectorizeConfig(threshold=thr, boundary_band=seps))
         raster = raster or pred

@@ -410,6 +410,20 @@ def described_separators(ds) -> tuple[int, ...] | None:
     return tuple(i + 1 for i, d in enumerate(ds.descriptions) if d in SEPARATORS) or None
 
 
+def refuse_imagery(ds, path, hint: str) -> None:
+    """A one-line error if the open raster ``ds`` is plainly imagery rather than a probability raster.
+
+    Imagery here means three or more bands, none with a description and no ``model`` tag: every probability
+    raster geoseg writes describes its bands (``building``, ``border``, ... or ``probability``). A single- or
+    two-band raster from another tool is taken as a probability. ``hint`` says what to run instead.
+    """
+    from geoseg.errors import InputError
+
+    if ds.count >= 3 and not any(ds.descriptions) and "model" not in ds.tags():
+        raise InputError(f"{path} looks like imagery ({ds.count} bands, none described as a probability), not a "
+                         f"probability raster; {hint}")
+
+
 def settings_from_raster(path, cfg: VectorizeConfig) -> tuple[VectorizeConfig, dict]:
     """``cfg`` completed from what a ``geoseg segment --prob`` raster says, and the raster's tags.
 
@@ -423,6 +437,7 @@ def settings_from_raster(path, cfg: VectorizeConfig) -> tuple[VectorizeConfig, d
     from geoseg.io.raster import open_raster
 
     with open_raster(path) as ds:
+        refuse_imagery(ds, path, f"segment it first (`geoseg segment {path} -o footprints.gpkg --prob prob.tif`)")
         tags = ds.tags()
         seps = described_separators(ds)
     try:

@@ -340,7 +340,22 @@ def test_a_border_cut_outside_0_1_is_a_usage_error(tmp_path, value):
     assert not (tmp_path / "b.gpkg").exists()
 
 
-@pytest.mark.parametrize("flag", ["--min-area", "--min-part"])
+@pytest.mark.parametrize("value", ["-0.1", "1.5"])
+def test_a_threshold_outside_0_1_is_a_usage_error(tmp_path, value):
+    src = write_raster(tmp_path / "p.tif", np.zeros((1, 8, 8), np.uint8))
+    r = run("vectorize", src, "-o", tmp_path / "b.gpkg", "--threshold", value)
+    assert r.exit_code == 2 and "--threshold" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "b.gpkg").exists()
+
+
+def test_vectorizing_imagery_instead_of_probabilities_is_a_one_line_error(tmp_path):
+    src = write_raster(tmp_path / "rgb.tif", scene((64, 64), [(10, 10, 40, 40)]))  # bright roofs: band 1 > 0.5
+    r = run("vectorize", src, "-o", tmp_path / "b.gpkg", "--progress", "none")
+    assert_clean_error(r, "looks like imagery", "geoseg segment")
+    assert not (tmp_path / "b.gpkg").exists()
+
+
+@pytest.mark.parametrize("flag", ["--min-area", "--min-part", "--simplify"])
 def test_negative_sizes_are_usage_errors(tmp_path, flag):
     src = write_raster(tmp_path / "p.tif", np.zeros((1, 8, 8), np.uint8))
     r = run("vectorize", src, "-o", tmp_path / "b.gpkg", flag, "-1")

@@ -6,11 +6,13 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pytest
+import rasterio
 from affine import Affine
 from click.testing import CliRunner
 from shapely.geometry import box
 
 from geoseg.cli.main import cli
+from geoseg.errors import ConfigError
 from geoseg.evaluate.objects import object_scores
 from geoseg.evaluate.run import evaluate
 from geoseg.evaluate.sweep import curve_label
@@ -145,6 +147,28 @@ def test_evaluate_probability_raster(tmp_path):
     assert s["iou"] == 1.0 and s["obj_tp"] == 1 and s["obj_fp"] == 0
 
 
+def test_imagery_given_as_a_prediction_is_refused_not_scored(tmp_path):
+    img = scene((100, 100), [(10, 10, 30, 30)])  # band 1 of the roof is about 225/255: "probable" if read as one
+    raster = write_raster(tmp_path / "img.tif", img)
+    gpd.GeoDataFrame(geometry=TRUTH[:1], crs=32633).to_file(tmp_path / "t.gpkg")
+    r = CliRunner().invoke(cli, ["evaluate", str(raster), "--truth", str(tmp_path / "t.gpkg")])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert r.output.startswith("geoseg: error: ") and len(r.output.strip().splitlines()) == 1
+    assert "looks like imagery" in r.output and "--gsd-sweep" in r.output
+    with rasterio.open(raster, "r+") as ds:  # the same bands described as geoseg describes its outputs
+        ds.descriptions = ("building", "border", "gap")
+    assert evaluate(str(raster), str(tmp_path / "t.gpkg"))["obj_tp"] == 1
+
+
+@pytest.mark.parametrize("args", [["--iou", "0"], ["--iou", "1.2"], ["--threshold", "2"], ["--threshold", "-0.5"]])
+def test_match_iou_and_threshold_outside_their_range_are_usage_errors(files, args):
+    raster, truth, pred = files
+    r = CliRunner().invoke(cli, ["evaluate", str(pred), "--truth", str(truth), "--raster", str(raster), *args])
+    assert r.exit_code == 2 and args[0] in r.output and "Traceback" not in r.output
+    with pytest.raises(ConfigError, match="out of range"):
+        evaluate(str(pred), str(truth), raster=str(raster), iou_threshold=0.0)
+
+
 def test_gsd_sweep_on_a_sample_tile(tmp_path, pixel_card):
     rects = [(21, 23, 99, 98), (141, 119, 219, 221)]  # not aligned with coarser pixels
     raster = write_raster(tmp_path / "in.tif", scene((240, 240), rects))
@@ -165,6 +189,24 @@ def test_gsd_sweep_on_a_sample_tile(tmp_path, pixel_card):
     assert json.loads(r.stdout)[0]["iou"] > 0.95, "the same answer from smaller tiles"
     r = CliRunner().invoke(cli, ["evaluate", str(raster), "--truth", str(tmp_path / "t.gpkg"), "--tile-size", "64"])
     assert r.exit_code == 2 and "--gsd-sweep" in r.output
+
+
+def test_a_sweep_checks_its_truth_before_running_any_model(tmp_path, pixel_card):
+    raster = write_raster(tmp_path / "in.tif", scene((64, 64)))
+    r = CliRunner().invoke(cli, ["evaluate", str(raster), "--truth", str(tmp_path / "typo.gpkg"), "--gsd-sweep", "1,2",
+                                 "--model", str(pixel_card), "--keep", str(tmp_path / "keep")])
+    assert r.exit_code == 2 and "truth not found" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "keep").exists(), "no run was started"
+
+
+def test_a_sweep_gsd_that_leaves_almost_no_pixels_says_so(tmp_path, pixel_card):
+    lonlat = Affine(1e-5, 0, 10.0, 0, -1e-5, 45.0)  # about 0.8 x 1.1 m pixels: 40 px are some 32 x 44 m
+    raster = write_raster(tmp_path / "in.tif", scene((40, 40)), crs="EPSG:4326", transform=lonlat)
+    gpd.GeoDataFrame(geometry=[box(10.0001, 44.9997, 10.0002, 44.9998)], crs=4326).to_file(tmp_path / "t.gpkg")
+    r = CliRunner().invoke(cli, ["evaluate", str(raster), "--truth", str(tmp_path / "t.gpkg"), "--gsd-sweep", "100",
+                                 "--model", str(pixel_card)])
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert "pixels at 100 m" in r.output and "finer GSD" in r.output
 
 
 @pytest.mark.parametrize("text", ["0.3,abc", "0,0.3", "-0.3", "0.3,inf", "nan"])
