@@ -83,7 +83,8 @@ def _pick_bands(ds, n_model: int, requested: tuple[int, ...] | None, path: str) 
     if len(data) == 1:
         warnings.warn(f"{path} has a single band; it is replicated to the model's {n_model} bands", BandWarning, stacklevel=3)
         return tuple(data * n_model)
-    raise InputError(f"{path} has {len(data)} data bands but the model needs {n_model}; choose bands with --bands")
+    raise InputError(f"{path} has {len(data)} data bands but the model needs {n_model}; choose bands with --bands "
+                     "(in a training config: bands = [...] in the data entry)")
 
 
 def _scaling(ds, bands: tuple[int, ...]) -> tuple[tuple[float, float], ...] | None:

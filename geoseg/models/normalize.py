@@ -7,6 +7,11 @@ from typing import Any
 DEFAULT_NORMALIZATION = {"mean": [127.5, 127.5, 127.5], "std": [127.5, 127.5, 127.5]}
 
 
+def default_normalization(n_bands: int = 3) -> dict[str, list[float]]:
+    """0-255 mapped to -1..1 on each of ``n_bands`` bands (the default when a config sets none)."""
+    return {"mean": [127.5] * n_bands, "std": [127.5] * n_bands}
+
+
 def normalize(batch_u8, norm: dict[str, Any], dtype=None):
     """``(N, C, Y, X)`` uint8 tensor -> float tensor ``(x - mean) / std`` (mean/std in 0-255 units)."""
     import torch

@@ -40,7 +40,8 @@ class ChipSampler:
         self.spans = [getattr(r, "chip_gsd_m", None) for r in regions]
         if all(s is None for s in self.spans):
             self.spans = None  # every region serves every GSD: drawn by valid ground area alone
-        self.aug = _augmentations(seed, color_shift) if augment else None
+        n_bands = getattr(regions[0], "n_bands", 3) if regions else 3
+        self.aug = _augmentations(seed, color_shift, n_bands) if augment else None
 
     @classmethod
     def from_config(cls, regions: list, tcfg: dict, seed: int, n_targets: int) -> ChipSampler:
@@ -142,9 +143,11 @@ def chip_stream(regions, tcfg, n_targets, seed_base):
         yield torch.from_numpy(img), torch.from_numpy(lab), torch.from_numpy(val)
 
 
-def _augmentations(seed: int, color_shift: int = 0):
+def _augmentations(seed: int, color_shift: int = 0, n_bands: int = 3):
     """Flips, rotations, colour jitter, blur and noise; ``color_shift`` > 0 adds an independent shift of each RGB
-    channel by up to that many grey levels (half the chips), i.e. white-balance changes between cameras and captures."""
+    channel by up to that many grey levels (half the chips), i.e. white-balance changes between cameras and captures.
+    Imagery of other than three bands gets brightness and contrast changes instead of the colour jitter (saturation
+    and hue are RGB notions) and no colour shift."""
     import os
 
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations would look for updates online at import
@@ -153,11 +156,12 @@ def _augmentations(seed: int, color_shift: int = 0):
     return A.Compose(
         [
             A.HorizontalFlip(), A.VerticalFlip(), A.RandomRotate90(),
-            A.ColorJitter(brightness=0.25, contrast=0.25, saturation=0.25, hue=0.04, p=0.8),
+            A.ColorJitter(brightness=0.25, contrast=0.25, saturation=0.25, hue=0.04, p=0.8) if n_bands == 3
+            else A.RandomBrightnessContrast(brightness_limit=0.25, contrast_limit=0.25, p=0.8),
             A.GaussianBlur(blur_limit=(3, 5), p=0.15),
             A.GaussNoise(std_range=(0.01, 0.05), p=0.15),
             *([A.RGBShift(r_shift_limit=color_shift, g_shift_limit=color_shift, b_shift_limit=color_shift, p=0.5)]
-              if color_shift else []),
+              if color_shift and n_bands == 3 else []),
         ],
         seed=seed,
     )

@@ -75,6 +75,9 @@ def check_experiment(cfg: dict[str, Any]) -> None:
     every = t.get("checkpoint_every_s", 600)
     if not (_positive(every) or every == 0):
         raise ConfigError(f"train.checkpoint_every_s must be seconds >= 0 (0: after every step), not {every!r}")
+    _check_bands(cfg)
+    if shift and cfg["architecture"].get("in_channels", 3) != 3:
+        raise ConfigError("train.color_shift shifts red, green and blue: it needs in_channels = 3; set it to 0")
     if not _positive(d.get("base_gsd_m")):
         raise ConfigError(f"data.base_gsd_m must be a GSD in metres > 0, not {d.get('base_gsd_m')!r}")
     if not isinstance(d.get("train"), list) or not d["train"]:
@@ -91,6 +94,29 @@ def check_experiment(cfg: dict[str, Any]) -> None:
                 or not all(_positive(v) for v in gsds):
             raise ConfigError(f"data.val[{i}] needs labels, raster (or raster_glob) and gsd_m (one GSD or a list), "
                               "e.g. { raster = \"v.tif\", labels = \"v.gpkg\", gsd_m = [0.15, 0.3] }")
+
+
+def _check_bands(cfg: dict[str, Any]) -> None:
+    """``architecture.in_channels``, the ``normalization`` of each band and the ``bands`` an entry picks agree."""
+    n = cfg["architecture"].get("in_channels", 3)
+    if not (isinstance(n, int) and not isinstance(n, bool) and n >= 1):
+        raise ConfigError(f"architecture.in_channels must be a whole number of bands >= 1, not {n!r}")
+    norm = cfg.get("normalization")
+    if norm is not None:
+        for key in ("mean", "std"):
+            v = norm.get(key) if isinstance(norm, dict) else None
+            if not (isinstance(v, list) and len(v) == n and all(isinstance(x, (int, float)) for x in v)):
+                raise ConfigError(f"normalization.{key} must list {n} numbers (one per band of in_channels = {n}), "
+                                  f"not {v!r}")
+        if not all(_positive(x) for x in norm["std"]):
+            raise ConfigError(f"normalization.std must be > 0 for every band, not {norm['std']!r}")
+    for section in ("train", "val"):
+        for i, e in enumerate(cfg["data"].get(section, [])):
+            b = e.get("bands") if isinstance(e, dict) else None
+            if b is not None and not (isinstance(b, list) and len(b) == n
+                                      and all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in b)):
+                raise ConfigError(f"data.{section}[{i}].bands must list {n} band numbers (1-based, one per "
+                                  f"in_channels), e.g. {list(range(1, n + 1))}, not {b!r}")
 
 
 def _check_entry_gsds(i: int, e: dict[str, Any]) -> None:

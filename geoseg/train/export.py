@@ -13,7 +13,7 @@ from typing import Any
 
 from geoseg.io.atomic import atomic_output
 from geoseg.models.card import file_sha256
-from geoseg.models.normalize import DEFAULT_NORMALIZATION
+from geoseg.models.normalize import default_normalization
 from geoseg.train.regions import TARGETS
 
 
@@ -80,6 +80,11 @@ def read_checkpoint(checkpoint: Path) -> dict[str, Any]:
     return torch.load(checkpoint, weights_only=False, map_location="cpu")
 
 
+def band_names(n_bands: int) -> list[str]:
+    """The card's ``input.bands``: red, green, blue for a three-band model, else band_1 ... band_N in the order read."""
+    return ["red", "green", "blue"] if n_bands == 3 else [f"band_{i + 1}" for i in range(n_bands)]
+
+
 def export(checkpoint: Path, out_dir: Path, card_extra: dict[str, Any] | None = None, encoding: str = "fp16") -> Path:
     """Weights (``encoding``: ``fp16``, or ``int8`` storage for the large kernels, see
     ``geoseg/models/weights.py``) and their card in ``out_dir``; returns the card's path."""
@@ -90,6 +95,7 @@ def export(checkpoint: Path, out_dir: Path, card_extra: dict[str, Any] | None = 
     ck = read_checkpoint(checkpoint)
     cfg = ck["config"]
     name = cfg["name"]
+    n_bands = int(cfg["architecture"].get("in_channels", 3))
     out_dir.mkdir(parents=True, exist_ok=True)
     weights = out_dir / f"{name}.safetensors"
     with atomic_output(weights) as tmp:  # whole or absent, like every geoseg output
@@ -103,7 +109,7 @@ def export(checkpoint: Path, out_dir: Path, card_extra: dict[str, Any] | None = 
         "weights": weights.name,
         "sha256": digest,
         "weights_encoding": encoding,
-        "input": {"bands": ["red", "green", "blue"], "normalization": cfg.get("normalization", DEFAULT_NORMALIZATION),
+        "input": {"bands": band_names(n_bands), "normalization": cfg.get("normalization", default_normalization(n_bands)),
                   "dtype_rule": "uint8 as is; other dtypes: each band's 2nd-98th percentile mapped linearly to 0-255"},
         "training": {"config": cfg, "epoch": ck.get("epoch"), **({"step": ck["step"]} if ck.get("step") is not None else {}),
                      **({"unfinished_epoch": {k: ck["partial"][k] for k in ("epoch", "step")}} if ck.get("partial") else {}),

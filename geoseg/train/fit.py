@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from geoseg.errors import ConfigError, InputError
-from geoseg.models.normalize import DEFAULT_NORMALIZATION, normalize
+from geoseg.models.normalize import default_normalization, normalize
 from geoseg.train.chips import ChipSampler, worker_batches
 from geoseg.train.regions import Region, load_region
 
@@ -144,12 +144,14 @@ def _scores(tp: int, fp: int, fn: int) -> dict[str, float]:
     return {"iou": tp / max(1, tp + fp + fn), "precision": tp / max(1, tp + fp), "recall": tp / max(1, tp + fn)}
 
 
-def train_regions(dcfg: dict[str, Any], tcfg: dict[str, Any]) -> list:
+def train_regions(dcfg: dict[str, Any], tcfg: dict[str, Any], n_bands: int = 3) -> list:
     """The training rasters: read tile by tile on the fly (``source = "tiles"``, the default)
     or loaded whole into memory once (``source = "memory"``, fastest for small regions).
 
     An entry may give its own ``base_gsd_m`` (default: ``data.base_gsd_m``) and ``chip_gsd_m = [lo, hi]``, the chip
-    GSDs it serves: e.g. one entry per zoom level of a place, so that fine chips come from sharp imagery."""
+    GSDs it serves: e.g. one entry per zoom level of a place, so that fine chips come from sharp imagery.
+    ``n_bands`` bands (the model's ``in_channels``) are read from each: an entry's ``bands`` (1-based), else those
+    ``geoseg segment`` would pick."""
     source = tcfg.get("source", "tiles")
     if source not in ("tiles", "memory"):
         raise ValueError(f"train.source must be 'tiles' or 'memory', not {source!r}")
@@ -160,16 +162,21 @@ def train_regions(dcfg: dict[str, Any], tcfg: dict[str, Any]) -> list:
         base = float(d.get("base_gsd_m", dcfg["base_gsd_m"]))
         span = tuple(float(g) for g in d["chip_gsd_m"]) if "chip_gsd_m" in d else None
         if source == "memory":
-            regions.append(load_region(d["raster"], d["labels"], base, d.get("name"), span))
+            regions.append(load_region(d["raster"], d["labels"], base, d.get("name"), span, n_bands, _bands(d)))
             continue
         largest_crop = math.ceil(tcfg["chip_size"] * max(span or tcfg["gsd_range"]) / base)
         tile = int(tcfg.get("tile_size", max(512, largest_crop)))
         regions.append(TiledRegion(d["raster"], d["labels"], base, tile, d.get("name"),
-                                   cache_tiles=int(tcfg.get("cache_tiles", 8)), chip_gsd_m=span))
+                                   cache_tiles=int(tcfg.get("cache_tiles", 8)), chip_gsd_m=span, n_bands=n_bands,
+                                   bands=_bands(d)))
     return regions
 
 
-def _val_sets(entries: list[dict], size: int) -> dict[str, list]:
+def _bands(entry: dict) -> tuple[int, ...] | None:
+    return tuple(int(b) for b in entry["bands"]) if "bands" in entry else None
+
+
+def _val_sets(entries: list[dict], size: int, n_bands: int = 3) -> dict[str, list]:
     """Validation chips per ``name@gsd``; an entry's ``gsd_m`` may be one GSD or a list."""
     sets: dict[str, list] = {}
     for d in entries:
@@ -180,7 +187,8 @@ def _val_sets(entries: list[dict], size: int) -> dict[str, list]:
         for g in gsds:
             key = f"{d.get('name', rasters[0])}@{g:g}"
             for r in rasters:
-                sets.setdefault(key, []).extend(val_chips(load_region(r, d["labels"], g, d.get("name")), size))
+                region = load_region(r, d["labels"], g, d.get("name"), n_bands=n_bands, bands=_bands(d))
+                sets.setdefault(key, []).extend(val_chips(region, size))
     return {k: v for k, v in sets.items() if v}
 
 
@@ -319,12 +327,13 @@ def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool = False, stop_af
     tcfg, dcfg = cfg["train"], cfg["data"]
     seed = int(tcfg.get("seed", 0))
     torch.manual_seed(seed)
-    norm = cfg.get("normalization", DEFAULT_NORMALIZATION)
-    regions = train_regions(dcfg, tcfg)
+    n_bands = int(cfg["architecture"].get("in_channels", 3))
+    norm = cfg.get("normalization", default_normalization(n_bands))
+    regions = train_regions(dcfg, tcfg, n_bands)
     if not any(r.has_buildings for r in regions):
         raise InputError("no label polygon lies on any training raster; check that each entry's labels cover its "
                          "raster (same place; any CRS is fine)")
-    val = _val_sets(dcfg.get("val", []), tcfg.get("val_chip_size", 192))
+    val = _val_sets(dcfg.get("val", []), tcfg.get("val_chip_size", 192), n_bands)
     print(f"train regions: {[(r.name, round(r.valid_pixels / 1e6, 1)) for r in regions]} (Mpx valid); "
           f"val chips: {({k: len(v) for k, v in val.items()})}", flush=True)
     n_targets = int(cfg["architecture"].get("classes", 2))

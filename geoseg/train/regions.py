@@ -20,7 +20,7 @@ _CELL = 16  # px: the grain at which Region.draw finds valid pixels
 @dataclass(frozen=True)
 class Region:
     name: str
-    image: np.ndarray  # (3, Y, X) uint8
+    image: np.ndarray  # (C, Y, X) uint8, C = the model's in_channels
     label: np.ndarray  # (Y, X) int32 building instance id, 0 = background
     valid: np.ndarray  # (Y, X) bool
     gsd_m: float
@@ -29,6 +29,10 @@ class Region:
     @property
     def valid_pixels(self) -> float:
         return float(self.valid.sum())
+
+    @property
+    def n_bands(self) -> int:
+        return int(self.image.shape[0])
 
     @property
     def has_buildings(self) -> bool:
@@ -68,15 +72,17 @@ class Region:
 
 
 def load_region(raster: str, labels: str, base_gsd_m: float, name: str | None = None,
-                chip_gsd_m: tuple[float, float] | None = None) -> Region:
+                chip_gsd_m: tuple[float, float] | None = None, n_bands: int = 3,
+                bands: tuple[int, ...] | None = None) -> Region:
     """``raster`` and its ``labels`` on the local metric grid at ``base_gsd_m``, read whole through the
     engine's reader (bands, dtype scaling, masks, nodata and alpha as at inference), cropped to its data;
-    ``chip_gsd_m``: the chip GSDs it serves (see :class:`~geoseg.train.chips.ChipSampler`)."""
+    ``chip_gsd_m``: the chip GSDs it serves (see :class:`~geoseg.train.chips.ChipSampler`); ``n_bands`` bands
+    (the model's ``in_channels``) are read, ``bands`` (1-based) if given, else picked as ``geoseg segment`` picks them."""
     from rasterio.features import rasterize
 
     from geoseg.io.raster import WorkReader, inspect_raster
 
-    info = inspect_raster(raster)  # one-line errors for a missing, corrupt or CRS-less raster
+    info = inspect_raster(raster, n_bands, bands)  # one-line errors for a missing, corrupt or CRS-less raster
     crs = georef.metric_crs_for(info.grid)
     grid = georef.reproject_grid(info.grid, crs, base_gsd_m)
     with WorkReader(info, grid) as reader:

@@ -45,7 +45,8 @@ class TiledRegion:
 
     def __init__(self, raster: str, labels: str, base_gsd_m: float, tile_size: int, name: str | None = None,
                  cache_tiles: int = 8, refresh: float = 1 / 32, min_valid: float = 0.05,
-                 chip_gsd_m: tuple[float, float] | None = None):
+                 chip_gsd_m: tuple[float, float] | None = None, n_bands: int = 3,
+                 bands: tuple[int, ...] | None = None):
         import shapely
         from shapely import STRtree
 
@@ -54,7 +55,7 @@ class TiledRegion:
         self.name = name or raster
         self.gsd_m = base_gsd_m
         self.chip_gsd_m = chip_gsd_m  # the chip GSDs this region serves (None: all)
-        self.info = inspect_raster(raster)
+        self.info = inspect_raster(raster, n_bands, bands)  # the model's bands, picked as at inference
         crs = georef.metric_crs_for(self.info.grid)
         self.grid = georef.reproject_grid(self.info.grid, crs, base_gsd_m)
         self.tiles = TileGrid(self.grid.shape_yx, tile_size, 0)
@@ -71,6 +72,10 @@ class TiledRegion:
             raise InputError(f"{raster}: no tile of {tile_size} px is at least {min_valid:.0%} valid (the rest is nodata or "
                              "masked); train on rasters with imagery in them")
         self.valid_pixels = float((self.tile_weights * tile_size * tile_size).sum())
+
+    @property
+    def n_bands(self) -> int:
+        return len(self.info.bands)
 
     @property
     def max_crop(self) -> int:

@@ -82,7 +82,7 @@ def test_shipped_experiment_configs_load_and_are_complete(path):
 
 
 FULL = {
-    "name": "x", "architecture": {"name": "scinet"},
+    "name": "x", "architecture": {"name": "scinet"}, "normalization": {"mean": [120, 120, 110], "std": [50, 50, 50]},
     "data": {"base_gsd_m": 0.15, "train": [{"raster": "a.tif", "labels": "a.gpkg"}],
              "val": [{"raster": "v.tif", "labels": "v.gpkg", "gsd_m": [0.15, 0.3]}]},
     "train": {"chip_size": 256, "gsd_range": [0.075, 1.2], "batch_size": 8, "steps_per_epoch": 10, "epochs": 2, "lr": 1e-3},
@@ -119,6 +119,11 @@ FULL = {
     ("data", "train", [{"raster": "a.tif", "labels": "a.gpkg", "chip_gsd_m": [0.075, 0.6]}], "between 0.6 and 1.2 m"),
     ("data", "val", [{"raster": "v.tif", "labels": "v.gpkg"}], "gsd_m (one GSD or a list)"),
     ("data", "val", [{"labels": "v.gpkg", "gsd_m": 0.3}], "raster (or raster_glob)"),
+    ("data", "train", [{"raster": "a.tif", "labels": "a.gpkg", "bands": [1, 2]}], "train[0].bands must list 3 band"),
+    ("data", "train", [{"raster": "a.tif", "labels": "a.gpkg", "bands": [0, 1, 2]}], "1-based"),
+    ("data", "val", [{"raster": "v.tif", "labels": "v.gpkg", "gsd_m": 0.3, "bands": "rgb"}], "val[0].bands must list"),
+    ("architecture", "in_channels", 0, "in_channels must be a whole number of bands"),
+    ("architecture", "in_channels", 4, "normalization.mean must list 4 numbers"),
 ])
 def test_values_fit_cannot_train_with_are_one_line_config_errors(section, key, value, needle):
     import copy
@@ -134,6 +139,20 @@ def test_values_fit_cannot_train_with_are_one_line_config_errors(section, key, v
     with pytest.raises(ConfigError) as err:
         check_experiment(cfg)
     assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("norm,needle", [({"mean": [1, 2], "std": [1, 1, 1]}, "mean must list 3"),
+                                         ({"mean": [1, 2, 3]}, "std must list 3"),
+                                         ({"mean": [1, 2, 3], "std": [1, 0, 1]}, "std must be > 0")])
+def test_a_normalization_that_does_not_fit_the_bands_is_a_config_error(norm, needle):
+    import copy
+
+    from geoseg.train.experiment import check_experiment
+
+    cfg = copy.deepcopy(FULL)
+    cfg["normalization"] = norm
+    with pytest.raises(ConfigError, match=needle):
+        check_experiment(cfg)
 
 
 def test_the_cli_refuses_a_bad_config_before_reading_data(tmp_path):
@@ -152,3 +171,17 @@ def test_a_validation_glob_that_matches_nothing_is_a_config_error(tmp_path):
 
     with pytest.raises(ConfigError, match="matches no file"):
         _val_sets([{"raster_glob": str(tmp_path / "none" / "*.tif"), "labels": "v.gpkg", "gsd_m": 0.3}], 64)
+
+
+def test_a_colour_shift_needs_three_bands():
+    import copy
+
+    from geoseg.train.experiment import check_experiment
+
+    cfg = copy.deepcopy(FULL)
+    cfg["architecture"]["in_channels"] = 4
+    cfg["normalization"] = {"mean": [127.5] * 4, "std": [127.5] * 4}
+    check_experiment(cfg)
+    cfg["train"]["color_shift"] = 20
+    with pytest.raises(ConfigError, match="needs in_channels = 3"):
+        check_experiment(cfg)

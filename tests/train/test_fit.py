@@ -550,3 +550,53 @@ def test_training_on_the_lovasz_loss_lowers_it(experiment):
     import torch
 
     assert torch.load(out / "last.pt", weights_only=False)["config"]["train"]["loss"] == "bce_lovasz"
+
+
+def test_a_four_band_model_trains_on_the_bands_its_entries_pick_and_segments_them(experiment):
+    """in_channels = 4: four bands are read (an entry's ``bands`` in its order), normalised per band, and the
+    exported card runs through the engine on the same four-band raster."""
+    import rasterio
+
+    from geoseg.config import SegmentConfig
+    from geoseg.engine.segment import segment
+    from geoseg.models.registry import get_card
+
+    with rasterio.open(experiment / "img.tif") as ds:
+        rgb, t = ds.read(), ds.transform
+    noise = np.random.default_rng(1).integers(0, 255, size=rgb.shape[1:], dtype=np.uint8)
+    write_raster(experiment / "img4.tif", np.stack([noise, *rgb]), transform=t)  # bands 2-4 hold the scene
+    text = (experiment / "exp.toml").read_text().replace(str(experiment / "img.tif"), str(experiment / "img4.tif"))
+    text = text.replace("in_channels = 3", "in_channels = 4").replace('labels.geojson" }]', 'labels.geojson", bands = [2, 3, 4, 1] }]')
+    text = text.replace("gsd_m = 0.3 }]", "gsd_m = 0.3, bands = [2, 3, 4, 1] }]")
+    assert text.count("bands = [2, 3, 4, 1]") == 2
+    text += '[normalization]\nmean = [127.5, 127.5, 127.5, 127.5]\nstd = [127.5, 127.5, 127.5, 127.5]\n'
+    (experiment / "exp4.toml").write_text(text)
+    card = experiment / "card.json"
+    card.write_text(json.dumps({"gsd_m": 0.3, "gsd_valid_m": [0.1, 0.6], "tile_size": 64, "overlap": 16, "threshold": 0.5}))
+    r = CliRunner().invoke(cli, ["train", str(experiment / "exp4.toml"), "--out", str(experiment / "run4"),
+                                 "--export", str(experiment / "m4"), "--card", str(card)])
+    assert r.exit_code == 0, r.output
+    log = [json.loads(line) for line in (experiment / "run4" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["loss"] < log[0]["loss"]
+    exported = get_card(str(experiment / "m4" / "tiny.json"))
+    assert exported.bands == 4 and exported.input["bands"] == ["band_1", "band_2", "band_3", "band_4"]
+    assert len(exported.normalization["mean"]) == 4
+    res = segment(str(experiment / "img4.tif"), experiment / "o.gpkg", None,
+                  SegmentConfig(model=str(experiment / "m4" / "tiny.json"), bands=(2, 3, 4, 1)))
+    assert (experiment / "o.gpkg").is_file() and res.plan.n_channels >= 1
+
+
+def test_an_entrys_bands_are_read_in_its_order(experiment):
+    import rasterio
+
+    from geoseg.train.regions import load_region
+
+    with rasterio.open(experiment / "img.tif") as ds:
+        rgb, t = ds.read(), ds.transform
+    bands = np.stack([rgb[0], rgb[0] // 2, rgb[0] // 4])  # three distinct bands
+    write_raster(experiment / "abc.tif", bands, transform=t)
+    plain = load_region(str(experiment / "abc.tif"), str(experiment / "labels.geojson"), 0.15)
+    picked = load_region(str(experiment / "abc.tif"), str(experiment / "labels.geojson"), 0.15, bands=(3, 2, 1))
+    np.testing.assert_array_equal(picked.image, plain.image[::-1])
+    two = load_region(str(experiment / "abc.tif"), str(experiment / "labels.geojson"), 0.15, n_bands=2, bands=(3, 1))
+    np.testing.assert_array_equal(two.image, plain.image[[2, 0]])
