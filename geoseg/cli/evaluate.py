@@ -14,7 +14,8 @@ from geoseg.cli.errors import handle_errors
 @click.argument("pred", metavar="PRED")
 @click.option("--truth", required=True, help="Reference building polygons (.gpkg .geojson .parquet .fgb .shp), any CRS.")
 @click.option("--raster", default=None, help="Raster whose grid and valid area the pixel scores use (default: PRED if it is a raster).")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=None, help="Probability threshold when PRED is a probability raster (default 0.5); with --gsd-sweep, the footprint "
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None, help="Probability threshold when PRED is a probability raster (default: that of the run that wrote it, "
+                   "as in `geoseg vectorize`, else 0.5); with --gsd-sweep, the footprint "
                    "threshold of each run (default: the model card's).")
 @click.option("--iou", "iou_threshold", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True, help="IoU for an object match.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")

@@ -67,7 +67,9 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
     """Pixel IoU/precision/recall/F1 and object F1 at IoU >= ``iou_threshold`` (one-to-one).
 
     ``pred`` is a footprint file or a probability raster (then pixel scores threshold it
-    directly and objects come from vectorizing it). ``raster`` defines the grid and the
+    directly and objects come from vectorizing it as ``geoseg vectorize`` would: unless ``threshold`` is given, at
+    the threshold of the ``geoseg segment`` run that wrote it, else 0.5, with that run's border cut and
+    border/gap bands). ``raster`` defines the grid and the
     valid area for pixel scores (default: ``pred`` when it is a raster); without one,
     only object scores are computed. Both sides may be in any CRS. ``breakdown`` adds how much of the pixel
     error is whole buildings missed or invented (``geoseg.evaluate.breakdown``; needs ``raster``).
@@ -87,13 +89,17 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
     truth_gdf = read_polygons(truth, "truth")
     thr = 0.5 if threshold is None else threshold
     if is_raster:
-        from geoseg.footprints.raster import described_separators, refuse_imagery, vectorize_raster
+        from dataclasses import replace
 
-        with open_raster(pred) as ds:  # border/gap bands split touching buildings, as in `geoseg segment`
+        from geoseg.footprints.raster import refuse_imagery, settings_from_raster, vectorize_raster
+
+        with open_raster(pred) as ds:
             refuse_imagery(ds, pred, "to score a model on it, add --gsd-sweep (e.g. --gsd-sweep 0.3), or segment it "
                                      "first and evaluate the footprints")
-            seps = described_separators(ds)
-        pred_gdf = vectorize_raster(pred, VectorizeConfig(threshold=thr, boundary_band=seps))
+        # as `geoseg vectorize` would: the threshold and border cut of the run that wrote it, its border/gap bands
+        vcfg, _ = settings_from_raster(pred, VectorizeConfig(threshold=threshold))
+        thr = 0.5 if vcfg.threshold is None else vcfg.threshold
+        pred_gdf = vectorize_raster(pred, replace(vcfg, threshold=thr))
         raster = raster or pred
     else:
         pred_gdf = read_polygons(pred, "prediction")

@@ -408,3 +408,20 @@ def test_a_probability_raster_is_split_along_its_border_band_as_segment_does(tmp
     gpd.GeoDataFrame(geometry=[b(20, 10, 40, 50), b(20, 50, 40, 90)], crs=32633).to_file(truth)
     scores = evaluate(str(path), str(truth))
     assert scores["n_pred"] == 2 and scores["obj_tp"] == 2
+
+
+def test_a_segment_probability_raster_is_scored_at_the_threshold_and_cut_of_its_run(tmp_path):
+    """Like `geoseg vectorize`: the run's threshold (its `settings` tag) unless --threshold overrides it."""
+    prob = np.zeros((2, 60, 100), np.uint8)
+    prob[0, 20:40, 10:40] = 230  # 0.90: a building at either threshold
+    prob[0, 20:40, 60:90] = 180  # 0.71: a building at 0.5, not at the run's 0.8
+    path = write_raster(tmp_path / "p.tif", prob)
+    with rasterio.open(path, "r+") as ds:
+        ds.descriptions = ("building", "border")
+        ds.update_tags(model="m", settings=json.dumps({"vectorize": {"threshold": 0.8, "border_cut": 0.3}}))
+    truth = tmp_path / "t.gpkg"
+    gpd.GeoDataFrame(geometry=[b(20, 10, 40, 40)], crs=32633).to_file(truth)
+    s = evaluate(str(path), str(truth))
+    assert s["threshold"] == 0.8 and s["n_pred"] == 1 and s["iou"] == 1.0
+    s = evaluate(str(path), str(truth), threshold=0.5)
+    assert s["threshold"] == 0.5 and s["n_pred"] == 2 and s["iou"] == pytest.approx(0.5)
