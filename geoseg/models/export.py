@@ -59,7 +59,7 @@ def export_model(card_or_name: str, path, fmt: str = "onnx", tile_size: int | No
     fmt = str(fmt).lower()
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; valid formats: {', '.join(FORMATS)}")
-    if tile_size is not None and (not isinstance(tile_size, int) or tile_size < 1):
+    if tile_size is not None and (not isinstance(tile_size, int) or tile_size < 32 or tile_size % 32):
         raise ConfigError(f"tile size must be a positive number of pixels (a multiple of 32), got {tile_size!r}")
     if fmt == "onnx":
         _require_onnx()

@@ -147,6 +147,13 @@ def test_unknown_format_is_a_config_error(pixel_card, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("side", [0, 100, 16])
+def test_an_example_side_that_is_not_a_multiple_of_32_is_a_config_error(pixel_card, tmp_path, side):
+    with pytest.raises(ConfigError, match="multiple of 32") as err:
+        export_model(str(pixel_card), tmp_path / "m.pt", fmt="torchscript", tile_size=side)
+    assert "\n" not in str(err.value) and list(tmp_path.iterdir()) == []
+
+
 def test_missing_onnx_package_says_what_to_install(pixel_card, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxscript", None)  # makes `import onnxscript` raise ImportError
     with pytest.raises(ConfigError, match=r"pip install 'geoseg\[onnx\]'"):
