@@ -12,12 +12,11 @@ RASTER_SUFFIXES = (".tif", ".tiff", ".vrt")
 
 
 def read_polygons(path: str, what: str):
-    from geoseg.io.vector import VECTOR_EXTENSIONS, read_vectors
+    from geoseg.io.vector import VECTOR_EXTENSIONS, read_polygon_features
 
     if Path(path).suffix.lower() not in VECTOR_EXTENSIONS:
         raise InputError(f"{what} {path} must be one of {', '.join(VECTOR_EXTENSIONS)}")
-    gdf = read_vectors(path, what)
-    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+    gdf = read_polygon_features(path, what)
     return gdf.set_geometry(polygonal(gdf.geometry.values)).pipe(lambda g: g[~g.geometry.is_empty])
 
 

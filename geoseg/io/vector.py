@@ -60,6 +60,41 @@ def read_vectors(path: str | os.PathLike, what: str = "vectors"):
     return gdf
 
 
+def read_polygon_features(path: str | os.PathLike, what: str = "labels"):
+    """:func:`read_vectors`, keeping only polygonal features (buildings are areas), empty ones dropped.
+
+    Points or lines among polygons are dropped with a :class:`~geoseg.errors.LabelWarning`; a file whose features
+    are all points or lines (e.g. building centroids) is a one-line :class:`InputError`.
+    """
+    import warnings
+
+    from geoseg.errors import LabelWarning
+
+    gdf = read_vectors(path, what)
+    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+    mixed = (gdf.geometry.geom_type == "GeometryCollection").to_numpy()
+    if mixed.any():  # keep the polygons of a collection
+        gdf = gdf.copy()
+        gdf.loc[mixed, gdf.geometry.name] = [_polygon_parts(g) for g in gdf.geometry[mixed]]
+        gdf = gdf[~gdf.geometry.is_empty]
+    kinds = gdf.geometry.geom_type
+    poly = kinds.isin(("Polygon", "MultiPolygon")).to_numpy()
+    if len(gdf) and not poly.any():
+        raise InputError(f"{what} {path} holds no polygons ({len(gdf)} {'/'.join(sorted(set(kinds)))} features); "
+                         "buildings must be outlines (polygons), not points or lines")
+    if not poly.all():
+        warnings.warn(f"{what} {path}: {int((~poly).sum())} of {len(gdf)} features are not polygons "
+                      f"({'/'.join(sorted(set(kinds[~poly])))}) and are ignored", LabelWarning, stacklevel=2)
+    return gdf[poly]
+
+
+def _polygon_parts(geom):
+    from shapely.geometry import MultiPolygon, Polygon
+
+    parts = [p for g in geom.geoms for p in (g.geoms if isinstance(g, MultiPolygon) else [g]) if isinstance(p, Polygon)]
+    return MultiPolygon(parts) if len(parts) > 1 else (parts[0] if parts else geom)
+
+
 def check_vector_output(path: str | os.PathLike) -> None:
     """Raise :class:`OutputError` unless ``path`` has a known extension in an existing, writable folder.
 

@@ -23,11 +23,10 @@ from geoseg.tiling import Tile, TileGrid
 
 
 def read_labels(path: str, crs):
-    """Label polygons of ``path`` (GeoJSON, GPKG, Parquet, ...) in ``crs``, empty ones dropped."""
-    from geoseg.io.vector import read_vectors
+    """Label polygons of ``path`` (GeoJSON, GPKG, Parquet, ...) in ``crs``; empty ones, points and lines dropped."""
+    from geoseg.io.vector import read_polygon_features
 
-    geoms = read_vectors(path, "labels").to_crs(crs).geometry
-    return [g for g in geoms if g is not None and not g.is_empty]
+    return list(read_polygon_features(path, "labels").to_crs(crs).geometry)
 
 
 def warn_unlabelled(raster: str, labels: str) -> None:

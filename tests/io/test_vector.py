@@ -200,3 +200,32 @@ def test_read_vectors_refuses_a_file_without_a_crs(tmp_path):
         gpd.GeoDataFrame(geometry=[box(0, 0, 1, 1)]).to_file(tmp_path / "naive.gpkg")
     with pytest.raises(InputError, match="has no CRS; set one"):
         read_vectors(tmp_path / "naive.gpkg", "labels")
+
+
+def test_polygon_features_drop_points_and_lines_with_a_warning_and_keep_collection_polygons(tmp_path):
+    from shapely.geometry import GeometryCollection, LineString, Point
+
+    from geoseg.errors import LabelWarning
+    from geoseg.io.vector import read_polygon_features
+
+    geoms = [box(0, 0, 10, 10), Point(5, 5), LineString([(0, 0), (3, 3)]),
+             GeometryCollection([box(20, 0, 30, 10), Point(1, 1)])]
+    gpd.GeoDataFrame(geometry=geoms, crs=32633).to_file(tmp_path / "m.gpkg")
+    with pytest.warns(LabelWarning, match="2 of 4 features are not polygons"):
+        got = read_polygon_features(tmp_path / "m.gpkg", "labels")
+    assert list(got.geometry.geom_type) == ["Polygon", "Polygon"]
+    assert got.geometry.iloc[1].equals(box(20, 0, 30, 10))
+
+
+def test_points_only_are_a_one_line_error_and_an_empty_file_is_not(tmp_path):
+    from shapely.geometry import Point
+
+    from geoseg.errors import InputError
+    from geoseg.io.vector import read_polygon_features
+
+    gpd.GeoDataFrame(geometry=[Point(0, 0), Point(5, 5)], crs=32633).to_file(tmp_path / "pts.gpkg")
+    with pytest.raises(InputError, match="holds no polygons .2 Point features.") as err:
+        read_polygon_features(tmp_path / "pts.gpkg", "truth")
+    assert "\n" not in str(err.value) and str(err.value).startswith("truth ")
+    gpd.GeoDataFrame(geometry=[], crs=32633).to_file(tmp_path / "none.gpkg")
+    assert read_polygon_features(tmp_path / "none.gpkg").empty

@@ -326,6 +326,8 @@ def test_labels_in_gpkg_or_parquet_in_another_crs_rasterise_like_geojson(experim
 @pytest.mark.parametrize("content,needle", [
     (None, "labels not found"),
     ('{"type": "Feature', "cannot be read as vector data"),
+    (('{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, '
+     '"geometry": {"type": "Point", "coordinates": [3.0, 45.1]}}]}'), "holds no polygons (1 Point features)"),
 ])
 def test_missing_or_corrupt_labels_are_a_one_line_cli_error(experiment, content, needle):
     labels = experiment / "broken.geojson"
