@@ -96,6 +96,26 @@ def check_experiment(cfg: dict[str, Any]) -> None:
                               "e.g. { raster = \"v.tif\", labels = \"v.gpkg\", gsd_m = [0.15, 0.3] }")
 
 
+def check_paths(data: dict[str, Any]) -> None:
+    """A one-line :class:`ConfigError` naming the first data entry whose raster or labels do not exist, before any
+    region is loaded (loading the others first could take minutes). Relative paths are read from the current folder."""
+    import glob
+    import os
+
+    def missing(section: str, i: int, key: str, path: str) -> ConfigError:
+        where = "" if os.path.isabs(path) else f" (relative paths are read from the current folder, {os.getcwd()})"
+        return ConfigError(f"data.{section}[{i}].{key} not found: {path}{where}; check the path")
+
+    for section in ("train", "val"):
+        for i, e in enumerate(data.get(section, [])):
+            for key in ("raster", "labels"):
+                if key in e and not os.path.exists(str(e[key])):
+                    raise missing(section, i, key, str(e[key]))
+            if "raster_glob" in e and not glob.glob(str(e["raster_glob"])):
+                raise ConfigError(f"data.{section}[{i}].raster_glob {e['raster_glob']!r} matches no file (relative "
+                                  f"paths are read from the current folder, {os.getcwd()}); fix the pattern or the path")
+
+
 def _check_bands(cfg: dict[str, Any]) -> None:
     """``architecture.in_channels``, the ``normalization`` of each band and the ``bands`` an entry picks agree."""
     n = cfg["architecture"].get("in_channels", 3)

@@ -320,9 +320,10 @@ def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool = False, stop_af
 
     from geoseg.engine.device import uses_channels_last
     from geoseg.models.arch import build_module
-    from geoseg.train.experiment import check_experiment
+    from geoseg.train.experiment import check_experiment, check_paths
 
     check_experiment(cfg)
+    check_paths(cfg["data"])
     out_dir.mkdir(parents=True, exist_ok=True)
     tcfg, dcfg = cfg["train"], cfg["data"]
     seed = int(tcfg.get("seed", 0))

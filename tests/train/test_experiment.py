@@ -185,3 +185,27 @@ def test_a_colour_shift_needs_three_bands():
     cfg["train"]["color_shift"] = 20
     with pytest.raises(ConfigError, match="needs in_channels = 3"):
         check_experiment(cfg)
+
+
+def test_a_missing_file_in_any_entry_is_named_before_any_data_is_read(tmp_path, monkeypatch):
+    from geoseg.train.experiment import check_paths
+
+    (tmp_path / "a.tif").write_bytes(b"")
+    (tmp_path / "a.gpkg").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    data = {"train": [{"raster": "a.tif", "labels": "a.gpkg"}, {"raster": "b.tif", "labels": "a.gpkg"}],
+            "val": [{"raster_glob": "v/*.tif", "labels": "a.gpkg", "gsd_m": 0.3}]}
+    with pytest.raises(ConfigError, match=r"data.train\[1\].raster not found: b.tif \(relative paths are read from "
+                                          r"the current folder, .*\)") as err:
+        check_paths(data)
+    assert "\n" not in str(err.value)
+    data["train"].pop()
+    with pytest.raises(ConfigError, match=r"data.val\[0\].raster_glob 'v/\*.tif' matches no file"):
+        check_paths(data)
+    data["val"][0]["labels"] = str(tmp_path / "gone.gpkg")
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "x.tif").write_bytes(b"")
+    with pytest.raises(ConfigError, match=r"data.val\[0\].labels not found: /.*gone.gpkg; check the path"):
+        check_paths(data)
+    data["val"][0]["labels"] = "a.gpkg"
+    check_paths(data)
