@@ -27,7 +27,7 @@ from geoseg.cli.errors import handle_errors
 @click.option("--ceiling", is_flag=True,
               help="With --gsd-sweep: also score a perfect model on each run's grid (ceiling_iou, ceiling_obj_f1): "
                    "how much of a drop at coarse GSDs the grid itself causes.")
-@click.option("--plot", default=None, help="With --gsd-sweep: write a PNG of IoU against GSD here.")
+@click.option("--plot", default=None, help="With --gsd-sweep: write a plot of IoU against GSD here (.png, .svg or .pdf).")
 @click.option("--sweep-mode", type=click.Choice(["model", "imagery"]), default="model", show_default=True,
               help="With --gsd-sweep: 'model' runs the model at each GSD (the scale-invariance test); 'imagery' makes "
                    "imagery of each GSD from PRED and segments it as `geoseg segment` would (at --gsd, default the model's).")
@@ -56,9 +56,9 @@ def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, gsd_sweep, 
                o.make_progress(progress_mode), sweep_mode, gsd, o.parse_scales(tta_scales), ceiling)
         return
     if (tile_size is not None or overlap is not None or tta != "none" or tta_scales is not None or keep_dir is not None
-            or sweep_mode != "model" or ceiling):
-        raise click.UsageError("--tile-size, --overlap, --tta, --tta-scales, --keep, --ceiling and --sweep-mode apply to "
-                               "--gsd-sweep runs only")
+            or sweep_mode != "model" or ceiling or plot is not None):
+        raise click.UsageError("--tile-size, --overlap, --tta, --tta-scales, --keep, --ceiling, --plot and --sweep-mode "
+                               "apply to --gsd-sweep runs only")
     from geoseg.evaluate.run import RASTER_SUFFIXES
     from geoseg.evaluate.run import evaluate as run
 
@@ -75,7 +75,7 @@ def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, gsd_sweep, 
 def _sweep(raster, truth, gsds_text, models, plot, as_json, tile_size=None, overlap=None, tta="none", breakdown=False,
            threshold=None, keep_dir=None, progress=None, mode="model", run_gsd=None, tta_scales=(1.0,), ceiling=False):
     from geoseg.config import SegmentConfig, VectorizeConfig
-    from geoseg.evaluate.sweep import curve_label, gsd_sweep, plot_sweep
+    from geoseg.evaluate.sweep import check_plot_output, curve_label, gsd_sweep, plot_sweep
 
     try:
         gsds = list(dict.fromkeys(float(g) for g in gsds_text.split(",")))  # in the order given, once each
@@ -84,6 +84,8 @@ def _sweep(raster, truth, gsds_text, models, plot, as_json, tile_size=None, over
     if not gsds or not all(0 < g < float("inf") for g in gsds):
         raise click.BadParameter(f"{gsds_text!r}: give comma-separated GSDs in metres, each > 0, e.g. 0.15,0.3,0.6",
                                  param_hint="--gsd-sweep")
+    if plot:
+        check_plot_output(plot)  # before the sweep, not after it
     # None: each model card's own
     base = SegmentConfig(tile_size=tile_size, overlap=overlap, tta=tta, tta_scales=tta_scales, gsd_m=run_gsd,
                          vectorize=VectorizeConfig(threshold=threshold))

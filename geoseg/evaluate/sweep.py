@@ -157,15 +157,33 @@ def _run_dir(keep_dir):
     return tempfile.TemporaryDirectory(prefix="geoseg-sweep-")
 
 
-def plot_sweep(rows_by_model: dict[str, list[dict]], path: str | Path, metric: str = "iou", xlabel: str | None = None) -> Path:
-    """PNG of ``metric`` against GSD (log axis), one line per model; rows with ``ceiling_<metric>`` add a dashed
-    line for the perfect model on the same grids (once when several models share it)."""
-    try:
-        import matplotlib
-    except ImportError:
-        from geoseg.errors import ConfigError
+PLOT_EXTENSIONS = (".png", ".svg", ".pdf")
 
+
+def check_plot_output(path: str | Path) -> None:
+    """One-line errors, before any sweep runs, for a plot that could not be written: a format other than
+    PNG/SVG/PDF, a missing or read-only folder, or no matplotlib."""
+    from geoseg.errors import ConfigError, OutputError
+    from geoseg.io.atomic import check_writable_dir
+
+    if Path(path).suffix.lower() not in PLOT_EXTENSIONS:
+        raise OutputError(f"plot {path} must end in {', '.join(PLOT_EXTENSIONS)}")
+    check_writable_dir(Path(path))
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
         raise ConfigError("--plot needs matplotlib: pip install 'geoseg[plot]' (or matplotlib)") from None
+
+
+def plot_sweep(rows_by_model: dict[str, list[dict]], path: str | Path, metric: str = "iou", xlabel: str | None = None) -> Path:
+    """A plot (PNG, SVG or PDF by ``path``'s extension) of ``metric`` against GSD (log axis), one line per model; rows
+    with ``ceiling_<metric>`` add a dashed line for the perfect model on the same grids (once when several models
+    share it). Written to a temporary file, then renamed."""
+    from geoseg.io.atomic import atomic_output
+
+    check_plot_output(path)
+    import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -184,7 +202,8 @@ def plot_sweep(rows_by_model: dict[str, list[dict]], path: str | Path, metric: s
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_output(Path(path)) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
     return Path(path)
 

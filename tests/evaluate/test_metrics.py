@@ -191,6 +191,29 @@ def test_gsd_sweep_on_a_sample_tile(tmp_path, pixel_card):
     assert r.exit_code == 2 and "--gsd-sweep" in r.output
 
 
+@pytest.mark.parametrize("plot,needle", [("s.txt", "must end in .png, .svg, .pdf"), ("no/dir/s.png", "does not exist")])
+def test_a_plot_that_could_not_be_written_is_refused_before_the_sweep(tmp_path, pixel_card, plot, needle):
+    raster = write_raster(tmp_path / "in.tif", scene((64, 64)))
+    gpd.GeoDataFrame(geometry=TRUTH[:1], crs=32633).to_file(tmp_path / "t.gpkg")
+    r = CliRunner().invoke(cli, ["evaluate", str(raster), "--truth", str(tmp_path / "t.gpkg"), "--gsd-sweep", "1",
+                                 "--model", str(pixel_card), "--plot", str(tmp_path / plot), "--progress", "json"])
+    assert r.exit_code == 2 and needle in r.output and "Traceback" not in r.output, r.output
+    assert '"stage"' not in r.output, "no run was started"
+
+
+def test_an_svg_plot_is_written_whole_and_a_plot_without_a_sweep_is_a_usage_error(tmp_path, pixel_card, files):
+    raster = write_raster(tmp_path / "in.tif", scene((64, 64)))
+    gpd.GeoDataFrame(geometry=TRUTH[:1], crs=32633).to_file(tmp_path / "t.gpkg")
+    r = CliRunner().invoke(cli, ["evaluate", str(raster), "--truth", str(tmp_path / "t.gpkg"), "--gsd-sweep", "1,2",
+                                 "--model", str(pixel_card), "--plot", str(tmp_path / "s.svg")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "s.svg").read_text().rstrip().endswith("</svg>")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [], "no temporary file is left"
+    _, truth, pred = files
+    r = CliRunner().invoke(cli, ["evaluate", str(pred), "--truth", str(truth), "--plot", str(tmp_path / "p.png")])
+    assert r.exit_code == 2 and "--plot" in r.output and not (tmp_path / "p.png").exists()
+
+
 def test_a_sweep_checks_its_truth_before_running_any_model(tmp_path, pixel_card):
     raster = write_raster(tmp_path / "in.tif", scene((64, 64)))
     r = CliRunner().invoke(cli, ["evaluate", str(raster), "--truth", str(tmp_path / "typo.gpkg"), "--gsd-sweep", "1,2",
