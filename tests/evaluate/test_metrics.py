@@ -214,6 +214,16 @@ def test_an_svg_plot_is_written_whole_and_a_plot_without_a_sweep_is_a_usage_erro
     assert r.exit_code == 2 and "--plot" in r.output and not (tmp_path / "p.png").exists()
 
 
+def test_a_keep_folder_that_is_a_file_is_a_one_line_error(tmp_path, pixel_card):
+    raster = write_raster(tmp_path / "in.tif", scene((64, 64)))
+    gpd.GeoDataFrame(geometry=TRUTH[:1], crs=32633).to_file(tmp_path / "t.gpkg")
+    (tmp_path / "keep").write_text("not a folder")
+    r = CliRunner().invoke(cli, ["evaluate", str(raster), "--truth", str(tmp_path / "t.gpkg"), "--gsd-sweep", "1",
+                                 "--model", str(pixel_card), "--keep", str(tmp_path / "keep")])
+    assert r.exit_code == 2 and "is a file, not a folder" in r.output and "Traceback" not in r.output, r.output
+    assert (tmp_path / "keep").read_text() == "not a folder"
+
+
 def test_a_sweep_checks_its_truth_before_running_any_model(tmp_path, pixel_card):
     raster = write_raster(tmp_path / "in.tif", scene((64, 64)))
     r = CliRunner().invoke(cli, ["evaluate", str(raster), "--truth", str(tmp_path / "typo.gpkg"), "--gsd-sweep", "1,2",
