@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,34 @@ REQUIRED = ("name", "architecture", "weights", "sha256", "input", "gsd_m", "gsd_
 
 
 SEPARATORS = ("border", "gap")  # outputs that mark where touching buildings meet
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def card_field_problem(raw: dict[str, Any]) -> str | None:
+    """What is wrong with the card fields present in ``raw`` (types and ranges), or None.
+
+    Only the fields present are checked, so the same check serves a whole card and the fields a training run
+    adds on export (``geoseg train --card``)."""
+    if "gsd_m" in raw and not (_number(raw["gsd_m"]) and raw["gsd_m"] > 0):
+        return f"gsd_m must be a GSD in metres > 0, not {raw['gsd_m']!r}"
+    if "gsd_valid_m" in raw:
+        v = raw["gsd_valid_m"]
+        if not (isinstance(v, list) and len(v) == 2 and all(_number(x) and x > 0 for x in v) and v[0] <= v[1]):
+            return f"gsd_valid_m must be [finest, coarsest] in metres, both > 0, not {v!r}"
+    t = raw.get("tile_size")
+    if "tile_size" in raw and not (isinstance(t, int) and not isinstance(t, bool) and t >= 32 and t % 32 == 0):
+        return f"tile_size must be a multiple of 32 pixels, not {t!r}"
+    if "overlap" in raw:
+        o = raw["overlap"]
+        if not (isinstance(o, int) and not isinstance(o, bool) and o >= 0 and (not isinstance(t, int) or 2 * o < t)):
+            return f"overlap must be whole pixels >= 0 and under half the tile size, not {o!r}"
+    for key in ("threshold", "border_cut"):
+        if key in raw and not (_number(raw[key]) and 0 <= raw[key] <= 1):
+            return f"{key} must be a probability from 0 to 1, not {raw[key]!r}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -73,6 +102,9 @@ class ModelCard:
         missing = [k for k in REQUIRED if k not in raw]
         if missing:
             raise ModelIntegrityError(f"model card {path} lacks {', '.join(missing)}; see models/README.md for the format")
+        problem = card_field_problem(raw)
+        if problem:
+            raise ModelIntegrityError(f"model card {path}: {problem}; fix the card")
         lo, hi = raw["gsd_valid_m"]
         return cls(
             name=raw["name"], path=path.resolve(), architecture=raw["architecture"], weights=raw["weights"],

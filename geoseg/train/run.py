@@ -22,6 +22,14 @@ def train_experiment(config: str | Path | dict[str, Any], out_dir: str | Path | 
         raise ConfigError("training needs the training extras: pip install 'geoseg[train]'")
     cfg = config if isinstance(config, dict) else load_experiment(config)
     extra = _card_extra(card_extra)  # before training: a bad card file must not cost a run
+    if isinstance(card_extra, dict):
+        from geoseg.models.card import card_field_problem
+
+        problem = card_field_problem(extra)
+        if problem:
+            raise ConfigError(f"card fields: {problem}")
+    if export_dir is not None:
+        _check_export_dir(Path(export_dir))
     out = Path(out_dir or Path("runs") / cfg["name"])
     result = {"best": fit(cfg, out, show_progress=show_progress)}
     if export_dir is not None:
@@ -43,7 +51,26 @@ def _card_extra(card_extra: str | Path | dict | None) -> dict:
         raise ConfigError(f"{path} is not valid JSON ({str(exc).splitlines()[0]})") from None
     if not isinstance(extra, dict):
         raise ConfigError(f"{path} must hold a JSON object of card fields, e.g. {{\"gsd_m\": 0.3}}")
+    from geoseg.models.card import card_field_problem
+
+    problem = card_field_problem(extra)
+    if problem:
+        raise ConfigError(f"{path}: {problem}")
     return extra
+
+
+def _check_export_dir(folder: Path) -> None:
+    """The export folder must be creatable and writable: found out before training, not after it."""
+    import os
+
+    from geoseg.errors import OutputError
+
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"--export {folder} is a file, not a folder; give a folder for the weights and card")
+    existing = next(p for p in (folder, *folder.resolve().parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise OutputError(f"--export {folder} cannot be created or written ({existing} is not a writable folder); "
+                          "choose another")
 
 
 def _installed(module: str) -> bool:

@@ -1,4 +1,5 @@
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -52,6 +53,24 @@ def test_missing_weights_and_broken_cards(tmp_path, pixel_card):
     p.write_text(json.dumps({"name": "x"}))
     with pytest.raises(ModelIntegrityError, match="lacks"):
         ModelCard.load(p)
+
+
+@pytest.mark.parametrize("field,value,needle", [
+    ("tile_size", 100, "tile_size must be a multiple of 32"),
+    ("overlap", 40, "under half the tile size"),
+    ("gsd_valid_m", [0.6, 0.3], "gsd_valid_m must be [finest, coarsest]"),
+    ("gsd_valid_m", "0.1-1", "gsd_valid_m must be [finest, coarsest]"),
+    ("gsd_m", 0, "gsd_m must be a GSD"),
+    ("threshold", 1.5, "threshold must be a probability"),
+    ("border_cut", "high", "border_cut must be a probability"),
+])
+def test_a_card_with_a_field_out_of_range_is_a_one_line_integrity_error(tmp_path, pixel_card, field, value, needle):
+    raw = json.loads(pixel_card.read_text())
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps({**raw, field: value}))
+    with pytest.raises(ModelIntegrityError, match=re.escape(needle)) as err:
+        ModelCard.load(p)
+    assert "\n" not in str(err.value) and "fix the card" in str(err.value)
 
 
 def test_model_path_env_adds_models(tmp_path, monkeypatch, pixel_card):

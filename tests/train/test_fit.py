@@ -204,6 +204,18 @@ def test_a_missing_checkpoint_to_start_from_is_a_one_line_cli_error(experiment):
     assert r.exit_code == 2 and "not found" in r.output and "Traceback" not in r.output
 
 
+@pytest.mark.parametrize("what", ["card", "export"])
+def test_a_bad_card_field_or_export_folder_stops_the_run_before_it_trains(experiment, what):
+    card = experiment / "card.json"
+    card.write_text(json.dumps({"gsd_m": 0.3, "tile_size": 100} if what == "card" else {"gsd_m": 0.3}))
+    (experiment / "afile").write_text("")
+    r = CliRunner().invoke(cli, ["train", str(experiment / "exp.toml"), "--out", str(experiment / "run"),
+                                 "--card", str(card), "--export", str(experiment / ("m" if what == "card" else "afile"))])
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert ("tile_size must be a multiple of 32" if what == "card" else "is a file, not a folder") in r.output
+    assert not (experiment / "run").exists(), "nothing was trained"
+
+
 def test_the_exported_card_runs_tiles_of_the_training_chip_size(experiment):
     import tomllib
 
