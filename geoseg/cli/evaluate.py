@@ -69,6 +69,8 @@ def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, gsd_sweep, 
         click.echo(json.dumps(scores, indent=2))
         return
     for k, v in scores.items():
+        if v is None:  # e.g. no threshold for footprints, no raster for object-only scores
+            continue
         click.echo(f"{k:16s} {v:.4f}" if isinstance(v, float) else f"{k:16s} {v}")
 
 

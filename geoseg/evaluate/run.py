@@ -102,7 +102,7 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
         raster = raster or pred
     else:
         pred_gdf = read_polygons(pred, "prediction")
-    out: dict = {"pred": str(pred), "truth": str(truth), "raster": raster, "threshold": thr}
+    out: dict = {"pred": str(pred), "truth": str(truth), "raster": raster, "threshold": thr if is_raster else None}  # footprints have no threshold
     if raster is not None:
         with open_raster(raster) as ds:
             grid = RasterGrid((ds.height, ds.width), ds.transform, ds.crs)
