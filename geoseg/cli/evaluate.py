@@ -19,6 +19,9 @@ from geoseg.cli.errors import handle_errors
                    "threshold of each run (default: the model card's).")
 @click.option("--iou", "iou_threshold", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True, help="IoU for an object match.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--matches", default=None, metavar="FILE",
+              help="Also write each prediction and reference building with its status (tp, fp, fn) and IoU to this "
+                   "vector file (.gpkg .fgb .geojson .parquet .shp), to see in QGIS where the model fails.")
 @click.option("--gsd-sweep", default=None, help="Comma-separated GSDs (m): PRED is then an input raster, run --model at each GSD and score it.")
 @click.option("--model", "-m", "models", multiple=True, default=["default"], show_default=True,
               help="Model for --gsd-sweep; repeat to compare several (one curve each).")
@@ -42,7 +45,7 @@ from geoseg.cli.errors import handle_errors
 @o.tta_scales
 @o.progress
 @handle_errors
-def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, gsd_sweep, models, breakdown, ceiling, plot, sweep_mode, gsd,
+def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, matches, gsd_sweep, models, breakdown, ceiling, plot, sweep_mode, gsd,
              keep_dir, tile_size, overlap, tta, tta_scales, progress_mode):
     """Pixel IoU, precision, recall, F1 and object F1 (one-to-one at IoU >= 0.5) of PRED against --truth.
 
@@ -51,6 +54,9 @@ def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, gsd_sweep, 
     """
     if gsd is not None and sweep_mode != "imagery":
         raise click.UsageError("--gsd sets where the model runs in --sweep-mode imagery; in model mode it runs at each --gsd-sweep GSD")
+    if gsd_sweep and matches:
+        raise click.UsageError("--matches scores one prediction; with --gsd-sweep, --keep DIR keeps each run's footprints "
+                               "to evaluate with --matches")
     if gsd_sweep:
         _sweep(pred, truth, gsd_sweep, models, plot, as_json, tile_size, overlap, tta, breakdown, threshold, keep_dir,
                o.make_progress(progress_mode), sweep_mode, gsd, o.parse_scales(tta_scales), ceiling)
@@ -64,7 +70,7 @@ def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, gsd_sweep, 
 
     if breakdown and raster is None and not pred.lower().endswith(RASTER_SUFFIXES):
         raise click.UsageError("--breakdown scores pixels: give --raster (the image the footprints were made from)")
-    scores = run(pred, truth, raster, threshold, iou_threshold, breakdown)
+    scores = run(pred, truth, raster, threshold, iou_threshold, breakdown, matches)
     if as_json:
         click.echo(json.dumps(scores, indent=2))
         return

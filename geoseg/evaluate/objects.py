@@ -35,8 +35,9 @@ def match_objects(pred, truth, iou_threshold: float = 0.5) -> list[tuple[int, in
     return pairs
 
 
-def object_scores(pred, truth, iou_threshold: float = 0.5) -> dict[str, float]:
-    pairs = match_objects(pred, truth, iou_threshold)
+def object_scores(pred, truth, iou_threshold: float = 0.5, pairs=None) -> dict[str, float]:
+    """Object TP/FP/FN, precision, recall, F1 and the mean IoU of matches; ``pairs``: an existing matching."""
+    pairs = match_objects(pred, truth, iou_threshold) if pairs is None else pairs
     tp = len(pairs)
     fp, fn = len(pred) - tp, len(truth) - tp
     precision = tp / (tp + fp) if tp + fp else 0.0

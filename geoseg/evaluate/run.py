@@ -62,7 +62,7 @@ def _polygons_of(geom):
 
 
 def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float | None = None,
-             iou_threshold: float = 0.5, breakdown: bool = False) -> dict:
+             iou_threshold: float = 0.5, breakdown: bool = False, matches: str | None = None) -> dict:
     """Pixel IoU/precision/recall/F1 and object F1 at IoU >= ``iou_threshold`` (one-to-one).
 
     ``pred`` is a footprint file or a probability raster (then pixel scores threshold it
@@ -71,15 +71,20 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
     border/gap bands). ``raster`` defines the grid and the
     valid area for pixel scores (default: ``pred`` when it is a raster); without one,
     only object scores are computed. Both sides may be in any CRS. ``breakdown`` adds how much of the pixel
-    error is whole buildings missed or invented (``geoseg.evaluate.breakdown``; needs ``raster``).
+    error is whole buildings missed or invented (``geoseg.evaluate.breakdown``; needs ``raster``). ``matches``: also
+    write every prediction and reference building with its status (tp/fp/fn) and IoU to this vector file
+    (:mod:`geoseg.evaluate.matches`), in the metric CRS the objects are scored in.
     """
     from geoseg import georef
     from geoseg.config import VectorizeConfig
-    from geoseg.evaluate.objects import object_scores
+    from geoseg.evaluate.objects import match_objects, object_scores
     from geoseg.evaluate.pixels import pixel_scores, valid_at
     from geoseg.grid import RasterGrid
     from geoseg.io.raster import open_raster
+    from geoseg.io.vector import check_vector_output
 
+    if matches is not None:
+        check_vector_output(matches)  # before the work
     if not 0.0 < iou_threshold <= 1.0:
         raise ConfigError(f"object-match IoU {iou_threshold} is out of range; give a value above 0 and at most 1")
     is_raster = Path(pred).suffix.lower() in RASTER_SUFFIXES
@@ -121,6 +126,14 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
             _warn_no_truth(f"{truth} holds no polygon")
         metric = truth_gdf.estimate_utm_crs() if not truth_gdf.empty else pred_gdf.estimate_utm_crs()
         truth_gdf, pred_gdf = truth_gdf.to_crs(metric), pred_gdf.to_crs(metric)
-    out.update(object_scores(pred_gdf.geometry.values, truth_gdf.geometry.values, iou_threshold))
+    pairs = match_objects(pred_gdf.geometry.values, truth_gdf.geometry.values, iou_threshold)
+    out.update(object_scores(pred_gdf.geometry.values, truth_gdf.geometry.values, iou_threshold, pairs))
     out.update({"n_pred": len(pred_gdf), "n_truth": len(truth_gdf)})
+    if matches is not None:
+        from geoseg.evaluate.matches import match_table
+        from geoseg.io.vector import write_vectors
+
+        table = match_table(pred_gdf.reset_index(drop=True), truth_gdf.reset_index(drop=True), pairs)
+        write_vectors(table, matches, metadata={"pred": str(pred), "truth": str(truth), "iou_threshold": iou_threshold})
+        out["matches"] = str(matches)
     return out
