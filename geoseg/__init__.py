@@ -95,7 +95,8 @@ def vectorize(prob_path: str, output: str | None = None, **options: Any):
 def score(pred: str, truth: str, raster: str | None = None, **options: Any) -> dict:
     """Pixel IoU/precision/recall/F1 and object F1 (IoU >= 0.5, one-to-one) of predicted footprints or a
     probability raster ``pred`` against reference polygons ``truth``, as ``geoseg evaluate``. ``raster`` sets the
-    grid and valid area of the pixel scores; ``options``: ``threshold``, ``iou_threshold``, ``breakdown``."""
+    grid and valid area of the pixel scores; ``options``: ``threshold``, ``iou_threshold``, ``breakdown``, ``matches`` (a vector file of each
+    building's tp/fp/fn status and IoU)."""
     from geoseg.evaluate.run import evaluate as _evaluate
 
     return _evaluate(pred, truth, raster, **options)
