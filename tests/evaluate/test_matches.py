@@ -66,3 +66,25 @@ def test_matches_is_checked_before_the_work_and_refused_with_a_sweep(tmp_path):
     r = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "t.gpkg"), "--truth", str(tmp_path / "t.gpkg"),
                                  "--gsd-sweep", "0.3", "--matches", str(tmp_path / "m.gpkg")])
     assert r.exit_code == 2 and "--keep" in r.output and not (tmp_path / "m.gpkg").exists()
+
+
+def test_the_summary_script_counts_merges_splits_and_lonely_misses(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[2] / "scripts"))
+    import match_summary
+
+    truth = [box(0, 0, 10, 10), box(10, 0, 20, 10),  # two row houses ...
+             box(40, 0, 60, 10),                      # ... one long house ...
+             box(80, 0, 90, 10)]                      # ... and one nobody finds
+    pred = [box(0, 0, 21, 10),                        # the row houses merged
+            box(40, 0, 49, 10), box(51, 0, 60, 10),   # the long house split in two
+            box(100, 0, 110, 10)]                     # a false alarm
+    p = gpd.GeoDataFrame(geometry=pred, crs=32633)
+    t = gpd.GeoDataFrame(geometry=truth, crs=32633)
+    match_table(p, t, match_objects(pred, truth)).to_file(tmp_path / "m.gpkg")
+    s = match_summary.summary(str(tmp_path / "m.gpkg"))
+    assert s["tp"] == 0 and s["fp"]["n"] == 4 and s["fn"]["n"] == 4
+    assert s["fp"]["iou_0"] == 1 and s["fn"]["iou_0"] == 1
+    assert s["fp_merging_2_or_more"] == 1 and s["fn_inside_a_merged_prediction"] == 2
+    assert s["fn_split_into_2_or_more"] == 1
