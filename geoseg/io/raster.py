@@ -46,6 +46,14 @@ def open_raster(path: str | os.PathLike):
         raise RasterReadError(f"{path} is not a readable raster ({msg}); pass a GeoTIFF or another GDAL raster") from None
 
 
+def _reason(exc: BaseException) -> str:
+    """GDAL's own words for a read failure: the chained error when rasterio only says "see previous exception"
+    (e.g. a VRT's source that is missing: ``gone.tif: No such file or directory``)."""
+    cause = exc.__cause__ or exc.__context__
+    text = str(cause if cause is not None and "previous exception" in str(exc) else exc)
+    return (text.splitlines() or [type(exc).__name__])[0]
+
+
 def _probe(ds, path: str) -> None:
     """Decode the first and last block so truncated or corrupt files fail now, not mid-run."""
     from rasterio.errors import RasterioError
@@ -55,7 +63,11 @@ def _probe(ds, path: str) -> None:
         try:
             ds.read(1, window=win.to_rasterio())
         except RasterioError as exc:
-            raise RasterReadError(f"{path} is corrupt or truncated ({str(exc).splitlines()[0]}); re-export or re-download it") from None
+            why = _reason(exc)
+            if ds.driver == "VRT" and "No such file" in why:
+                raise RasterReadError(f"{path} is a VRT whose source is missing ({why}); restore the file or rebuild "
+                                      "the VRT (gdalbuildvrt)") from None
+            raise RasterReadError(f"{path} is corrupt or truncated ({why}); re-export or re-download it") from None
 
 
 def _pick_bands(ds, n_model: int, requested: tuple[int, ...] | None, path: str) -> tuple[int, ...]:
@@ -119,6 +131,10 @@ def inspect_raster(path: str, n_model_bands: int = 3, bands: tuple[int, ...] | N
             raise InputError(f"{path} has no geotransform; georeference it first (e.g. gdal_translate -a_ullr or gdalwarp with GCPs)")
         _probe(ds, path)
         picked = _pick_bands(ds, n_model_bands, bands, path)
+        if any(ds.dtypes[b - 1].startswith("complex") for b in picked):
+            raise InputError(f"{path} holds complex numbers ({ds.dtypes[picked[0] - 1]}, e.g. radar), not image "
+                             "brightness; convert it to amplitude first (gdal_translate -ot Float32 with a ModulusVRT "
+                             "or gdal_calc)")
         return RasterInfo(path, RasterGrid((ds.height, ds.width), ds.transform, ds.crs), ds.count, ds.dtypes[0], picked, _scaling(ds, picked))
 
 
@@ -176,7 +192,7 @@ class WorkReader:
             data = self._src.read(indexes=list(self.info.bands), window=win)
             valid = self._src.dataset_mask(window=win) > 0
         except RasterioError as exc:
-            raise RasterReadError(f"{self.info.path} could not be read at {window} ({str(exc).splitlines()[0]}); the file may be corrupt or truncated") from None
+            raise RasterReadError(f"{self.info.path} could not be read at {window} ({_reason(exc)}); the file may be corrupt or truncated") from None
         if data.dtype.kind == "f":
             valid &= np.isfinite(data).all(axis=0)
         return to_uint8(data, self.info.scale), valid

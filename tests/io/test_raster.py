@@ -173,6 +173,28 @@ def test_truncated_geotiff(tmp_path):
         inspect_raster(str(cut))
 
 
+def test_a_vrt_whose_source_is_gone_names_the_missing_file(tmp_path):
+    src = write_raster(tmp_path / "tile.tif", scene((64, 64)))
+    vrt = tmp_path / "mosaic.vrt"
+    vrt.write_text(
+        '<VRTDataset rasterXSize="64" rasterYSize="64"><SRS>EPSG:32633</SRS>'
+        '<GeoTransform>500000, 1, 0, 5000000, 0, -1</GeoTransform>'
+        '<VRTRasterBand dataType="Byte" band="1"><SimpleSource>'
+        '<SourceFilename relativeToVRT="1">tile.tif</SourceFilename><SourceBand>1</SourceBand>'
+        '</SimpleSource></VRTRasterBand></VRTDataset>')
+    inspect_raster(str(vrt), n_model_bands=1)
+    src.unlink()
+    with pytest.raises(RasterReadError, match=r"is a VRT whose source is missing \(.*tile.tif: No such file") as err:
+        inspect_raster(str(vrt), n_model_bands=1)
+    assert "\n" not in str(err.value) and "gdalbuildvrt" in str(err.value)
+
+
+def test_complex_bands_are_refused(tmp_path):
+    p = write_raster(tmp_path / "slc.tif", np.ones((3, 16, 16), np.complex64))
+    with pytest.raises(InputError, match="complex numbers .complex64"):
+        inspect_raster(str(p))
+
+
 def test_no_crs(tmp_path):
     p = write_raster(tmp_path / "nocrs.tif", scene((20, 20)), crs=None)
     with pytest.raises(InputError, match="no CRS"):
