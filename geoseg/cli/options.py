@@ -34,7 +34,7 @@ tta = click.option("--tta", type=click.Choice(["none", "flip", "d4"]), default="
 tta_scales = click.option("--tta-scales", default=None, metavar="S[,S...]",
                           help="Multi-scale inference: also run each tile resized by these zoom factors and average, "
                                "e.g. 1,0.5 adds a pass at twice the GSD (docs/tta.md); a pass at scale s costs s^2.")
-batch_size = click.option("--batch-size", type=int, default=8, show_default=True, help="Tiles per forward pass.")
+batch_size = click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Tiles per forward pass.")
 bands = click.option("--bands", default=None, help="Source bands in model order, 1-based, e.g. 3,2,1; default: the first data bands.")
 threshold = click.option("--threshold", type=click.FloatRange(0, 1), default=None, help="Probability threshold (0-1); default: the model card's.")
 min_area = click.option("--min-area", type=click.FloatRange(min=0), default=VectorizeConfig.min_area_m2, show_default=True, help="Drop footprints smaller than this (m2).")

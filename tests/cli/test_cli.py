@@ -340,6 +340,13 @@ def test_a_border_cut_outside_0_1_is_a_usage_error(tmp_path, value):
     assert not (tmp_path / "b.gpkg").exists()
 
 
+def test_a_batch_size_under_one_is_a_usage_error(tmp_path):
+    src = write_raster(tmp_path / "in.tif", scene((64, 64)))
+    r = run("segment", src, "-o", tmp_path / "b.gpkg", "--batch-size", "0")
+    assert r.exit_code == 2 and "--batch-size" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "b.gpkg").exists()
+
+
 @pytest.mark.parametrize("value", ["-0.1", "1.5"])
 def test_a_threshold_outside_0_1_is_a_usage_error(tmp_path, value):
     src = write_raster(tmp_path / "p.tif", np.zeros((1, 8, 8), np.uint8))
