@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -17,6 +18,7 @@ from geoseg.io.prob_raster import check_raster_output, write_probability
 from geoseg.io.raster import inspect_raster
 from geoseg.models.registry import get_card
 from geoseg.progress import NullProgress, Progress
+from geoseg.runlock import lock_path_for, run_lock
 
 GDAL_CACHE_MB = 64
 MIN_WORK_PIXELS = 16  # a working grid this small (e.g. a far too coarse --gsd) has no valid pixel left: say so
@@ -75,9 +77,11 @@ def segment(input_path: str, output: str | Path | None = None, prob: str | Path 
                       "model": card.sha256, "plan": plan.describe(), "block_width": plan.block_width, "blend": cfg.blend, "bands": info.bands,
                       "scale": info.scale, "device": predictor.device, "precision": predictor.precision,
                       "tta": predictor.tta, **_scales_key(predictor)})
-    work = WorkDir(wd_path, plan.work_grid, plan.n_channels, fp, resume=cfg.resume)
+    # one run per output at a time: a second would share the work folder (geoseg/runlock.py)
+    lock = run_lock(lock_path_for(anchor), str(anchor)) if anchor else contextlib.nullcontext()
     try:
-        with _gdal_env():
+        with lock, _gdal_env():
+            work = WorkDir(wd_path, plan.work_grid, plan.n_channels, fp, resume=cfg.resume)
             return _run(info, plan, card, cfg, predictor, work, input_path, output, prob, progress, return_footprints)
     finally:
         if tmp_root is not None:

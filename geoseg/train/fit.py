@@ -315,15 +315,25 @@ def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool = False, stop_af
     ``last.pt`` is written after every epoch, every ``train.checkpoint_every_s`` seconds (default 600) inside one,
     and when the run is interrupted, so a killed run loses at most that much. ``stop_after`` ends this call after
     that many epochs, ``stop_after_steps`` after that many steps (time-boxed sessions); rerun to continue.
+    One run per ``out_dir`` at a time: a second stops at once (:mod:`geoseg.runlock`).
     """
-    import torch
-
-    from geoseg.engine.device import uses_channels_last
-    from geoseg.models.arch import build_module
+    from geoseg.runlock import run_lock
     from geoseg.train.experiment import check_experiment, check_paths
 
     check_experiment(cfg)
     check_paths(cfg["data"])
+    out_dir = Path(out_dir)
+    with run_lock(out_dir / ".geoseg-lock", f"training folder {out_dir}"):
+        return _fit(cfg, out_dir, show_progress, stop_after, stop_after_steps)
+
+
+def _fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool, stop_after: int | None,
+         stop_after_steps: int | None) -> Path:
+    import torch
+
+    from geoseg.engine.device import uses_channels_last
+    from geoseg.models.arch import build_module
+
     out_dir.mkdir(parents=True, exist_ok=True)
     tcfg, dcfg = cfg["train"], cfg["data"]
     seed = int(tcfg.get("seed", 0))

@@ -614,3 +614,14 @@ def test_an_entrys_bands_are_read_in_its_order(experiment):
     np.testing.assert_array_equal(picked.image, plain.image[::-1])
     two = load_region(str(experiment / "abc.tif"), str(experiment / "labels.geojson"), 0.15, n_bands=2, bands=(3, 1))
     np.testing.assert_array_equal(two.image, plain.image[[2, 0]])
+
+
+def test_a_second_run_on_the_same_folder_stops_at_once(experiment):
+    from geoseg.runlock import run_lock
+
+    with run_lock(experiment / "run" / ".geoseg-lock", "x"):
+        r = _train_cli(experiment, experiment / "labels.geojson")
+    assert r.exit_code == 2 and "another geoseg run" in r.output and "Traceback" not in r.output, r.output
+    assert not (experiment / "run" / "last.pt").exists()
+    assert _train_cli(experiment, experiment / "labels.geojson").exit_code == 0
+    assert not (experiment / "run" / ".geoseg-lock").exists()

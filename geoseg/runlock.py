@@ -1,0 +1,65 @@
+"""One run at a time per output: an advisory lock that the OS drops when the process ends.
+
+Two runs writing the same footprints or the same training folder would interleave their work files and
+checkpoints. The second one stops at once with a one-line error instead. A killed run holds nothing (the lock
+goes with its process), so rerunning it resumes as before.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from geoseg.errors import OutputError
+
+
+def lock_path_for(output: Path) -> Path:
+    """The lock file of ``output``: hidden, beside it."""
+    return output.parent / f".{output.name}.geoseg-lock"
+
+
+def _try_lock(f) -> bool:
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+@contextmanager
+def run_lock(path: Path, what: str):
+    """Hold the lock file ``path`` for the block; :class:`OutputError` at once if another process holds it.
+
+    ``what`` names the output in the message ("footprints out.gpkg", "training folder runs/x")."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = open(path, "a+")  # noqa: SIM115  (held open for the whole block)
+    if not _try_lock(f):
+        f.seek(0)
+        holder = f.read().strip() or "a process"
+        f.close()
+        raise OutputError(f"another geoseg run ({holder}) is writing {what}; wait for it to finish, stop it, "
+                          "or choose another output")
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()}")
+    f.flush()
+    try:
+        yield
+    finally:
+        try:
+            path.unlink()
+        except OSError:
+            pass
+        f.close()
