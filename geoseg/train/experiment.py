@@ -83,8 +83,11 @@ def check_experiment(cfg: dict[str, Any]) -> None:
     if not isinstance(d.get("train"), list) or not d["train"]:
         raise ConfigError("data.train must list at least one { raster = ..., labels = ... } entry")
     for i, e in enumerate(d["train"]):
-        if not isinstance(e, dict) or "raster" not in e or "labels" not in e:
-            raise ConfigError(f"data.train[{i}] needs raster and labels, e.g. {{ raster = \"a.tif\", labels = \"a.gpkg\" }}")
+        if not isinstance(e, dict) or not ({"raster", "raster_glob"} & set(e)) or "labels" not in e:
+            raise ConfigError(f"data.train[{i}] needs raster (or raster_glob) and labels, e.g. "
+                              f"{{ raster = \"a.tif\", labels = \"a.gpkg\" }}")
+        if "raster" in e and "raster_glob" in e:
+            raise ConfigError(f"data.train[{i}] gives both raster and raster_glob; keep one")
         _check_entry_gsds(i, e)
     _check_coverage(d["train"], g)
     for i, e in enumerate(d.get("val", [])):

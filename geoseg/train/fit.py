@@ -158,7 +158,7 @@ def train_regions(dcfg: dict[str, Any], tcfg: dict[str, Any], n_bands: int = 3) 
     from geoseg.train.tiles import TiledRegion
 
     regions = []
-    for d in dcfg["train"]:
+    for d in expand_globs(dcfg["train"]):
         base = float(d.get("base_gsd_m", dcfg["base_gsd_m"]))
         span = tuple(float(g) for g in d["chip_gsd_m"]) if "chip_gsd_m" in d else None
         if source == "memory":
@@ -170,6 +170,22 @@ def train_regions(dcfg: dict[str, Any], tcfg: dict[str, Any], n_bands: int = 3) 
                                    cache_tiles=int(tcfg.get("cache_tiles", 8)), chip_gsd_m=span, n_bands=n_bands,
                                    bands=_bands(d)))
     return regions
+
+
+def expand_globs(entries: list[dict]) -> list[dict]:
+    """Each entry with ``raster_glob`` becomes one entry per matching file (sorted), with the same labels and
+    settings and the name ``<name>/<file stem>``: many tiles of one area can share one label file."""
+    out = []
+    for d in entries:
+        if "raster_glob" not in d:
+            out.append(d)
+            continue
+        files = sorted(glob.glob(d["raster_glob"]))
+        if not files:
+            raise ConfigError(f"training raster_glob {d['raster_glob']!r} matches no file; fix the pattern or the path")
+        rest = {k: v for k, v in d.items() if k != "raster_glob"}
+        out.extend({**rest, "raster": f, "name": f"{d.get('name', d['raster_glob'])}/{Path(f).stem}"} for f in files)
+    return out
 
 
 def _bands(entry: dict) -> tuple[int, ...] | None:

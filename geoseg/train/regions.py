@@ -89,7 +89,7 @@ def load_region(raster: str, labels: str, base_gsd_m: float, name: str | None = 
         image, valid = reader.read(grid.full_window)
     from geoseg.train.tiles import read_labels, warn_unlabelled
 
-    geoms = read_labels(labels, crs)
+    geoms = read_labels(labels, crs, grid.bounds)
     label = rasterize(((g, i + 1) for i, g in enumerate(geoms)), out_shape=grid.shape_yx, transform=grid.transform, dtype="int32")
     rows = np.flatnonzero(valid.any(axis=1))
     cols = np.flatnonzero(valid.any(axis=0))

@@ -10,6 +10,7 @@ now and then (``refresh``), so memory stays bounded and reads stay rare.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import OrderedDict
 
@@ -22,11 +23,27 @@ from geoseg.grid import RasterGrid
 from geoseg.tiling import Tile, TileGrid
 
 
-def read_labels(path: str, crs):
-    """Label polygons of ``path`` (GeoJSON, GPKG, Parquet, ...) in ``crs``; empty ones, points and lines dropped."""
+def read_labels(path: str, crs, bounds: tuple[float, float, float, float] | None = None) -> list:
+    """Label polygons of ``path`` (GeoJSON, GPKG, Parquet, ...) in ``crs``; empty ones, points and lines dropped.
+    With ``bounds`` (in ``crs``), only those that touch them. The file is read once per CRS (a few are cached), so
+    many rasters can share one label file."""
+    import os
+
+    import shapely
+
+    st = os.stat(path) if os.path.exists(path) else None
+    geoms = _labels_in(str(path), crs.to_wkt(), st and (st.st_size, st.st_mtime_ns))
+    if bounds is None:
+        return list(geoms)
+    hits = shapely.STRtree(geoms).query(shapely.box(*bounds)) if len(geoms) else []
+    return [geoms[i] for i in sorted(hits)]
+
+
+@functools.lru_cache(maxsize=4)
+def _labels_in(path: str, crs_wkt: str, stamp) -> tuple:
     from geoseg.io.vector import read_polygon_features
 
-    return list(read_polygon_features(path, "labels").to_crs(crs).geometry)
+    return tuple(read_polygon_features(path, "labels").to_crs(crs_wkt).geometry)
 
 
 def warn_unlabelled(raster: str, labels: str) -> None:
@@ -58,7 +75,7 @@ class TiledRegion:
         crs = georef.metric_crs_for(self.info.grid)
         self.grid = georef.reproject_grid(self.info.grid, crs, base_gsd_m)
         self.tiles = TileGrid(self.grid.shape_yx, tile_size, 0)
-        self.geoms = read_labels(labels, crs)
+        self.geoms = read_labels(labels, crs, self.grid.bounds)
         self.tree = STRtree(self.geoms)
         self.has_buildings = len(self.tree.query(shapely.box(*self.grid.bounds))) > 0
         if not self.has_buildings:

@@ -625,3 +625,35 @@ def test_a_second_run_on_the_same_folder_stops_at_once(experiment):
     assert not (experiment / "run" / "last.pt").exists()
     assert _train_cli(experiment, experiment / "labels.geojson").exit_code == 0
     assert not (experiment / "run" / ".geoseg-lock").exists()
+
+
+@pytest.mark.parametrize("source", ["tiles", "memory"])
+def test_a_glob_of_tiles_trains_with_one_shared_label_file(experiment, source):
+    """`raster_glob` in a training entry: one region per tile, each with the labels that touch it."""
+    import rasterio
+
+    from geoseg.train.fit import train_regions
+
+    with rasterio.open(experiment / "img.tif") as ds:
+        img, t = ds.read(), ds.transform
+    (experiment / "tiles").mkdir()
+    write_raster(experiment / "tiles" / "a.tif", img[:, :, :200], transform=t)
+    write_raster(experiment / "tiles" / "b.tif", img[:, :, 200:], transform=t * Affine.translation(200, 0))
+    dcfg = {"base_gsd_m": 0.15, "train": [{"name": "town", "raster_glob": str(experiment / "tiles" / "*.tif"),
+                                           "labels": str(experiment / "labels.geojson")}]}
+    tcfg = {"chip_size": 64, "gsd_range": [0.2, 0.4], "source": source}
+    regions = train_regions(dcfg, tcfg)
+    assert [r.name for r in regions] == ["town/a", "town/b"]
+    assert all(r.has_buildings for r in regions)
+    if source == "tiles":  # each keeps only the label polygons that touch it
+        assert len(regions[0].geoms) < 40 and len(regions[1].geoms) < 40
+        assert len(regions[0].geoms) + len(regions[1].geoms) >= 40
+    text = (experiment / "exp.toml").read_text()
+    text = text.replace(f'train = [{{ raster = "{experiment / "img.tif"}"',
+                        f'train = [{{ raster_glob = "{experiment / "tiles" / "*.tif"}"')
+    assert "raster_glob" in text
+    (experiment / "glob.toml").write_text(text.replace("epochs = 3", "epochs = 2"))
+    r = CliRunner().invoke(cli, ["train", str(experiment / "glob.toml"), "--out", str(experiment / "run_glob")])
+    assert r.exit_code == 0, r.output
+    log = [json.loads(line) for line in (experiment / "run_glob" / "log.jsonl").read_text().splitlines()]
+    assert len(log) == 2 and log[-1]["loss"] < log[0]["loss"]
