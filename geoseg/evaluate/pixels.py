@@ -11,6 +11,30 @@ def _counts(pred: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> tuple[int
     return int((pred & truth & valid).sum()), int((pred & ~truth & valid).sum()), int((~pred & truth & valid).sum())
 
 
+class _Burner:
+    """Geometries rasterised window by window: an STRtree picks those that touch each window, so a large raster
+    with many buildings is not rasterised against all of them in every band of rows."""
+
+    def __init__(self, geoms):
+        import shapely
+
+        self.geoms = np.asarray(geoms, dtype=object)
+        self.tree = shapely.STRtree(self.geoms) if len(self.geoms) else None
+
+    def burn(self, shape_yx: tuple[int, int], transform) -> np.ndarray:
+        import shapely
+        from rasterio.features import rasterize
+
+        if self.tree is None:
+            return np.zeros(shape_yx, bool)
+        h, w = shape_yx
+        xs, ys = zip(*(transform * xy for xy in ((0, 0), (w, h))))
+        near = self.geoms[self.tree.query(shapely.box(min(xs), min(ys), max(xs), max(ys)))]
+        if not len(near):
+            return np.zeros(shape_yx, bool)
+        return rasterize(((g, 1) for g in near), out_shape=shape_yx, transform=transform, dtype="uint8") > 0
+
+
 def pixel_scores(raster_path: str, truth_geoms, pred_geoms=None, prob_threshold: float | None = None,
                  rows_per_step: int = 1024, breakdown: bool = False) -> dict[str, float]:
     """Compare predictions with ``truth_geoms`` (shapely, in the raster's CRS) on ``raster_path``'s grid.
@@ -21,7 +45,6 @@ def pixel_scores(raster_path: str, truth_geoms, pred_geoms=None, prob_threshold:
     buildings missed or invented (``geoseg.evaluate.breakdown``; needs ``pred_geoms``, also with a probability).
     """
     import rasterio
-    from rasterio.features import rasterize
 
     tp = fp = fn = 0
     if breakdown:
@@ -31,10 +54,10 @@ def pixel_scores(raster_path: str, truth_geoms, pred_geoms=None, prob_threshold:
         pred_un = np.asarray(pred_geoms, dtype=object)[unmatched(pred_geoms, truth_geoms)]
         truth_un = np.asarray(truth_geoms, dtype=object)[unmatched(truth_geoms, pred_geoms)]
 
-    def burn(geoms, shape_yx, transform):
-        if not len(geoms):
-            return np.zeros(shape_yx, bool)
-        return rasterize(((g, 1) for g in geoms), out_shape=shape_yx, transform=transform, dtype="uint8") > 0
+    truth_b = _Burner(truth_geoms)
+    pred_b = _Burner(pred_geoms if pred_geoms is not None else [])
+    if breakdown:
+        pred_un_b, truth_un_b = _Burner(pred_un), _Burner(truth_un)
 
     with rasterio.open(raster_path) as ds:
         for r0 in range(0, ds.height, rows_per_step):
@@ -42,16 +65,16 @@ def pixel_scores(raster_path: str, truth_geoms, pred_geoms=None, prob_threshold:
             rw = win.to_rasterio()
             t = ds.window_transform(rw)
             valid = ds.dataset_mask(window=rw) > 0
-            truth = burn(truth_geoms, win.shape_yx, t)
+            truth = truth_b.burn(win.shape_yx, t)
             if prob_threshold is not None:
                 band = ds.read(1, window=rw)
                 p = band.astype(np.float32) / (255.0 if band.dtype == np.uint8 else 1.0)
                 pred = p >= prob_threshold
             else:
-                pred = burn(pred_geoms, win.shape_yx, t)
+                pred = pred_b.burn(win.shape_yx, t)
             a, b, c = _counts(pred, truth, valid)
             if breakdown:
-                counter.add(pred, truth, valid, burn(pred_un, win.shape_yx, t), burn(truth_un, win.shape_yx, t))
+                counter.add(pred, truth, valid, pred_un_b.burn(win.shape_yx, t), truth_un_b.burn(win.shape_yx, t))
             tp, fp, fn = tp + a, fp + b, fn + c
     iou = tp / (tp + fp + fn) if tp + fp + fn else 1.0
     precision = tp / (tp + fp) if tp + fp else 0.0

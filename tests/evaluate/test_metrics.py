@@ -458,3 +458,19 @@ def test_a_segment_probability_raster_is_scored_at_the_threshold_and_cut_of_its_
     assert s["threshold"] == 0.8 and s["n_pred"] == 1 and s["iou"] == 1.0
     s = evaluate(str(path), str(truth), threshold=0.5)
     assert s["threshold"] == 0.5 and s["n_pred"] == 2 and s["iou"] == pytest.approx(0.5)
+
+
+def test_pixel_scores_in_narrow_row_bands_equal_one_pass(tmp_path):
+    """Each band burns only the geometries that touch it (an STRtree): the counts must not change."""
+    from shapely import affinity
+
+    from geoseg.evaluate.pixels import pixel_scores
+
+    raster = write_raster(tmp_path / "r.tif", scene((100, 100)))
+    rng = np.random.default_rng(3)
+    boxes = [b(r, c, r + h, c + w) for r, c, h, w in rng.integers(1, 60, size=(30, 4))]
+    truth = [affinity.rotate(g, 20) for g in boxes[:15]]  # tilted: their bounds overlap bands they do not touch
+    pred = boxes[15:] + [affinity.translate(truth[0], 2, 1)]
+    one = pixel_scores(str(raster), truth, pred, rows_per_step=10**6, breakdown=True)
+    banded = pixel_scores(str(raster), truth, pred, rows_per_step=7, breakdown=True)
+    assert one == banded and one["px_tp"] > 0 and one["px_fp"] > 0 and one["px_fn"] > 0
