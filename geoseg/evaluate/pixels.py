@@ -46,6 +46,8 @@ def pixel_scores(raster_path: str, truth_geoms, pred_geoms=None, prob_threshold:
     """
     import rasterio
 
+    from geoseg.footprints.raster import check_probability_values
+
     tp = fp = fn = 0
     if breakdown:
         from geoseg.evaluate.breakdown import BreakdownCounter, unmatched
@@ -69,6 +71,7 @@ def pixel_scores(raster_path: str, truth_geoms, pred_geoms=None, prob_threshold:
             if prob_threshold is not None:
                 band = ds.read(1, window=rw)
                 p = band.astype(np.float32) / (255.0 if band.dtype == np.uint8 else 1.0)
+                check_probability_values(p, valid & np.isfinite(p), ds.dtypes[0], raster_path)
                 pred = p >= prob_threshold
             else:
                 pred = pred_b.burn(win.shape_yx, t)

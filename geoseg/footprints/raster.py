@@ -473,11 +473,25 @@ def _read_window(ds, window: tuple[int, int, int, int], boundary_band: int | tup
     valid_yx = ds.dataset_mask(window=win) > 0
     if raw_yx.dtype != np.uint8:
         valid_yx &= np.isfinite(raw_yx)
+    check_probability_values(raw_yx, valid_yx, ds.dtypes[0], ds.name)
     boundary_yx = None
     for band in separator_bands(boundary_band):  # border and gap: a pixel separates if either says so
         sep = _raw(ds.read(band, window=win))
         boundary_yx = sep if boundary_yx is None else np.maximum(boundary_yx, sep)
     return raw_yx, valid_yx, boundary_yx
+
+
+def check_probability_values(values_yx: np.ndarray, valid_yx: np.ndarray, dtype: str, path: str) -> None:
+    """A one-line error for float values outside 0-1 (percentages, or 0-255 stored as float), which any threshold
+    would misread. (Integer types other than uint8 are refused when the raster is opened.)"""
+    from geoseg.errors import InputError
+
+    if not np.issubdtype(np.dtype(dtype), np.floating):
+        return
+    v = values_yx[valid_yx]
+    if v.size and (v.max() > 1.0 + 1e-4 or v.min() < -1e-4):
+        raise InputError(f"{path} holds values from {v.min():g} to {v.max():g}; float probabilities must lie in "
+                         "0-1: rescale it (e.g. divide by 255 or 100) first")
 
 
 def _raw(values_yx: np.ndarray) -> np.ndarray:

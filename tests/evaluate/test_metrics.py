@@ -474,3 +474,12 @@ def test_pixel_scores_in_narrow_row_bands_equal_one_pass(tmp_path):
     one = pixel_scores(str(raster), truth, pred, rows_per_step=10**6, breakdown=True)
     banded = pixel_scores(str(raster), truth, pred, rows_per_step=7, breakdown=True)
     assert one == banded and one["px_tp"] > 0 and one["px_fp"] > 0 and one["px_fn"] > 0
+
+
+def test_a_float_probability_in_0_255_is_a_one_line_error_not_a_score(tmp_path):
+    prob = np.zeros((1, 100, 100), np.float32)
+    prob[0, 10:30, 10:30] = 230.0
+    raster = write_raster(tmp_path / "p.tif", prob)
+    gpd.GeoDataFrame(geometry=TRUTH[:1], crs=32633).to_file(tmp_path / "t.gpkg")
+    r = CliRunner().invoke(cli, ["evaluate", str(raster), "--truth", str(tmp_path / "t.gpkg")])
+    assert r.exit_code == 2 and "float probabilities must lie in 0-1" in r.output and "Traceback" not in r.output

@@ -278,3 +278,15 @@ def assert_same_cover_without_overlap(parts, whole) -> None:
     )
     assert overlap == 0.0
 
+
+
+@pytest.mark.parametrize("scale", [255.0, 100.0])
+def test_float_values_beyond_0_1_are_refused_not_thresholded(tmp_path, scale):
+    prob = np.zeros((40, 40), np.float32)
+    prob[10:30, 10:30] = 0.9 * scale  # 0-255 or percent stored as float: every building pixel "above 0.5"
+    path = write_prob(tmp_path / "p.tif", prob)
+    with pytest.raises(InputError, match="float probabilities must lie in 0-1") as err:
+        vectorize_raster(str(path), VectorizeConfig(threshold=0.5))
+    assert "\n" not in str(err.value)
+    write_prob(tmp_path / "ok.tif", prob / scale)
+    assert len(vectorize_raster(str(tmp_path / "ok.tif"), VectorizeConfig(threshold=0.5))) == 1
