@@ -28,7 +28,7 @@ class _Burner:
         if self.tree is None:
             return np.zeros(shape_yx, bool)
         h, w = shape_yx
-        xs, ys = zip(*(transform * xy for xy in ((0, 0), (w, h))))
+        xs, ys = zip(*(transform @ xy for xy in ((0, 0), (w, h))))
         near = self.geoms[self.tree.query(shapely.box(min(xs), min(ys), max(xs), max(ys)))]
         if not len(near):
             return np.zeros(shape_yx, bool)
