@@ -638,7 +638,7 @@ def test_a_glob_of_tiles_trains_with_one_shared_label_file(experiment, source):
         img, t = ds.read(), ds.transform
     (experiment / "tiles").mkdir()
     write_raster(experiment / "tiles" / "a.tif", img[:, :, :200], transform=t)
-    write_raster(experiment / "tiles" / "b.tif", img[:, :, 200:], transform=t * Affine.translation(200, 0))
+    write_raster(experiment / "tiles" / "b.tif", img[:, :, 200:], transform=t @ Affine.translation(200, 0))
     dcfg = {"base_gsd_m": 0.15, "train": [{"name": "town", "raster_glob": str(experiment / "tiles" / "*.tif"),
                                            "labels": str(experiment / "labels.geojson")}]}
     tcfg = {"chip_size": 64, "gsd_range": [0.2, 0.4], "source": source}
