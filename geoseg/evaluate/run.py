@@ -95,13 +95,11 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
     if is_raster:
         from dataclasses import replace
 
-        from geoseg.footprints.raster import refuse_imagery, settings_from_raster, vectorize_raster
+        from geoseg.footprints.raster import settings_from_raster, vectorize_raster
 
-        with open_raster(pred) as ds:
-            refuse_imagery(ds, pred, "to score a model on it, add --gsd-sweep (e.g. --gsd-sweep 0.3), or segment it "
-                                     "first and evaluate the footprints")
         # as `geoseg vectorize` would: the threshold and border cut of the run that wrote it, its border/gap bands
-        vcfg, _ = settings_from_raster(pred, VectorizeConfig(threshold=threshold))
+        vcfg, _ = settings_from_raster(pred, VectorizeConfig(threshold=threshold), imagery_hint=(
+            "to score a model on it, add --gsd-sweep (e.g. --gsd-sweep 0.3), or segment it first and evaluate the footprints"))
         thr = 0.5 if vcfg.threshold is None else vcfg.threshold
         pred_gdf = vectorize_raster(pred, replace(vcfg, threshold=thr))
         raster = raster or pred

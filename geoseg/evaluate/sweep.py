@@ -62,7 +62,10 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
     source_gsd = ground_gsd_m(inspect_raster(raster, card.bands, cfg.bands).grid)
     rows = []
     if keep_dir is not None:
-        _make_keep_dir(Path(keep_dir))
+        from geoseg.io.atomic import check_output_dir
+
+        check_output_dir(Path(keep_dir), f"--keep {keep_dir}")
+        Path(keep_dir).mkdir(parents=True, exist_ok=True)
     for g in gsds:
         check_cancel(progress)
         label = Prefixed(progress, f"{card.name} @ {g:g} m: ")
@@ -155,19 +158,6 @@ def _run_dir(keep_dir):
     if keep_dir is not None:
         return contextlib.nullcontext(str(keep_dir))
     return tempfile.TemporaryDirectory(prefix="geoseg-sweep-")
-
-
-def _make_keep_dir(folder: Path) -> None:
-    from geoseg.errors import OutputError
-
-    if folder.exists() and not folder.is_dir():
-        raise OutputError(f"--keep {folder} is a file, not a folder; give a folder to keep the runs in")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create the --keep folder {folder} ({exc.strerror}); choose another") from None
-    if not os.access(folder, os.W_OK):
-        raise OutputError(f"the --keep folder {folder} is not writable; choose another")
 
 
 PLOT_EXTENSIONS = (".png", ".svg", ".pdf")

@@ -424,12 +424,13 @@ def refuse_imagery(ds, path, hint: str) -> None:
                          f"probability raster; {hint}")
 
 
-def settings_from_raster(path, cfg: VectorizeConfig) -> tuple[VectorizeConfig, dict]:
+def settings_from_raster(path, cfg: VectorizeConfig, imagery_hint: str | None = None) -> tuple[VectorizeConfig, dict]:
     """``cfg`` completed from what a ``geoseg segment --prob`` raster says, and the raster's tags.
 
     A threshold or border cut left unset becomes the one of the run that wrote the raster (its ``settings``
     tag), and with splitting on and no ``boundary_band`` given, the bands described as
     ``border``/``gap`` become the separators, so footprints split as ``geoseg segment`` splits them.
+    Imagery given instead is refused (:func:`refuse_imagery`), ``imagery_hint`` saying what to run instead.
     """
     import json
     from dataclasses import replace
@@ -437,7 +438,7 @@ def settings_from_raster(path, cfg: VectorizeConfig) -> tuple[VectorizeConfig, d
     from geoseg.io.raster import open_raster
 
     with open_raster(path) as ds:
-        refuse_imagery(ds, path, f"segment it first (`geoseg segment {path} -o footprints.gpkg --prob prob.tif`)")
+        refuse_imagery(ds, path, imagery_hint or f"segment it first (`geoseg segment {path} -o footprints.gpkg --prob prob.tif`)")
         tags = ds.tags()
         seps = described_separators(ds)
     try:

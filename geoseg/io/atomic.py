@@ -17,6 +17,17 @@ def check_writable_dir(path: Path) -> None:
         raise OutputError(f"cannot write {path}: folder {parent} is not writable; choose another output path")
 
 
+def check_output_dir(folder: Path, what: str) -> None:
+    """An :class:`OutputError` unless ``folder`` is, or could be created as, a writable folder (``what`` names it in
+    the message, e.g. ``"--export models/"``). Creates nothing: call it before the work."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{what} is a file, not a folder; give a folder")
+    existing = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise OutputError(f"{what} cannot be created or written ({existing} is not a writable folder); choose another")
+
+
 def temp_path_for(path: Path) -> Path:
     return path.parent / f".{path.stem}.tmp-{os.getpid()}{path.suffix}"
 

@@ -29,7 +29,9 @@ def train_experiment(config: str | Path | dict[str, Any], out_dir: str | Path | 
         if problem:
             raise ConfigError(f"card fields: {problem}")
     if export_dir is not None:
-        _check_export_dir(Path(export_dir))
+        from geoseg.io.atomic import check_output_dir
+
+        check_output_dir(Path(export_dir), f"--export {export_dir}")
     out = Path(out_dir or Path("runs") / cfg["name"])
     result = {"best": fit(cfg, out, show_progress=show_progress)}
     if export_dir is not None:
@@ -57,20 +59,6 @@ def _card_extra(card_extra: str | Path | dict | None) -> dict:
     if problem:
         raise ConfigError(f"{path}: {problem}")
     return extra
-
-
-def _check_export_dir(folder: Path) -> None:
-    """The export folder must be creatable and writable: found out before training, not after it."""
-    import os
-
-    from geoseg.errors import OutputError
-
-    if folder.exists() and not folder.is_dir():
-        raise OutputError(f"--export {folder} is a file, not a folder; give a folder for the weights and card")
-    existing = next(p for p in (folder, *folder.resolve().parents) if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK):
-        raise OutputError(f"--export {folder} cannot be created or written ({existing} is not a writable folder); "
-                          "choose another")
 
 
 def _installed(module: str) -> bool:

@@ -229,3 +229,15 @@ def test_points_only_are_a_one_line_error_and_an_empty_file_is_not(tmp_path):
     assert "\n" not in str(err.value) and str(err.value).startswith("truth ")
     gpd.GeoDataFrame(geometry=[], crs=32633).to_file(tmp_path / "none.gpkg")
     assert read_polygon_features(tmp_path / "none.gpkg").empty
+
+
+def test_an_output_folder_must_be_a_folder_that_can_be_made(tmp_path):
+    from geoseg.io.atomic import check_output_dir
+
+    check_output_dir(tmp_path / "new" / "deeper", "--keep new/deeper")  # creatable: fine, and nothing is made
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "f").write_text("")
+    with pytest.raises(OutputError, match="--keep f is a file, not a folder"):
+        check_output_dir(tmp_path / "f", "--keep f")
+    with pytest.raises(OutputError, match=r"cannot be created or written \(.*f is not a writable folder\)"):
+        check_output_dir(tmp_path / "f" / "sub", "--export f/sub")
