@@ -332,11 +332,12 @@ def test_a_closed_pipe_ends_quietly():
     assert "error" not in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("value", ["0", "1.5", "-0.1"])
-def test_a_border_cut_outside_0_1_is_a_usage_error(tmp_path, value):
+@pytest.mark.parametrize("flag,value", [("--border-cut", "0"), ("--border-cut", "1.5"), ("--border-cut", "-0.1"),
+                                        ("--threshold", "-0.1"), ("--threshold", "1.5")])
+def test_a_probability_option_outside_0_1_is_a_usage_error(tmp_path, flag, value):
     src = write_raster(tmp_path / "p.tif", np.zeros((1, 8, 8), np.uint8))
-    r = run("vectorize", src, "-o", tmp_path / "b.gpkg", "--border-cut", value)
-    assert r.exit_code == 2 and "--border-cut" in r.output and "Traceback" not in r.output
+    r = run("vectorize", src, "-o", tmp_path / "b.gpkg", flag, value)
+    assert r.exit_code == 2 and flag in r.output and "Traceback" not in r.output
     assert not (tmp_path / "b.gpkg").exists()
 
 
@@ -344,14 +345,6 @@ def test_a_batch_size_under_one_is_a_usage_error(tmp_path):
     src = write_raster(tmp_path / "in.tif", scene((64, 64)))
     r = run("segment", src, "-o", tmp_path / "b.gpkg", "--batch-size", "0")
     assert r.exit_code == 2 and "--batch-size" in r.output and "Traceback" not in r.output
-    assert not (tmp_path / "b.gpkg").exists()
-
-
-@pytest.mark.parametrize("value", ["-0.1", "1.5"])
-def test_a_threshold_outside_0_1_is_a_usage_error(tmp_path, value):
-    src = write_raster(tmp_path / "p.tif", np.zeros((1, 8, 8), np.uint8))
-    r = run("vectorize", src, "-o", tmp_path / "b.gpkg", "--threshold", value)
-    assert r.exit_code == 2 and "--threshold" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "b.gpkg").exists()
 
 
