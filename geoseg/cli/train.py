@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from geoseg.cli import options as o
 from geoseg.cli.errors import handle_errors
 
 
@@ -13,12 +14,13 @@ from geoseg.cli.errors import handle_errors
 @click.option("--export", "export_dir", default=None, help="After training, write the weights (fp16 safetensors) + model card here.")
 @click.option("--card", "card_extra", default=None, help="JSON with card fields to add on export (gsd_m, gsd_valid_m, tile_size, ...).")
 @click.option("--int8", "int8", is_flag=True, help="On export, store the large kernels as int8 with per-channel scales (half the size; geoseg/models/weights.py).")
+@o.progress
 @handle_errors(resume="the last checkpoint")
-def train(config, out_dir, export_dir, card_extra, int8):
+def train(config, out_dir, export_dir, card_extra, int8, progress_mode):
     """Train from CONFIG, a TOML or YAML experiment (see configs/). Rerunning the same command resumes from the last checkpoint."""
     from geoseg.train.run import train_experiment
 
-    result = train_experiment(config, out_dir, export_dir, card_extra, int8, show_progress=True)
+    result = train_experiment(config, out_dir, export_dir, card_extra, int8, show_progress=o.make_progress(progress_mode))
     click.echo(f"best checkpoint: {result['best']}", err=True)
     if "card" in result:
         click.echo(f"model card: {result['card']}", err=True)

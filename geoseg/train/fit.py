@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from geoseg.errors import ConfigError, InputError
+from geoseg.errors import Cancelled, ConfigError, InputError
 from geoseg.models.normalize import default_normalization, normalize
+from geoseg.progress import Progress
 from geoseg.train.chips import ChipSampler, worker_batches
 from geoseg.train.regions import Region, load_region
 
@@ -278,12 +279,19 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]) % 1_000_000 * 1000
 
 
-def _steps(n: int, epoch: int, epochs: int, show: bool, done: int = 0):
-    if not show:
-        return range(done, n)
-    from tqdm import tqdm
-
-    return tqdm(range(done, n), desc=f"epoch {epoch + 1}/{epochs}", unit="step", leave=False, initial=done, total=n)
+def _steps(n: int, epoch: int, epochs: int, progress, done: int = 0):
+    """Step indices ``done..n-1`` of one epoch, reported to ``progress`` (a :class:`geoseg.progress.Progress`, or
+    None) as stage ``epoch E/N`` after each step; a reporter that says cancelled stops the epoch before its next
+    step (:class:`Cancelled`; the steps taken are kept, see ``_Epochs.train``)."""
+    stage = f"epoch {epoch + 1}/{epochs}"
+    if progress is not None:
+        progress.update(done, n, stage)
+    for i in range(done, n):
+        if progress is not None and progress.cancelled():
+            raise Cancelled("cancelled; rerun the same command to resume from the last checkpoint")
+        yield i
+        if progress is not None:
+            progress.update(i + 1, n, stage)
 
 
 def _save(path: Path, state: dict) -> None:
@@ -324,14 +332,15 @@ def _resume(last: Path, cfg: dict[str, Any], model, opt, sched, steps: int, devi
     return start, float(ck["best"]), partial
 
 
-def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool = False, stop_after: int | None = None,
+def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool | Progress = False, stop_after: int | None = None,
         stop_after_steps: int | None = None) -> Path:
     """Train ``cfg`` (a parsed experiment TOML) into ``out_dir``; resumes from ``out_dir/last.pt``.
 
     ``last.pt`` is written after every epoch, every ``train.checkpoint_every_s`` seconds (default 600) inside one,
     and when the run is interrupted, so a killed run loses at most that much. ``stop_after`` ends this call after
     that many epochs, ``stop_after_steps`` after that many steps (time-boxed sessions); rerun to continue.
-    One run per ``out_dir`` at a time: a second stops at once (:mod:`geoseg.runlock`).
+    One run per ``out_dir`` at a time: a second stops at once (:mod:`geoseg.runlock`). ``show_progress``: True for
+    a progress bar, or any :class:`geoseg.progress.Progress` (JSON lines, QGIS feedback), which may also cancel.
     """
     from geoseg.runlock import run_lock
     from geoseg.train.experiment import check_experiment, check_paths
@@ -339,11 +348,19 @@ def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool = False, stop_af
     check_experiment(cfg)
     check_paths(cfg["data"])
     out_dir = Path(out_dir)
-    with run_lock(out_dir / ".geoseg-lock", f"training folder {out_dir}"):
-        return _fit(cfg, out_dir, show_progress, stop_after, stop_after_steps)
+    if show_progress is True:
+        from geoseg.progress import BarProgress
+
+        show_progress = BarProgress()
+    progress = show_progress or None
+    try:
+        with run_lock(out_dir / ".geoseg-lock", f"training folder {out_dir}"):
+            return _fit(cfg, out_dir, progress, stop_after, stop_after_steps)
+    finally:
+        getattr(progress, "close", lambda: None)()
 
 
-def _fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool, stop_after: int | None,
+def _fit(cfg: dict[str, Any], out_dir: Path, show_progress: Progress | None, stop_after: int | None,
          stop_after_steps: int | None) -> Path:
     import torch
 
@@ -432,7 +449,7 @@ class _Epochs:
     sampler: Any
     regions: list
     n_targets: int
-    show: bool
+    show: Progress | None
     best: float
     left: int | None  # steps this call may still take (stop_after_steps); None: no limit
 

@@ -11,10 +11,11 @@ from geoseg.errors import ConfigError
 
 def train_experiment(config: str | Path | dict[str, Any], out_dir: str | Path | None = None,
                      export_dir: str | Path | None = None, card_extra: str | Path | dict | None = None,
-                     int8: bool = False, show_progress: bool = False) -> dict[str, Path]:
+                     int8: bool = False, show_progress=False) -> dict[str, Path]:
     """Train ``config`` (an experiment file, TOML or YAML, or its parsed dict) into ``out_dir`` (default
     ``runs/<name>``), resuming from its last checkpoint; then, with ``export_dir``, export the best checkpoint as
-    weights + model card (``card_extra``: card fields, a dict or a JSON file). Returns ``{"best": ..., "card": ...}``."""
+    weights + model card (``card_extra``: card fields, a dict or a JSON file). ``show_progress``: True for a progress
+    bar, or a :class:`geoseg.progress.Progress`. Returns ``{"best": ..., "card": ...}``."""
     from geoseg.train.experiment import load_experiment
     from geoseg.train.fit import fit
 

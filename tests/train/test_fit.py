@@ -657,3 +657,42 @@ def test_a_glob_of_tiles_trains_with_one_shared_label_file(experiment, source):
     assert r.exit_code == 0, r.output
     log = [json.loads(line) for line in (experiment / "run_glob" / "log.jsonl").read_text().splitlines()]
     assert len(log) == 2 and log[-1]["loss"] < log[0]["loss"]
+
+
+def test_training_reports_each_step_as_json_lines(experiment):
+    exp = experiment / "exp.toml"
+    exp.write_text(exp.read_text().replace("epochs = 3", "epochs = 2").replace("steps_per_epoch = 10", "steps_per_epoch = 4"))
+    r = CliRunner().invoke(cli, ["train", str(exp), "--out", str(experiment / "run"), "--progress", "json"])
+    assert r.exit_code == 0, r.output
+    recs = [json.loads(line) for line in r.stderr.splitlines() if line.startswith('{"stage"')]
+    assert [(x["stage"], x["done"], x["total"]) for x in recs] == \
+        [(f"epoch {e}/2", d, 4) for e in (1, 2) for d in range(5)]
+
+
+def test_a_reporter_that_cancels_stops_training_and_keeps_the_steps_taken(experiment):
+    """The QGIS feedback's cancel (or any Progress): the epoch stops before its next step, last.pt keeps the rest."""
+    import tomllib
+    import torch
+
+    from geoseg.errors import Cancelled
+    from geoseg.train.fit import fit
+
+    class CancelAfter:
+        def __init__(self, n):
+            self.n, self.seen = n, []
+
+        def update(self, done, total, stage):
+            self.seen.append((stage, done))
+
+        def cancelled(self):
+            return len(self.seen) > self.n
+
+    cfg = tomllib.loads((experiment / "exp.toml").read_text())
+    cfg["train"].update(epochs=1, steps_per_epoch=6)
+    cfg["data"]["val"] = []
+    reporter = CancelAfter(3)  # updates at 0, 1, 2, 3 done: cancelled before the fourth step
+    with pytest.raises(Cancelled, match="rerun the same command"):
+        fit(cfg, experiment / "run", show_progress=reporter)
+    ck = torch.load(experiment / "run" / "last.pt", weights_only=False)
+    assert ck["partial"]["step"] == 3 and reporter.seen[-1] == ("epoch 1/1", 3)
+    assert not (experiment / "run" / ".geoseg-lock").exists()
