@@ -115,9 +115,10 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
 
 
 def train_model(config: Any, out_dir: str | None = None, *, export_dir: str | None = None, card_extra: Any = None,
-                int8: bool = False) -> dict:
+                int8: bool = False, progress=None) -> dict:
     """Train from an experiment (a TOML/YAML file or its dict; see ``docs/training.md``), resuming ``out_dir``;
-    with ``export_dir``, export the best checkpoint as a model card. Returns ``{"best": path, "card": path}``."""
+    with ``export_dir``, export the best checkpoint as a model card. ``progress``: a :class:`geoseg.progress.Progress`
+    that sees every step and may cancel (the steps taken are kept). Returns ``{"best": path, "card": path}``."""
     from geoseg.train.run import train_experiment
 
-    return train_experiment(config, out_dir, export_dir, card_extra, int8)
+    return train_experiment(config, out_dir, export_dir, card_extra, int8, show_progress=progress or False)
