@@ -11,12 +11,13 @@ from geoseg.errors import ConfigError, InputError
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt")
 
 
-def read_polygons(path: str, what: str):
+def read_polygons(path: str, what: str, within=None):
+    """Valid polygons of ``path``; ``within`` (a GeoSeries, any CRS) limits the read to its bounds."""
     from geoseg.io.vector import VECTOR_EXTENSIONS, read_polygon_features
 
     if Path(path).suffix.lower() not in VECTOR_EXTENSIONS:
         raise InputError(f"{what} {path} must be one of {', '.join(VECTOR_EXTENSIONS)}")
-    gdf = read_polygon_features(path, what)
+    gdf = read_polygon_features(path, what, within)
     return gdf.set_geometry(polygonal(gdf.geometry.values)).pipe(lambda g: g[~g.geometry.is_empty])
 
 
@@ -27,6 +28,19 @@ def _check_raster(path: str) -> None:
     with open_raster(path) as ds:
         if ds.crs is None:
             raise InputError(f"{path} has no CRS; assign one first, e.g. `gdal_edit.py -a_srs EPSG:XXXX {path}`")
+
+
+def _extent(raster: str | None):
+    """The raster's footprint as a one-box GeoSeries in its CRS (None without a raster)."""
+    if raster is None:
+        return None
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from geoseg.io.raster import open_raster
+
+    with open_raster(raster) as ds:
+        return gpd.GeoSeries([box(*ds.bounds)], crs=ds.crs)
 
 
 def _warn_no_truth(what: str) -> None:
@@ -90,7 +104,8 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
     is_raster = Path(pred).suffix.lower() in RASTER_SUFFIXES
     for path in dict.fromkeys(p for p in (pred if is_raster else None, raster) if p is not None):
         _check_raster(path)
-    truth_gdf = read_polygons(truth, "truth")
+    extent = _extent(raster or (pred if is_raster else None))  # only the part of large vector files that can count
+    truth_gdf = read_polygons(truth, "truth", extent)
     thr = 0.5 if threshold is None else threshold
     if is_raster:
         from dataclasses import replace
@@ -104,7 +119,7 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
         pred_gdf = vectorize_raster(pred, replace(vcfg, threshold=thr))
         raster = raster or pred
     else:
-        pred_gdf = read_polygons(pred, "prediction")
+        pred_gdf = read_polygons(pred, "prediction", extent)
     out: dict = {"pred": str(pred), "truth": str(truth), "raster": raster, "threshold": thr if is_raster else None}  # footprints have no threshold
     if raster is not None:
         with open_raster(raster) as ds:

@@ -37,8 +37,11 @@ _SHP_STALE = (".qix", ".sbn", ".sbx", ".shp.xml", ".qmd")  # old companions of a
 _SQLITE_LEFTOVERS = ("-journal", "-wal", "-shm")
 
 
-def read_vectors(path: str | os.PathLike, what: str = "vectors"):
+def read_vectors(path: str | os.PathLike, what: str = "vectors", within=None):
     """The features of ``path`` (any vector format GDAL reads, or GeoParquet) as a GeoDataFrame.
+
+    ``within``: a GeoSeries (any CRS) whose bounds limit what is read from a GDAL format (the features whose
+    bounding boxes touch them): a city-wide label file read for one tile reads only that tile's part.
 
     A missing or unreadable file, or one without a CRS, raises a one-line :class:`InputError`
     naming ``what`` it was meant to be ("labels", "truth", ...).
@@ -50,7 +53,7 @@ def read_vectors(path: str | os.PathLike, what: str = "vectors"):
         raise InputError(f"{what} not found: {path}; check the path")
     try:
         parquet = path.suffix.lower() in (".parquet", ".geoparquet")
-        gdf = gpd.read_parquet(path) if parquet else gpd.read_file(path)
+        gdf = gpd.read_parquet(path) if parquet else gpd.read_file(path, bbox=within)
     except Exception as exc:  # noqa: BLE001  (GDAL/pyarrow say why in their own words; keep the first clause)
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(";")[0].rstrip(".")
         raise InputError(f"{what} {path} cannot be read as vector data ({reason}); "
@@ -60,7 +63,7 @@ def read_vectors(path: str | os.PathLike, what: str = "vectors"):
     return gdf
 
 
-def read_polygon_features(path: str | os.PathLike, what: str = "labels"):
+def read_polygon_features(path: str | os.PathLike, what: str = "labels", within=None):
     """:func:`read_vectors`, keeping only polygonal features (buildings are areas), empty ones dropped.
 
     Points or lines among polygons are dropped with a :class:`~geoseg.errors.LabelWarning`; a file whose features
@@ -70,7 +73,7 @@ def read_polygon_features(path: str | os.PathLike, what: str = "labels"):
 
     from geoseg.errors import LabelWarning
 
-    gdf = read_vectors(path, what)
+    gdf = read_vectors(path, what, within)
     gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
     mixed = (gdf.geometry.geom_type == "GeometryCollection").to_numpy()
     if mixed.any():  # keep the polygons of a collection
