@@ -96,13 +96,15 @@ def throughput(card: ModelCard, cfg: SegmentConfig) -> float | None:
 def _out_grid(info: RasterInfo, dst_crs: str | None) -> RasterGrid:
     if dst_crs is None:
         return info.grid
+    import pyproj
     from rasterio.crs import CRS
     from rasterio.errors import CRSError
     from rasterio.warp import calculate_default_transform
 
-    try:
+    try:  # pyproj first: it refuses an unknown code quietly, where GDAL would also print "ERROR 1: PROJ: ..."
+        pyproj.CRS.from_user_input(dst_crs)
         crs = CRS.from_user_input(dst_crs)
-    except CRSError:
+    except (CRSError, pyproj.exceptions.CRSError):
         raise ConfigError(f"--dst-crs {dst_crs!r} is not a CRS; use e.g. EPSG:32633") from None
     g = info.grid
     transform, w, h = calculate_default_transform(g.crs, crs, g.width, g.height, *g.bounds)

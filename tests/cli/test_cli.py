@@ -361,3 +361,12 @@ def test_negative_sizes_are_usage_errors(tmp_path, flag):
     r = run("vectorize", src, "-o", tmp_path / "b.gpkg", flag, "-1")
     assert r.exit_code == 2 and "x>=0" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "b.gpkg").exists()
+
+
+def test_an_unknown_dst_crs_is_one_line_on_the_real_stderr(tmp_path):
+    """GDAL/PROJ print straight to the process's stderr, which CliRunner does not see: run the real command."""
+    src = write_raster(tmp_path / "in.tif", scene((32, 32)))
+    proc = subprocess.run(_geoseg("segment", str(src), "-o", str(tmp_path / "b.gpkg"), "--dst-crs", "EPSG:99999",
+                                  "--progress", "none"), check=False, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == ["geoseg: error: --dst-crs 'EPSG:99999' is not a CRS; use e.g. EPSG:32633"]
