@@ -30,17 +30,25 @@ def _check_raster(path: str) -> None:
             raise InputError(f"{path} has no CRS; assign one first, e.g. `gdal_edit.py -a_srs EPSG:XXXX {path}`")
 
 
-def _extent(raster: str | None):
-    """The raster's footprint as a one-box GeoSeries in its CRS (None without a raster)."""
+def _grid(raster: str | None):
+    """The raster's grid (None without a raster)."""
     if raster is None:
+        return None
+    from geoseg.grid import RasterGrid
+    from geoseg.io.raster import open_raster
+
+    with open_raster(raster) as ds:
+        return RasterGrid((ds.height, ds.width), ds.transform, ds.crs)
+
+
+def _extent(grid):
+    """The grid's footprint as a one-box GeoSeries in its CRS (None without a grid)."""
+    if grid is None:
         return None
     import geopandas as gpd
     from shapely.geometry import box
 
-    from geoseg.io.raster import open_raster
-
-    with open_raster(raster) as ds:
-        return gpd.GeoSeries([box(*ds.bounds)], crs=ds.crs)
+    return gpd.GeoSeries([box(*grid.bounds)], crs=grid.crs)
 
 
 def _warn_no_truth(what: str) -> None:
@@ -93,8 +101,6 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
     from geoseg.config import VectorizeConfig
     from geoseg.evaluate.objects import match_objects, object_scores
     from geoseg.evaluate.pixels import pixel_scores, valid_at
-    from geoseg.grid import RasterGrid
-    from geoseg.io.raster import open_raster
     from geoseg.io.vector import check_vector_output
 
     if matches is not None:
@@ -104,7 +110,8 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
     is_raster = Path(pred).suffix.lower() in RASTER_SUFFIXES
     for path in dict.fromkeys(p for p in (pred if is_raster else None, raster) if p is not None):
         _check_raster(path)
-    extent = _extent(raster or (pred if is_raster else None))  # only the part of large vector files that can count
+    grid = _grid(raster or (pred if is_raster else None))  # the grid and valid area the pixel scores use
+    extent = _extent(grid)  # only the part of large vector files that can count
     truth_gdf = read_polygons(truth, "truth", extent)
     thr = 0.5 if threshold is None else threshold
     if is_raster:
@@ -122,8 +129,6 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
         pred_gdf = read_polygons(pred, "prediction", extent)
     out: dict = {"pred": str(pred), "truth": str(truth), "raster": raster, "threshold": thr if is_raster else None}  # footprints have no threshold
     if raster is not None:
-        with open_raster(raster) as ds:
-            grid = RasterGrid((ds.height, ds.width), ds.transform, ds.crs)
         truth_r, pred_r = truth_gdf.to_crs(grid.crs), pred_gdf.to_crs(grid.crs)
         truth_r = truth_r[valid_at(raster, truth_r.geometry.values)]
         pred_r = pred_r[valid_at(raster, pred_r.geometry.values)]

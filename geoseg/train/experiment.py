@@ -99,10 +99,21 @@ def check_experiment(cfg: dict[str, Any]) -> None:
                               "e.g. { raster = \"v.tif\", labels = \"v.gpkg\", gsd_m = [0.15, 0.3] }")
 
 
+def glob_rasters(pattern: str, where: str) -> list[str]:
+    """The files ``pattern`` matches, sorted; a one-line :class:`ConfigError` naming ``where`` if none."""
+    import glob
+    import os
+
+    files = sorted(glob.glob(str(pattern)))
+    if not files:
+        raise ConfigError(f"{where} {pattern!r} matches no file (relative paths are read from the current folder, "
+                          f"{os.getcwd()}); fix the pattern or the path")
+    return files
+
+
 def check_paths(data: dict[str, Any]) -> None:
     """A one-line :class:`ConfigError` naming the first data entry whose raster or labels do not exist, before any
     region is loaded (loading the others first could take minutes). Relative paths are read from the current folder."""
-    import glob
     import os
 
     def missing(section: str, i: int, key: str, path: str) -> ConfigError:
@@ -114,9 +125,8 @@ def check_paths(data: dict[str, Any]) -> None:
             for key in ("raster", "labels"):
                 if key in e and not os.path.exists(str(e[key])):
                     raise missing(section, i, key, str(e[key]))
-            if "raster_glob" in e and not glob.glob(str(e["raster_glob"])):
-                raise ConfigError(f"data.{section}[{i}].raster_glob {e['raster_glob']!r} matches no file (relative "
-                                  f"paths are read from the current folder, {os.getcwd()}); fix the pattern or the path")
+            if "raster_glob" in e:
+                glob_rasters(e["raster_glob"], f"data.{section}[{i}].raster_glob")
 
 
 def _check_bands(cfg: dict[str, Any]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import math
 import time
@@ -16,6 +15,7 @@ from geoseg.errors import Cancelled, ConfigError, InputError
 from geoseg.models.normalize import default_normalization, normalize
 from geoseg.progress import Progress
 from geoseg.train.chips import ChipSampler, worker_batches
+from geoseg.train.experiment import glob_rasters
 from geoseg.train.regions import Region, load_region
 
 
@@ -181,9 +181,7 @@ def expand_globs(entries: list[dict]) -> list[dict]:
         if "raster_glob" not in d:
             out.append(d)
             continue
-        files = sorted(glob.glob(d["raster_glob"]))
-        if not files:
-            raise ConfigError(f"training raster_glob {d['raster_glob']!r} matches no file; fix the pattern or the path")
+        files = glob_rasters(d["raster_glob"], "training raster_glob")
         rest = {k: v for k, v in d.items() if k != "raster_glob"}
         out.extend({**rest, "raster": f, "name": f"{d.get('name', d['raster_glob'])}/{Path(f).stem}"} for f in files)
     return out
@@ -197,9 +195,7 @@ def _val_sets(entries: list[dict], size: int, n_bands: int = 3) -> dict[str, lis
     """Validation chips per ``name@gsd``; an entry's ``gsd_m`` may be one GSD or a list."""
     sets: dict[str, list] = {}
     for d in entries:
-        rasters = sorted(glob.glob(d["raster_glob"])) if "raster_glob" in d else [d["raster"]]
-        if not rasters:
-            raise ConfigError(f"validation raster_glob {d['raster_glob']!r} matches no file; fix the pattern or the path")
+        rasters = glob_rasters(d["raster_glob"], "validation raster_glob") if "raster_glob" in d else [d["raster"]]
         gsds = d["gsd_m"] if isinstance(d["gsd_m"], list) else [d["gsd_m"]]
         for g in gsds:
             key = f"{d.get('name', rasters[0])}@{g:g}"

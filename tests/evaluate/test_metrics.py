@@ -486,7 +486,7 @@ def test_a_float_probability_in_0_255_is_a_one_line_error_not_a_score(tmp_path):
 
 
 def test_only_the_part_of_a_vector_file_around_the_raster_is_read_across_crss(tmp_path):
-    from geoseg.evaluate.run import _extent, read_polygons
+    from geoseg.evaluate.run import _extent, _grid, read_polygons
 
     raster = write_raster(tmp_path / "r.tif", scene((100, 100)))  # EPSG:32633, 100 m across
     from shapely import affinity
@@ -494,7 +494,7 @@ def test_only_the_part_of_a_vector_file_around_the_raster_is_read_across_crss(tm
     far = [affinity.translate(TRUTH[0], xoff=50_000)]  # 50 km east
     gpd.GeoDataFrame(geometry=TRUTH + far, crs=32633).to_crs(4326).to_file(tmp_path / "t.gpkg")
     assert len(read_polygons(str(tmp_path / "t.gpkg"), "truth")) == 4
-    near = read_polygons(str(tmp_path / "t.gpkg"), "truth", _extent(str(raster)))
+    near = read_polygons(str(tmp_path / "t.gpkg"), "truth", _extent(_grid(str(raster))))
     assert len(near) == 3
     s = evaluate(str(tmp_path / "t.gpkg"), str(tmp_path / "t.gpkg"), raster=str(raster))
     assert s["n_truth"] == 3 and s["iou"] == 1.0
