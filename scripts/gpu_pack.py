@@ -39,8 +39,10 @@ def unjpeg(buf: np.ndarray) -> np.ndarray:
 def main() -> int:
     from safetensors.torch import save_file
 
+    from geoseg.train.checkpoint import source_state
     from geoseg.train.experiment import load_experiment
-    from geoseg.train.fit import _source_state, _val_sets, train_regions
+    from geoseg.train.fit import train_regions
+    from geoseg.train.validation import val_sets
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("configs", nargs="+", type=Path)
@@ -58,7 +60,7 @@ def main() -> int:
     meta = {"names": [r.name for r in regions], "gsd_m": [r.gsd_m for r in regions],
             "chip_gsd_m": [r.chip_gsd_m for r in regions]}  # per region: an entry may have its own base and span
     np.savez_compressed(args.out / "regions.npz", meta=json.dumps(meta), **arrays)
-    val = _val_sets(dcfg.get("val", []), int(tcfg.get("val_chip_size", 192)))
+    val = val_sets(dcfg.get("val", []), int(tcfg.get("val_chip_size", 192)))
     varr = {}
     for key, chips in val.items():
         for j, name in enumerate(("image", "label", "valid")):
@@ -71,7 +73,7 @@ def main() -> int:
     if inits:
         encoder, model = inits.pop()
         prefix = "encoder." if encoder else ""
-        state = {k: v.half().contiguous() for k, v in _source_state(encoder or model).items() if k.startswith(prefix)}
+        state = {k: v.half().contiguous() for k, v in source_state(encoder or model).items() if k.startswith(prefix)}
         save_file(state, str(args.out / "init.safetensors"))
     for p in sorted(args.out.iterdir()):
         print(f"{p}: {p.stat().st_size / 2**20:.1f} MiB")

@@ -16,7 +16,7 @@ import argparse
 def load_state(ref: str):
     """``(float state dict, training config)`` of a checkpoint path or a model name / card (the loader
     ``init_model`` uses)."""
-    from geoseg.train.fit import _source_state
+    from geoseg.train.checkpoint import source_state
 
     if ref.endswith(".pt"):
         import torch
@@ -26,7 +26,7 @@ def load_state(ref: str):
         from geoseg.models.registry import get_card
 
         config = dict(get_card(ref).raw["training"]["config"])
-    return _source_state(ref), config
+    return source_state(ref), config
 
 
 def soup(states: list[dict]) -> dict:

@@ -61,11 +61,11 @@ def build(cfg, init: Path | None, device):
     import torch
 
     from geoseg.models.arch import build_module
-    from geoseg.train.fit import _init_from
+    from geoseg.train.checkpoint import init_from
 
     model = build_module(cfg["architecture"])
     if init is not None:
-        _init_from(model, str(init), whole="init_model" in cfg["train"])
+        init_from(model, str(init), whole="init_model" in cfg["train"])
     model = model.to(device).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=float(cfg["train"]["lr"]), weight_decay=1e-4)
     return model, opt
@@ -107,7 +107,8 @@ def main() -> int:
     from geoseg.models.normalize import DEFAULT_NORMALIZATION, normalize
     from geoseg.train.chips import chip_stream, worker_batches
     from geoseg.train.experiment import load_experiment
-    from geoseg.train.fit import _amp, _validate, set_train_mode, train_step
+    from geoseg.train.fit import amp, set_train_mode, train_step
+    from geoseg.train.validation import validate
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("configs", nargs="+", type=Path)
@@ -136,8 +137,8 @@ def main() -> int:
     regions, val = load_data(args.data)
     init = args.data / "init.safetensors"
     init = init if init.exists() and ("init_encoder" in t0cfg or "init_model" in t0cfg) else None
-    runs = [(c, *build(c, init, device), _amp(device, t0cfg.get("precision", "auto"))[1]) for c in cfgs]
-    dtype = _amp(device, t0cfg.get("precision", "auto"))[0]
+    runs = [(c, *build(c, init, device), amp(device, t0cfg.get("precision", "auto"))[1]) for c in cfgs]
+    dtype = amp(device, t0cfg.get("precision", "auto"))[0]
     weights = [float(w) for w in t0cfg.get("channel_weights", [1.0, 0.5, 0.5])[:n_targets]]
     seed_base = int(t0cfg.get("seed", 0)) * 1000  # worker i samples with seed_base + i + 1 (as in the H200 run)
     if workers:
@@ -172,7 +173,7 @@ def main() -> int:
         if done or elapsed - last_val >= val_every:
             last_val = elapsed
             for cfg, model, _, _ in runs:
-                m = _validate(model, val, norm, device, dtype)
+                m = validate(model, val, norm, device, dtype)
                 name = cfg["name"]
                 rec = {"model": name, "step": step, "seconds": round(elapsed, 1), "data_wait_s": round(wait, 1),
                        "loss": round(float(torch.stack(losses[name]).mean()), 4) if losses[name] else None, **m}

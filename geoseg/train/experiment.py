@@ -43,7 +43,7 @@ def load_experiment(path: str | Path) -> dict[str, Any]:
 
 
 _POSITIVE_INTS = ("chip_size", "batch_size", "steps_per_epoch", "epochs")
-LOSS_NAMES = ("bce_dice", "bce_lovasz")  # train.loss: the building channel's loss (geoseg.train.fit.LOSSES)
+LOSS_NAMES = ("bce_dice", "bce_lovasz")  # train.loss: the building channel's loss (geoseg.train.losses.LOSSES)
 
 
 def check_experiment(cfg: dict[str, Any]) -> None:
@@ -180,3 +180,8 @@ def _check_coverage(entries: list[dict[str, Any]], gsd_range: list[float]) -> No
 
 def _positive(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+
+
+def entry_bands(entry: dict) -> tuple[int, ...] | None:
+    """An entry's ``bands`` (1-based, in order) as a tuple, or None (then the bands ``geoseg segment`` picks)."""
+    return tuple(int(b) for b in entry["bands"]) if "bands" in entry else None

@@ -14,61 +14,15 @@ import numpy as np
 from geoseg.errors import Cancelled, ConfigError, InputError
 from geoseg.models.normalize import default_normalization, normalize
 from geoseg.progress import Progress
+from geoseg.train.checkpoint import init_from, resume, save_checkpoint
 from geoseg.train.chips import ChipSampler, worker_batches
-from geoseg.train.experiment import glob_rasters
-from geoseg.train.regions import Region, load_region
+from geoseg.train.experiment import entry_bands, glob_rasters
+from geoseg.train.losses import total_loss
+from geoseg.train.regions import load_region
+from geoseg.train.validation import val_sets, validate
 
 
-def _masked_bce(logits, target, valid):
-    import torch.nn.functional as F
-
-    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    return (bce * valid).sum() / valid.sum().clamp(min=1)
-
-
-def _bce_dice(logits, target, valid):
-    import torch
-
-    bce = _masked_bce(logits, target, valid)
-    p = torch.sigmoid(logits) * valid
-    inter = (p * target).sum(dim=(1, 2, 3))
-    denom = p.sum(dim=(1, 2, 3)) + (target * valid).sum(dim=(1, 2, 3))
-    return bce + 1 - ((2 * inter + 1) / (denom + 1)).mean()
-
-
-def _bce_lovasz(logits, target, valid):
-    """BCE + the Lovasz hinge (Berman et al. 2018: a convex surrogate of IoU over the whole batch, smp's
-    implementation), nodata pixels left out of both."""
-    from segmentation_models_pytorch.losses import LovaszLoss
-
-    labels = target.masked_fill(valid == 0, _IGNORE)
-    return _masked_bce(logits, target, valid) + LovaszLoss("binary", per_image=False, ignore_index=_IGNORE)(logits, labels)
-
-
-_IGNORE = 255
-LOSSES = {"bce_dice": _bce_dice, "bce_lovasz": _bce_lovasz}  # train.loss: the building channel's loss
-
-
-def _loss(logits, target, valid, weights, loss: str = "bce_dice"):
-    """Per output channel (building, border, gap), weighted: ``loss`` on the building channel, Dice + BCE on the
-    others."""
-    logits = logits.float()
-    return sum(w * (LOSSES[loss] if c == 0 else _bce_dice)(logits[:, c:c + 1], target[:, c:c + 1], valid)
-               for c, w in enumerate(weights[:logits.shape[1]]))
-
-
-def val_chips(region: Region, size: int, min_valid: float = 0.5):
-    h, w = region.label.shape
-    out = []
-    for y in range(0, h - size + 1, size):
-        for x in range(0, w - size + 1, size):
-            v = region.valid[y:y + size, x:x + size]
-            if v.mean() >= min_valid:
-                out.append((region.image[:, y:y + size, x:x + size], region.label[y:y + size, x:x + size] > 0, v))
-    return out
-
-
-def _amp(device: str, precision: str):
+def amp(device: str, precision: str):
     """``(autocast dtype or None, GradScaler or None)`` for a training device and precision (``auto``: see
     :func:`geoseg.engine.device.resolve_precision`; fp16 on CUDA gets a gradient scaler)."""
     import torch
@@ -87,7 +41,7 @@ def train_step(model, opt, scaler, batch, weights, device: str, dtype, loss: str
     """One optimiser step of ``model`` on ``batch = (x, target, valid)`` (tensors on ``device``), or on a list of
     such batches whose gradients are averaged (gradient accumulation: the step of one batch of their total size,
     in the memory of one), under autocast ``dtype`` (None: fp32), with the gradient ``scaler`` if any, the
-    building channel scored by ``loss`` (a key of :data:`LOSSES`); returns the mean loss (detached)."""
+    building channel scored by ``loss`` (a key of :data:`geoseg.train.losses.LOSSES`); returns the mean loss (detached)."""
     import torch
 
     batches = batch if isinstance(batch, list) else [batch]
@@ -96,7 +50,7 @@ def train_step(model, opt, scaler, batch, weights, device: str, dtype, loss: str
     for x, y, v in batches:
         with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
             logits = model(x)
-        value = _loss(logits, y, v, weights, loss) / len(batches)
+        value = total_loss(logits, y, v, weights, loss) / len(batches)
         (scaler.scale(value) if scaler is not None else value).backward()
         total = total + value.detach()
     if scaler is not None:
@@ -120,31 +74,6 @@ def set_train_mode(model, freeze_bn: bool = False) -> None:
                 m.eval()
 
 
-def pixel_counts(model, chips, norm, threshold: float = 0.5, batch: int = 16, device: str = "cpu",
-                 dtype=None) -> tuple[int, int, int]:
-    """``(tp, fp, fn)`` building pixels of ``model`` over ``(image, label, valid)`` chips, valid pixels only."""
-    import torch
-
-    model.eval()
-    tp = fp = fn = 0
-    with torch.inference_mode(), torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
-        for i in range(0, len(chips), batch):
-            part = chips[i:i + batch]
-            x = normalize(torch.from_numpy(np.stack([c[0] for c in part])).to(device), norm)
-            p = torch.sigmoid(model(x).float())[:, 0].cpu().numpy() >= threshold
-            lab = np.stack([c[1] for c in part]) > 0
-            val = np.stack([c[2] for c in part])
-            tp += int((p & lab & val).sum())
-            fp += int((p & ~lab & val).sum())
-            fn += int((~p & lab & val).sum())
-    model.train()
-    return tp, fp, fn
-
-
-def _scores(tp: int, fp: int, fn: int) -> dict[str, float]:
-    return {"iou": tp / max(1, tp + fp + fn), "precision": tp / max(1, tp + fp), "recall": tp / max(1, tp + fn)}
-
-
 def train_regions(dcfg: dict[str, Any], tcfg: dict[str, Any], n_bands: int = 3) -> list:
     """The training rasters: read tile by tile on the fly (``source = "tiles"``, the default)
     or loaded whole into memory once (``source = "memory"``, fastest for small regions).
@@ -163,13 +92,13 @@ def train_regions(dcfg: dict[str, Any], tcfg: dict[str, Any], n_bands: int = 3) 
         base = float(d.get("base_gsd_m", dcfg["base_gsd_m"]))
         span = tuple(float(g) for g in d["chip_gsd_m"]) if "chip_gsd_m" in d else None
         if source == "memory":
-            regions.append(load_region(d["raster"], d["labels"], base, d.get("name"), span, n_bands, _bands(d)))
+            regions.append(load_region(d["raster"], d["labels"], base, d.get("name"), span, n_bands, entry_bands(d)))
             continue
         largest_crop = math.ceil(tcfg["chip_size"] * max(span or tcfg["gsd_range"]) / base)
         tile = int(tcfg.get("tile_size", max(512, largest_crop)))
         regions.append(TiledRegion(d["raster"], d["labels"], base, tile, d.get("name"),
                                    cache_tiles=int(tcfg.get("cache_tiles", 8)), chip_gsd_m=span, n_bands=n_bands,
-                                   bands=_bands(d)))
+                                   bands=entry_bands(d)))
     return regions
 
 
@@ -185,89 +114,6 @@ def expand_globs(entries: list[dict]) -> list[dict]:
         rest = {k: v for k, v in d.items() if k != "raster_glob"}
         out.extend({**rest, "raster": f, "name": f"{d.get('name', d['raster_glob'])}/{Path(f).stem}"} for f in files)
     return out
-
-
-def _bands(entry: dict) -> tuple[int, ...] | None:
-    return tuple(int(b) for b in entry["bands"]) if "bands" in entry else None
-
-
-def _val_sets(entries: list[dict], size: int, n_bands: int = 3) -> dict[str, list]:
-    """Validation chips per ``name@gsd``; an entry's ``gsd_m`` may be one GSD or a list."""
-    sets: dict[str, list] = {}
-    for d in entries:
-        rasters = glob_rasters(d["raster_glob"], "validation raster_glob") if "raster_glob" in d else [d["raster"]]
-        gsds = d["gsd_m"] if isinstance(d["gsd_m"], list) else [d["gsd_m"]]
-        for g in gsds:
-            key = f"{d.get('name', rasters[0])}@{g:g}"
-            for r in rasters:
-                region = load_region(r, d["labels"], g, d.get("name"), n_bands=n_bands, bands=_bands(d))
-                sets.setdefault(key, []).extend(val_chips(region, size))
-    return {k: v for k, v in sets.items() if v}
-
-
-def _validate(model, sets: dict[str, list], norm, device, dtype) -> dict[str, Any]:
-    """Pixel IoU/precision/recall over all validation chips, plus IoU per validation set."""
-    if not sets:
-        return {}
-    counts = {k: pixel_counts(model, v, norm, device=device, dtype=dtype) for k, v in sets.items()}  # one pass per chip
-    out = _scores(*(sum(c[i] for c in counts.values()) for i in range(3)))
-    if len(sets) > 1:
-        out["iou_by_set"] = {k: round(_scores(*c)["iou"], 4) for k, c in counts.items()}
-    return out
-
-
-HEADS = ("head.", "segmentation_head.")  # output layers: may differ in size when fine-tuning
-
-
-def _source_state(source: str) -> dict:
-    """Float weights of a registered model (name or card path), a safetensors file (fp16 or int8
-    storage) or a training checkpoint (``*.pt``, e.g. another run's ``last.pt``)."""
-    import torch
-    from safetensors.torch import load_file
-
-    from geoseg.models.weights import decode_state
-
-    src = str(source)
-    if src.endswith((".pt", ".safetensors")) and not Path(src).is_file():
-        raise ConfigError(f"weights to start from not found: {src}; train that run first or fix the path")
-    if src.endswith(".pt"):
-        return decode_state(torch.load(src, weights_only=False, map_location="cpu")["model"])
-    if src.endswith(".safetensors"):
-        return decode_state(load_file(src))
-    from geoseg.models.registry import get_card
-
-    card = get_card(src)
-    card.verify_weights()
-    return decode_state(load_file(str(card.weights_path)))
-
-
-def _init_from(model, source: str, whole: bool) -> None:
-    """Start ``model`` from ``source``'s weights: the encoder only, or (``whole``) every layer;
-    an output head of another size keeps the leading outputs both share (building, border)
-    and starts the others fresh."""
-    prefix = "" if whole else "encoder."
-    own = model.state_dict()
-    src = {k: v for k, v in _source_state(source).items() if k.startswith(prefix) and k in own}
-    state = {k: v for k, v in src.items() if own[k].shape == v.shape}
-    if whole:  # a head with more or fewer outputs (e.g. + gap): keep the outputs both have
-        for k, v in src.items():
-            if k not in state and k.startswith(HEADS) and own[k].shape[1:] == v.shape[1:]:
-                n = min(v.shape[0], own[k].shape[0])
-                state[k] = own[k].clone()
-                state[k][:n] = v[:n]
-    missing = [k for k in own if k.startswith(prefix) and k not in state and not (whole and k.startswith(HEADS))]
-    if not state or missing:
-        what = "model" if whole else "encoder"
-        hint = f" ({len(missing)} missing or mismatched tensors, e.g. {missing[0]})" if missing else ""
-        raise ConfigError(f"{source}: {what} does not match the architecture being trained{hint}")
-    model.load_state_dict(state, strict=False)
-    fresh = sorted({k.split(".")[0] for k in own if k.startswith(prefix) and k not in src})
-    print(f"{'model' if whole else 'encoder'} initialised from {source} ({len(state)} tensors"
-          + (f"; new: {', '.join(fresh)})" if fresh else ")"), flush=True)
-
-
-def _arch(cfg: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v}" for k, v in sorted(cfg["architecture"].items()))
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -288,44 +134,6 @@ def _steps(n: int, epoch: int, epochs: int, progress, done: int = 0):
         yield i
         if progress is not None:
             progress.update(i + 1, n, stage)
-
-
-def _save(path: Path, state: dict) -> None:
-    """``torch.save`` to a temporary name, then rename: a kill never leaves half a checkpoint."""
-    import torch
-
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
-
-
-def _resume(last: Path, cfg: dict[str, Any], model, opt, sched, steps: int, device) -> tuple[int, float, dict | None]:
-    """Load ``last`` (if any) into the model, optimiser and schedule: ``(first epoch to run, best score, the
-    unfinished epoch's progress or None)``."""
-    import torch
-
-    if not last.exists():
-        return 0, -1.0, None
-    ck = torch.load(last, weights_only=False, map_location=device)
-    if ck["config"]["architecture"] != cfg["architecture"]:
-        raise ConfigError(f"{last} is a run of another architecture ({_arch(ck['config'])}, this config asks for "
-                          f"{_arch(cfg)}); give a new --out, or resume with that run's config")
-    model.load_state_dict(ck["model"]), opt.load_state_dict(ck["opt"])
-    start, partial = ck["epoch"] + 1, ck.get("partial")
-    same_steps = ck["config"]["train"]["steps_per_epoch"] == steps
-    if partial is not None and not same_steps:
-        print("steps_per_epoch changed: the unfinished epoch starts over", flush=True)
-        partial = None
-    epochs = int(cfg["train"]["epochs"])
-    if ck["config"]["train"]["epochs"] == epochs and same_steps:
-        sched.load_state_dict(ck["sched"])
-    else:  # the schedule was lengthened or shortened: follow the new one from here
-        print(f"schedule changed to {epochs} epochs at epoch {start}", flush=True)
-        for _ in range(min(start * steps + (partial["step"] if partial else 0), epochs * steps)):
-            sched.step()
-    at = f"epoch {start + 1}, step {partial['step']}" if partial else f"epoch {start + 1}"
-    print(f"resumed at {at}", flush=True)
-    return start, float(ck["best"]), partial
 
 
 def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool | Progress = False, stop_after: int | None = None,
@@ -373,7 +181,7 @@ def _fit(cfg: dict[str, Any], out_dir: Path, show_progress: Progress | None, sto
     if not any(r.has_buildings for r in regions):
         raise InputError("no label polygon lies on any training raster; check that each entry's labels cover its "
                          "raster (same place; any CRS is fine)")
-    val = _val_sets(dcfg.get("val", []), tcfg.get("val_chip_size", 192), n_bands)
+    val = val_sets(dcfg.get("val", []), tcfg.get("val_chip_size", 192), n_bands)
     print(f"train regions: {[(r.name, round(r.valid_pixels / 1e6, 1)) for r in regions]} (Mpx valid); "
           f"val chips: {({k: len(v) for k, v in val.items()})}", flush=True)
     n_targets = int(cfg["architecture"].get("classes", 2))
@@ -391,18 +199,18 @@ def _fit(cfg: dict[str, Any], out_dir: Path, show_progress: Progress | None, sto
         if "init_model" in tcfg and "init_encoder" in tcfg:
             raise ConfigError("give train.init_model (fine-tune a whole model) or train.init_encoder, not both")
         if "init_model" in tcfg:
-            _init_from(model, tcfg["init_model"], whole=True)
+            init_from(model, tcfg["init_model"], whole=True)
         elif "init_encoder" in tcfg:
-            _init_from(model, tcfg["init_encoder"], whole=False)
+            init_from(model, tcfg["init_encoder"], whole=False)
     model = model.to(device)
-    dtype, scaler = _amp(device, tcfg.get("precision", "auto"))
+    dtype, scaler = amp(device, tcfg.get("precision", "auto"))
     if uses_channels_last(device, {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]):
         model = model.to(memory_format=torch.channels_last)  # steps 1.4-1.9x faster in bf16 on a native-bf16 CPU
     opt = torch.optim.AdamW(model.parameters(), lr=float(tcfg["lr"]), weight_decay=1e-4)
     epochs, steps = int(tcfg["epochs"]), int(tcfg["steps_per_epoch"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(tcfg["lr"]), total_steps=epochs * steps, pct_start=0.1)
     last = out_dir / "last.pt"
-    start, best, partial = _resume(last, cfg, model, opt, sched, steps, device)
+    start, best, partial = resume(last, cfg, model, opt, sched, steps, device)
     if last.exists():
         sampler.rng = np.random.default_rng([seed, start])
     model.train()
@@ -413,7 +221,7 @@ def _fit(cfg: dict[str, Any], out_dir: Path, show_progress: Progress | None, sto
         partial = None
         if len(losses) < steps:  # stop_after_steps: this call ends inside the epoch (its checkpoint is kept)
             break
-        metrics = _validate(model, val, norm, device, dtype)
+        metrics = validate(model, val, norm, device, dtype)
         rec = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": round(time.time() - t0, 1), **metrics}
         with open(out_dir / "log.jsonl", "a") as fh:
             fh.write(json.dumps(rec) + "\n")
@@ -421,8 +229,8 @@ def _fit(cfg: dict[str, Any], out_dir: Path, show_progress: Progress | None, sto
         score = metrics.get("iou", -float(np.mean(losses)))
         if score > run.best:
             run.best = score
-            _save(out_dir / "best.pt", {"model": model.state_dict(), "epoch": epoch, "metrics": metrics, "config": cfg})
-        _save(last, {**run.state(), "epoch": epoch})
+            save_checkpoint(out_dir / "best.pt", {"model": model.state_dict(), "epoch": epoch, "metrics": metrics, "config": cfg})
+        save_checkpoint(last, {**run.state(), "epoch": epoch})
         if run.left == 0:  # stop_after_steps ran out with this epoch
             break
     return out_dir / "best.pt"
@@ -462,7 +270,7 @@ class _Epochs:
     def keep(self, epoch: int, losses: list[float], t0: float, reason: str) -> None:
         """Write ``last.pt`` inside ``epoch``: a rerun resumes at the step after ``losses``."""
         partial = {"epoch": epoch, "step": len(losses), "losses": list(losses), "seconds": time.time() - t0}
-        _save(self.out_dir / "last.pt", {**self.state(), "epoch": epoch - 1, "partial": partial})
+        save_checkpoint(self.out_dir / "last.pt", {**self.state(), "epoch": epoch - 1, "partial": partial})
         print(f"checkpoint at epoch {epoch + 1}, step {len(losses)} ({reason})", flush=True)
 
     def train(self, epoch: int, resumed: dict | None) -> tuple[list[float], float]:

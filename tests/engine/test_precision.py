@@ -44,15 +44,15 @@ def test_bf16_on_a_cpu_that_emulates_it_warns_and_auto_training_avoids_it():
     import torch
 
     from geoseg.errors import PrecisionWarning
-    from geoseg.train.fit import _amp
+    from geoseg.train.fit import amp
 
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        assert _amp("cpu", "bf16") == (torch.bfloat16, None)
+        assert amp("cpu", "bf16") == (torch.bfloat16, None)
     assert any(issubclass(w.category, PrecisionWarning) for w in seen) == (not cpu_has_bf16())
-    dtype, scaler = _amp("cpu", "auto")
+    dtype, scaler = amp("cpu", "auto")
     assert (dtype is torch.bfloat16) == cpu_has_bf16() and scaler is None
-    assert _amp("cpu", "fp32") == (None, None)
+    assert amp("cpu", "fp32") == (None, None)
 
 
 def test_the_cpu_flags_agree_with_torch_about_native_bf16():

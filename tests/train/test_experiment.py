@@ -168,10 +168,10 @@ def test_the_cli_refuses_a_bad_config_before_reading_data(tmp_path):
 
 
 def test_a_validation_glob_that_matches_nothing_is_a_config_error(tmp_path):
-    from geoseg.train.fit import _val_sets
+    from geoseg.train.validation import val_sets
 
     with pytest.raises(ConfigError, match="matches no file"):
-        _val_sets([{"raster_glob": str(tmp_path / "none" / "*.tif"), "labels": "v.gpkg", "gsd_m": 0.3}], 64)
+        val_sets([{"raster_glob": str(tmp_path / "none" / "*.tif"), "labels": "v.gpkg", "gsd_m": 0.3}], 64)
 
 
 def test_a_colour_shift_needs_three_bands():

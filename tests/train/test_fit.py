@@ -232,26 +232,6 @@ def test_the_exported_card_runs_tiles_of_the_training_chip_size(experiment):
     assert (card.tile_size, card.overlap) == (128, 32), "a card template may still set its own"
 
 
-def test_validation_scores_per_set_add_up_to_the_overall_score():
-    import torch
-
-    from geoseg.models.normalize import DEFAULT_NORMALIZATION
-    from geoseg.train.fit import _validate
-
-    model = torch.nn.Conv2d(3, 1, 1)
-    with torch.no_grad():
-        model.weight.fill_(1.0), model.bias.fill_(0.0)  # bright pixels are buildings
-    img = np.zeros((3, 32, 32), np.uint8)
-    img[:, :, :16] = 255
-    lab_left = np.zeros((32, 32), np.uint8)
-    lab_left[:, :16] = 1
-    valid = np.ones((32, 32), bool)
-    sets = {"perfect": [(img, lab_left, valid)], "wrong": [(img, 1 - lab_left, valid)]}
-    out = _validate(model, sets, DEFAULT_NORMALIZATION, "cpu", None)
-    assert out["iou_by_set"] == {"perfect": 1.0, "wrong": 0.0}
-    assert out["iou"] == pytest.approx(512 / (512 + 512 + 512))
-
-
 def test_an_export_without_card_fields_loads_and_a_fine_tune_inherits_its_parents_settings(experiment):
     """`geoseg train --export` alone writes a card the engine can load; a fine-tune keeps the threshold, border
     cut and legal fields of the card it started from, and `--card` fields still win."""
@@ -519,38 +499,6 @@ def test_an_accumulating_run_stopped_inside_an_epoch_resumes_like_an_uninterrupt
     cfg["train"]["accumulate"] = 1
     fit(cfg, experiment / "c")
     assert _epoch_losses(experiment / "c") != _epoch_losses(experiment / "a")
-
-
-def test_the_lovasz_loss_is_zero_on_a_confident_right_answer_and_ignores_nodata():
-    """train.loss = "bce_lovasz": the hinge part vanishes once every valid pixel is on the right side by a margin
-    of 1, grows with the wrong pixels, and pixels outside the valid mask change nothing."""
-    import torch
-
-    from geoseg.train.fit import _loss
-
-    gen = torch.Generator().manual_seed(0)
-    target = (torch.rand(2, 1, 32, 32, generator=gen) > 0.6).float()
-    valid = torch.ones(2, 1, 32, 32)
-    valid[:, :, :8] = 0
-    right = (2 * target - 1) * 30  # BCE ~ 0 too
-    assert float(_loss(right, target, valid, [1.0], "bce_lovasz")) < 1e-6
-    flipped_nodata = right.clone()
-    flipped_nodata[:, :, :8] *= -1
-    assert float(_loss(flipped_nodata, target, valid, [1.0], "bce_lovasz")) < 1e-6
-    wrong_some, wrong_more = right.clone(), right.clone()
-    wrong_some[:, :, 8:12] *= -1
-    wrong_more[:, :, 8:20] *= -1
-    some = float(_loss(wrong_some / 30, target, valid, [1.0], "bce_lovasz"))
-    more = float(_loss(wrong_more / 30, target, valid, [1.0], "bce_lovasz"))
-    assert 0 < some < more
-    assert some != pytest.approx(float(_loss(wrong_some / 30, target, valid, [1.0], "bce_dice")))
-
-
-def test_every_loss_a_config_may_name_exists():
-    from geoseg.train.experiment import LOSS_NAMES
-    from geoseg.train.fit import LOSSES
-
-    assert set(LOSSES) == set(LOSS_NAMES)
 
 
 def test_training_on_the_lovasz_loss_lowers_it(experiment):
