@@ -91,7 +91,7 @@ class ChipSampler:
             return gsd, img.transpose(2, 0, 1), lab, val
         raise InputError(f"could not draw a training chip at {gsd:.3g} m that is at least {self.min_valid:.0%} valid in "
                          f"{self.max_tries} windows: the imagery has too few places that large; lower the top of "
-                         f"train.gsd_range or train.chip_size, or add larger rasters")
+                         f"train.gsd_range or train.chip_size, or add larger rasters (or larger aoi areas)")
 
     def _gsd(self) -> float:
         lo, hi = self.gsd_range

@@ -88,6 +88,7 @@ def check_experiment(cfg: dict[str, Any]) -> None:
                               f"{{ raster = \"a.tif\", labels = \"a.gpkg\" }}")
         if "raster" in e and "raster_glob" in e:
             raise ConfigError(f"data.train[{i}] gives both raster and raster_glob; keep one")
+        _check_aoi(f"data.train[{i}]", e)
         _check_entry_gsds(i, e)
     _check_coverage(d["train"], g)
     for i, e in enumerate(d.get("val", [])):
@@ -97,6 +98,13 @@ def check_experiment(cfg: dict[str, Any]) -> None:
                 or not all(_positive(v) for v in gsds):
             raise ConfigError(f"data.val[{i}] needs labels, raster (or raster_glob) and gsd_m (one GSD or a list), "
                               "e.g. { raster = \"v.tif\", labels = \"v.gpkg\", gsd_m = [0.15, 0.3] }")
+        _check_aoi(f"data.val[{i}]", e)
+
+
+def _check_aoi(where: str, entry: dict) -> None:
+    if "aoi" in entry and not (isinstance(entry["aoi"], str) and entry["aoi"]):
+        raise ConfigError(f"{where}.aoi must be the path of a polygon file (the area where the labels are complete), "
+                          f"not {entry['aoi']!r}")
 
 
 def glob_rasters(pattern: str, where: str) -> list[str]:
@@ -122,7 +130,7 @@ def check_paths(data: dict[str, Any]) -> None:
 
     for section in ("train", "val"):
         for i, e in enumerate(data.get(section, [])):
-            for key in ("raster", "labels"):
+            for key in ("raster", "labels", "aoi"):
                 if key in e and not os.path.exists(str(e[key])):
                     raise missing(section, i, key, str(e[key]))
             if "raster_glob" in e:

@@ -92,13 +92,14 @@ def train_regions(dcfg: dict[str, Any], tcfg: dict[str, Any], n_bands: int = 3) 
         base = float(d.get("base_gsd_m", dcfg["base_gsd_m"]))
         span = tuple(float(g) for g in d["chip_gsd_m"]) if "chip_gsd_m" in d else None
         if source == "memory":
-            regions.append(load_region(d["raster"], d["labels"], base, d.get("name"), span, n_bands, entry_bands(d)))
+            regions.append(load_region(d["raster"], d["labels"], base, d.get("name"), span, n_bands, entry_bands(d),
+                                       d.get("aoi")))
             continue
         largest_crop = math.ceil(tcfg["chip_size"] * max(span or tcfg["gsd_range"]) / base)
         tile = int(tcfg.get("tile_size", max(512, largest_crop)))
         regions.append(TiledRegion(d["raster"], d["labels"], base, tile, d.get("name"),
                                    cache_tiles=int(tcfg.get("cache_tiles", 8)), chip_gsd_m=span, n_bands=n_bands,
-                                   bands=entry_bands(d)))
+                                   bands=entry_bands(d), aoi=d.get("aoi")))
     return regions
 
 

@@ -73,11 +73,13 @@ class Region:
 
 def load_region(raster: str, labels: str, base_gsd_m: float, name: str | None = None,
                 chip_gsd_m: tuple[float, float] | None = None, n_bands: int = 3,
-                bands: tuple[int, ...] | None = None) -> Region:
+                bands: tuple[int, ...] | None = None, aoi: str | None = None) -> Region:
     """``raster`` and its ``labels`` on the local metric grid at ``base_gsd_m``, read whole through the
     engine's reader (bands, dtype scaling, masks, nodata and alpha as at inference), cropped to its data;
     ``chip_gsd_m``: the chip GSDs it serves (see :class:`~geoseg.train.chips.ChipSampler`); ``n_bands`` bands
-    (the model's ``in_channels``) are read, ``bands`` (1-based) if given, else picked as ``geoseg segment`` picks them."""
+    (the model's ``in_channels``) are read, ``bands`` (1-based) if given, else picked as ``geoseg segment`` picks them.
+    ``aoi``: a polygon file (any CRS) of the area where the labels are complete; the pixels outside it count as
+    nodata, so they teach neither building nor background, and the region is cropped to it."""
     from rasterio.features import rasterize
 
     from geoseg.io.raster import WorkReader, inspect_raster
@@ -87,14 +89,17 @@ def load_region(raster: str, labels: str, base_gsd_m: float, name: str | None = 
     grid = georef.reproject_grid(info.grid, crs, base_gsd_m)
     with WorkReader(info, grid) as reader:
         image, valid = reader.read(grid.full_window)
-    from geoseg.train.tiles import read_labels, warn_unlabelled
+    from geoseg.train.tiles import aoi_geoms, aoi_mask, read_labels, warn_unlabelled
 
+    if aoi is not None:
+        valid &= aoi_mask(aoi_geoms(aoi, crs, grid.bounds, raster), grid.transform, grid.shape_yx)
     geoms = read_labels(labels, crs, grid.bounds)
     label = rasterize(((g, i + 1) for i, g in enumerate(geoms)), out_shape=grid.shape_yx, transform=grid.transform, dtype="int32")
     rows = np.flatnonzero(valid.any(axis=1))
     cols = np.flatnonzero(valid.any(axis=0))
     if rows.size == 0:
-        raise InputError(f"{raster}: every pixel is nodata or masked; train on rasters with imagery in them")
+        inside = " inside the aoi" if aoi is not None else ""
+        raise InputError(f"{raster}: every pixel{inside} is nodata or masked; train on rasters with imagery in them")
     ys, xs = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
     region = Region(name or raster, image[:, ys, xs].copy(), label[ys, xs].copy(), valid[ys, xs].copy(), base_gsd_m,
                     chip_gsd_m)

@@ -23,7 +23,7 @@ from geoseg.grid import RasterGrid
 from geoseg.tiling import Tile, TileGrid
 
 
-def read_labels(path: str, crs, bounds: tuple[float, float, float, float] | None = None) -> list:
+def read_labels(path: str, crs, bounds: tuple[float, float, float, float] | None = None, what: str = "labels") -> list:
     """Label polygons of ``path`` (GeoJSON, GPKG, Parquet, ...) in ``crs``; empty ones, points and lines dropped.
     With ``bounds`` (in ``crs``), only those that touch them. The file is read once per CRS (a few are cached), so
     many rasters can share one label file."""
@@ -32,7 +32,7 @@ def read_labels(path: str, crs, bounds: tuple[float, float, float, float] | None
     import shapely
 
     st = os.stat(path) if os.path.exists(path) else None
-    geoms = _labels_in(str(path), crs.to_wkt(), st and (st.st_size, st.st_mtime_ns))
+    geoms = _labels_in(str(path), crs.to_wkt(), st and (st.st_size, st.st_mtime_ns), what)
     if bounds is None:
         return list(geoms)
     hits = shapely.STRtree(geoms).query(shapely.box(*bounds)) if len(geoms) else []
@@ -40,10 +40,29 @@ def read_labels(path: str, crs, bounds: tuple[float, float, float, float] | None
 
 
 @functools.lru_cache(maxsize=4)
-def _labels_in(path: str, crs_wkt: str, stamp) -> tuple:
+def _labels_in(path: str, crs_wkt: str, stamp, what: str) -> tuple:
     from geoseg.io.vector import read_polygon_features
 
-    return tuple(read_polygon_features(path, "labels").to_crs(crs_wkt).geometry)
+    return tuple(read_polygon_features(path, what).to_crs(crs_wkt).geometry)
+
+
+def aoi_geoms(path: str, crs, bounds: tuple[float, float, float, float], raster: str) -> list:
+    """The polygons of an entry's ``aoi`` file (the area where its labels are complete) that touch ``bounds``
+    (in ``crs``); a one-line error if none does."""
+    geoms = read_labels(path, crs, bounds, "aoi")
+    if not geoms:
+        raise InputError(f"no polygon of the aoi {path} lies on {raster}; draw the area where the labels are "
+                         "complete over the raster (any CRS), or leave aoi out")
+    return geoms
+
+
+def aoi_mask(geoms: list, transform, shape_yx: tuple[int, int]) -> np.ndarray:
+    """Pixels of a grid (``transform``, ``shape_yx``) whose centre lies in the ``aoi`` polygons: bool ``(Y, X)``."""
+    from rasterio.features import rasterize
+
+    if not geoms:
+        return np.zeros(shape_yx, bool)
+    return rasterize(((g, 1) for g in geoms), out_shape=shape_yx, transform=transform, dtype="uint8").astype(bool)
 
 
 def warn_unlabelled(raster: str, labels: str) -> None:
@@ -62,7 +81,7 @@ class TiledRegion:
     def __init__(self, raster: str, labels: str, base_gsd_m: float, tile_size: int, name: str | None = None,
                  cache_tiles: int = 8, refresh: float = 1 / 32, min_valid: float = 0.05,
                  chip_gsd_m: tuple[float, float] | None = None, n_bands: int = 3,
-                 bands: tuple[int, ...] | None = None):
+                 bands: tuple[int, ...] | None = None, aoi: str | None = None):
         import shapely
         from shapely import STRtree
 
@@ -77,7 +96,9 @@ class TiledRegion:
         self.tiles = TileGrid(self.grid.shape_yx, tile_size, 0)
         self.geoms = read_labels(labels, crs, self.grid.bounds)
         self.tree = STRtree(self.geoms)
-        self.has_buildings = len(self.tree.query(shapely.box(*self.grid.bounds))) > 0
+        self.aoi = None if aoi is None else aoi_geoms(aoi, crs, self.grid.bounds, raster)
+        where = shapely.box(*self.grid.bounds) if self.aoi is None else shapely.union_all(self.aoi)
+        self.has_buildings = len(self.tree.query(where, predicate="intersects")) > 0
         if not self.has_buildings:
             warn_unlabelled(raster, labels)
         self.cache: OrderedDict[tuple[int, int], tuple] = OrderedDict()
@@ -85,8 +106,9 @@ class TiledRegion:
         self.tile_weights = self._valid_fraction_per_tile()
         self.tile_weights[self.tile_weights < min_valid] = 0
         if not self.tile_weights.any():
-            raise InputError(f"{raster}: no tile of {tile_size} px is at least {min_valid:.0%} valid (the rest is nodata or "
-                             "masked); train on rasters with imagery in them")
+            rest = "nodata, masked or outside the aoi" if aoi is not None else "nodata or masked"
+            raise InputError(f"{raster}: no tile of {tile_size} px is at least {min_valid:.0%} valid (the rest is {rest}); "
+                             "train on rasters with imagery in them")
         self.valid_pixels = float((self.tile_weights * tile_size * tile_size).sum())
 
     @property
@@ -107,6 +129,8 @@ class TiledRegion:
         coarse = RasterGrid((math.ceil(h / k), math.ceil(w / k)), self.grid.transform @ Affine.scale(k), self.grid.crs)
         with WorkReader(self.info, coarse) as reader:
             _, valid = reader.read(PixelWindow(0, 0, *coarse.shape_yx))
+        if self.aoi is not None:
+            valid &= aoi_mask(self.aoi, coarse.transform, coarse.shape_yx)
         out = np.zeros((self.tiles.n_rows, self.tiles.n_cols))
         for t in self.tiles:
             r = t.read
@@ -130,6 +154,8 @@ class TiledRegion:
         if len(hits):
             inst = rasterize(((self.geoms[i], int(i) + 1) for i in hits), out_shape=tile.read.shape_yx,
                              transform=transform, dtype="int32")
+        if self.aoi is not None:  # outside the area where the labels are complete nothing is taught
+            valid &= aoi_mask(self.aoi, transform, tile.read.shape_yx)
         return image, inst, valid
 
     def _tile(self, rng: np.random.Generator):

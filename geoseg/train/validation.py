@@ -56,7 +56,8 @@ def val_sets(entries: list[dict], size: int, n_bands: int = 3) -> dict[str, list
         for g in gsds:
             key = f"{d.get('name', rasters[0])}@{g:g}"
             for r in rasters:
-                region = load_region(r, d["labels"], g, d.get("name"), n_bands=n_bands, bands=entry_bands(d))
+                region = load_region(r, d["labels"], g, d.get("name"), n_bands=n_bands, bands=entry_bands(d),
+                                     aoi=d.get("aoi"))
                 sets.setdefault(key, []).extend(val_chips(region, size))
     return {k: v for k, v in sets.items() if v}
 

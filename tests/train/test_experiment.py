@@ -123,6 +123,8 @@ FULL = {
     ("data", "train", [{"raster": "a.tif", "labels": "a.gpkg", "bands": [1, 2]}], "train[0].bands must list 3 band"),
     ("data", "train", [{"raster": "a.tif", "labels": "a.gpkg", "bands": [0, 1, 2]}], "1-based"),
     ("data", "val", [{"raster": "v.tif", "labels": "v.gpkg", "gsd_m": 0.3, "bands": "rgb"}], "val[0].bands must list"),
+    ("data", "train", [{"raster": "a.tif", "labels": "a.gpkg", "aoi": 5}], "train[0].aoi must be the path of a polygon"),
+    ("data", "val", [{"raster": "v.tif", "labels": "v.gpkg", "gsd_m": 0.3, "aoi": ""}], "val[0].aoi must be the path"),
     ("architecture", "in_channels", 0, "in_channels must be a whole number of bands"),
     ("architecture", "in_channels", 4, "normalization.mean must list 4 numbers"),
 ])
@@ -210,3 +212,6 @@ def test_a_missing_file_in_any_entry_is_named_before_any_data_is_read(tmp_path, 
         check_paths(data)
     data["val"][0]["labels"] = "a.gpkg"
     check_paths(data)
+    data["train"][0]["aoi"] = "area.gpkg"
+    with pytest.raises(ConfigError, match=r"data.train\[0\].aoi not found: area.gpkg"):
+        check_paths(data)

@@ -607,6 +607,36 @@ def test_a_glob_of_tiles_trains_with_one_shared_label_file(experiment, source):
     assert len(log) == 2 and log[-1]["loss"] < log[0]["loss"]
 
 
+@pytest.mark.parametrize("source", ["tiles", "memory"])
+def test_an_aoi_limits_training_and_validation_to_where_the_labels_are_complete(experiment, source):
+    """Labels drawn only in the west half, with that half as the aoi: the run trains (loss falls) and its
+    validation scores only the west half, so the unlabelled east neither teaches nor scores 'no building'."""
+    t = Affine(0.15, 0, 500000, 0, -0.15, 5000000)
+    west = box(t.c, t.f - 400 * 0.15, t.c + 200 * 0.15, t.f)
+    gpd.GeoDataFrame(geometry=[west], crs=32633).to_crs(4326).to_file(experiment / "aoi.geojson")
+    labels = gpd.read_file(experiment / "labels.geojson").to_crs(32633)
+    labels[labels.intersects(west)].to_file(experiment / "west_labels.gpkg")
+    aoi = experiment / "aoi.geojson"
+    text = (experiment / "exp.toml").read_text().replace("labels.geojson", "west_labels.gpkg")
+    text = text.replace('west_labels.gpkg" }', f'west_labels.gpkg", aoi = "{aoi}" }}')
+    text = text.replace('gsd_m = 0.3 }', f'gsd_m = 0.3, aoi = "{aoi}" }}').replace("epochs = 3", "epochs = 2")
+    text = text.replace('seed = 0', f'seed = 0\nsource = "{source}"')
+    assert text.count("aoi =") == 2
+    (experiment / "aoi.toml").write_text(text)
+    r = CliRunner().invoke(cli, ["train", str(experiment / "aoi.toml"), "--out", str(experiment / "run_aoi")])
+    assert r.exit_code == 0, r.output
+    log = [json.loads(line) for line in (experiment / "run_aoi" / "log.jsonl").read_text().splitlines()]
+    assert len(log) == 2 and log[-1]["loss"] < log[0]["loss"]
+    import tomllib
+
+    from geoseg.train.validation import val_sets
+
+    val = val_sets(tomllib.loads(text)["data"]["val"], 64)
+    full = val_sets(tomllib.loads((experiment / "exp.toml").read_text())["data"]["val"], 64)
+    n_val, n_full = (sum(int(c[2].sum()) for chips in v.values() for c in chips) for v in (val, full))
+    assert 0 < n_val <= n_full / 2, "validation chips only where the aoi is"
+
+
 def test_training_reports_each_step_as_json_lines(experiment):
     exp = experiment / "exp.toml"
     exp.write_text(exp.read_text().replace("epochs = 3", "epochs = 2").replace("steps_per_epoch = 10", "steps_per_epoch = 4"))

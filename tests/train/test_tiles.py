@@ -242,3 +242,55 @@ def test_a_gsd_no_window_can_serve_is_a_one_line_error():
     region = Region("striped", np.full((3, 100, 100), 90, np.uint8), np.zeros((100, 100), np.int32), valid, 1.0)
     with pytest.raises(InputError, match=r"at least 60% valid in 200 windows.*train\.gsd_range"):
         ChipSampler([region], 16, (1.0, 2.0), seed=0, augment=False).sample()
+
+
+def _aoi(tmp_path, cols, crs=4326, name="aoi.gpkg"):
+    """A polygon over raster columns ``cols = (c0, c1)`` of the fixture's grid (all rows), written in ``crs``."""
+    c0, c1 = cols
+    geom = box(T.c + c0 * GSD, T.f - 300 * GSD, T.c + c1 * GSD, T.f)
+    gpd.GeoDataFrame(geometry=[geom], crs=32633).to_crs(crs).to_file(tmp_path / name)
+    return str(tmp_path / name)
+
+
+@pytest.mark.parametrize("crs", [32633, 4326])
+def test_outside_the_aoi_nothing_is_valid_in_memory_or_tile_by_tile(labelled, tmp_path, crs):
+    """An entry's aoi (the area where its labels are complete, any CRS) masks the rest like nodata: the in-memory
+    region is cropped to it, and each tile read on the fly is valid only inside it."""
+    raster, labels = labelled
+    aoi = _aoi(tmp_path, (40, 120), crs)
+    whole = load_region(raster, labels, GSD, aoi=aoi)
+    assert abs(whole.valid.shape[1] - 80) <= 1 and whole.valid.all(), "cropped to the aoi's 80 columns"
+    assert whole.has_buildings
+    tiled = TiledRegion(raster, labels, GSD, tile_size=100, aoi=aoi)
+    assert tiled.tile_weights[:, 2].sum() == 0 and tiled.tile_weights[:, 0].min() > 0  # columns 200-299: none
+    _, _, valid = tiled._load(tiled.tiles.tile(1, 1))  # columns 100-199: the aoi ends at 120
+    assert valid[:, :19].all() and not valid[:, 21:].any()
+    plain = TiledRegion(raster, labels, GSD, tile_size=100)
+    assert plain._load(plain.tiles.tile(1, 1))[2][:, 21:].all(), "without an aoi those pixels are valid"
+
+
+def test_an_aoi_off_the_raster_or_without_polygons_is_a_one_line_error(labelled, tmp_path):
+    from geoseg.errors import InputError
+
+    raster, labels = labelled
+    far = tmp_path / "far.geojson"
+    gpd.GeoDataFrame(geometry=[box(0, 0, 1, 1)], crs=4326).to_file(far)
+    for make in (lambda a: load_region(raster, labels, GSD, aoi=a), lambda a: TiledRegion(raster, labels, GSD, 100, aoi=a)):
+        with pytest.raises(InputError, match="no polygon of the aoi .* lies on"):
+            make(str(far))
+    points = tmp_path / "points.geojson"
+    gpd.GeoDataFrame(geometry=gpd.points_from_xy([T.c + 10], [T.f - 10]), crs=32633).to_file(points)
+    with pytest.raises(InputError, match="aoi"):
+        load_region(raster, labels, GSD, aoi=str(points))
+
+
+def test_labels_outside_the_aoi_do_not_count_as_labelled(labelled, tmp_path):
+    """A tile-by-tile region whose aoi holds no label polygon warns, as a raster without labels does."""
+    from geoseg.errors import LabelWarning
+
+    raster, _ = labelled
+    one = tmp_path / "one.gpkg"  # one building in the top-left corner
+    gpd.GeoDataFrame(geometry=[box(T.c, T.f - 10 * GSD, T.c + 10 * GSD, T.f)], crs=32633).to_file(one)
+    assert TiledRegion(raster, str(one), GSD, 100, aoi=_aoi(tmp_path, (0, 60))).has_buildings
+    with pytest.warns(LabelWarning, match="teach only 'no building'"):
+        assert not TiledRegion(raster, str(one), GSD, 100, aoi=_aoi(tmp_path, (100, 200), name="b.gpkg")).has_buildings
