@@ -96,22 +96,23 @@ def score(pred: str, truth: str, raster: str | None = None, **options: Any) -> d
     """Pixel IoU/precision/recall/F1 and object F1 (IoU >= 0.5, one-to-one) of predicted footprints or a
     probability raster ``pred`` against reference polygons ``truth``, as ``geoseg evaluate``. ``raster`` sets the
     grid and valid area of the pixel scores; ``options``: ``threshold``, ``iou_threshold``, ``breakdown``, ``matches`` (a vector file of each
-    building's tp/fp/fn status and IoU)."""
+    building's tp/fp/fn status and IoU), ``aoi`` (a polygon file: score only where the truth is complete)."""
     from geoseg.evaluate.run import evaluate as _evaluate
 
     return _evaluate(pred, truth, raster, **options)
 
 
 def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default", *, mode: str = "model",
-              keep_dir: str | None = None, progress=None, **options: Any) -> list[dict]:
+              keep_dir: str | None = None, aoi: str | None = None, progress=None, **options: Any) -> list[dict]:
     """Score ``model`` on ``raster`` resampled to each GSD, as ``geoseg evaluate --gsd-sweep``: one dict of scores per
     GSD. ``mode``: ``"model"`` runs the model at each GSD, ``"imagery"`` makes imagery of each GSD and segments it
-    as ``segment`` would. ``options`` are :class:`geoseg.config.SegmentConfig` fields (``tile_size``, ``tta``, ...)."""
+    as ``segment`` would. ``aoi``: score only inside these polygons. ``options`` are
+    :class:`geoseg.config.SegmentConfig` fields (``tile_size``, ``tta``, ...)."""
     from geoseg.config import SegmentConfig
     from geoseg.evaluate.sweep import gsd_sweep as _sweep
 
     return _sweep(raster, truth, list(gsds), model, progress, base_config=SegmentConfig(**options), keep_dir=keep_dir,
-                  mode=mode)
+                  mode=mode, aoi=aoi)
 
 
 def train_model(config: Any, out_dir: str | None = None, *, export_dir: str | None = None, card_extra: Any = None,

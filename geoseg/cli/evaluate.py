@@ -22,6 +22,8 @@ from geoseg.cli.errors import handle_errors
 @click.option("--matches", default=None, metavar="FILE",
               help="Also write each prediction and reference building with its status (tp, fp, fn) and IoU to this "
                    "vector file (.gpkg .fgb .geojson .parquet .shp), to see in QGIS where the model fails.")
+@click.option("--aoi", default=None, metavar="FILE",
+              help="Score only inside these polygons (any CRS): the area where the truth is complete.")
 @click.option("--gsd-sweep", default=None, help="Comma-separated GSDs (m): PRED is then an input raster, run --model at each GSD and score it.")
 @click.option("--model", "-m", "models", multiple=True, default=["default"], show_default=True,
               help="Model for --gsd-sweep; repeat to compare several (one curve each).")
@@ -45,7 +47,7 @@ from geoseg.cli.errors import handle_errors
 @o.tta_scales
 @o.progress
 @handle_errors
-def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, matches, gsd_sweep, models, breakdown, ceiling, plot, sweep_mode, gsd,
+def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, matches, aoi, gsd_sweep, models, breakdown, ceiling, plot, sweep_mode, gsd,
              keep_dir, tile_size, overlap, tta, tta_scales, progress_mode):
     """Pixel IoU, precision, recall, F1 and object F1 (one-to-one at IoU >= 0.5) of PRED against --truth.
 
@@ -59,7 +61,7 @@ def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, matches, gs
                                "to evaluate with --matches")
     if gsd_sweep:
         _sweep(pred, truth, gsd_sweep, models, plot, as_json, tile_size, overlap, tta, breakdown, threshold, keep_dir,
-               o.make_progress(progress_mode), sweep_mode, gsd, o.parse_scales(tta_scales), ceiling)
+               o.make_progress(progress_mode), sweep_mode, gsd, o.parse_scales(tta_scales), ceiling, aoi)
         return
     if (tile_size is not None or overlap is not None or tta != "none" or tta_scales is not None or keep_dir is not None
             or sweep_mode != "model" or ceiling or plot is not None):
@@ -70,7 +72,7 @@ def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, matches, gs
 
     if breakdown and raster is None and not pred.lower().endswith(RASTER_SUFFIXES):
         raise click.UsageError("--breakdown scores pixels: give --raster (the image the footprints were made from)")
-    scores = run(pred, truth, raster, threshold, iou_threshold, breakdown, matches)
+    scores = run(pred, truth, raster, threshold, iou_threshold, breakdown, matches, aoi)
     if as_json:
         click.echo(json.dumps(scores, indent=2))
         return
@@ -81,7 +83,8 @@ def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, matches, gs
 
 
 def _sweep(raster, truth, gsds_text, models, plot, as_json, tile_size=None, overlap=None, tta="none", breakdown=False,
-           threshold=None, keep_dir=None, progress=None, mode="model", run_gsd=None, tta_scales=(1.0,), ceiling=False):
+           threshold=None, keep_dir=None, progress=None, mode="model", run_gsd=None, tta_scales=(1.0,), ceiling=False,
+           aoi=None):
     from geoseg.config import SegmentConfig, VectorizeConfig
     from geoseg.evaluate.sweep import check_plot_output, curve_label, gsd_sweep, plot_sweep
 
@@ -99,7 +102,7 @@ def _sweep(raster, truth, gsds_text, models, plot, as_json, tile_size=None, over
                          vectorize=VectorizeConfig(threshold=threshold))
     try:
         by_model = {m: gsd_sweep(raster, truth, gsds, m, progress, base_config=base, breakdown=breakdown, keep_dir=keep_dir, mode=mode,
-                                  ceiling=ceiling)
+                                  ceiling=ceiling, aoi=aoi)
                     for m in models}
     finally:  # the last bar ends before the results are printed
         getattr(progress, "close", lambda: None)()

@@ -55,10 +55,10 @@ def write_share(truth_geoms, grid, path: str | Path, fine_m: float = FINE_M) -> 
     return Path(path)
 
 
-def grid_ceiling(raster: str, truth: str, grid, stem: str | Path) -> dict:
+def grid_ceiling(raster: str, truth: str, grid, stem: str | Path, aoi: str | None = None) -> dict:
     """Scores of the perfect model on ``grid`` (e.g. the working grid a run used, ``Plan.work_grid``), against
     ``truth`` on ``raster``'s own grid and valid area. Leaves ``<stem>.tif`` (the share) and ``<stem>.gpkg``
-    (its footprints). Keys as :func:`geoseg.evaluate.run.evaluate`."""
+    (its footprints). Keys as :func:`geoseg.evaluate.run.evaluate`, scored inside ``aoi`` if given."""
     from geoseg.config import VectorizeConfig
     from geoseg.evaluate.run import evaluate, read_polygons
     from geoseg.footprints.raster import vectorize_raster
@@ -68,4 +68,4 @@ def grid_ceiling(raster: str, truth: str, grid, stem: str | Path) -> dict:
     share = write_share(geoms, grid, f"{stem}.tif")
     gdf = vectorize_raster(str(share), VectorizeConfig(threshold=0.5), model_name="oracle")
     write_vectors(gdf, f"{stem}.gpkg", {"source": str(share)})
-    return evaluate(f"{stem}.gpkg", truth, raster=raster)
+    return evaluate(f"{stem}.gpkg", truth, raster=raster, aoi=aoi)

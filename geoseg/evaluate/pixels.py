@@ -36,12 +36,12 @@ class _Burner:
 
 
 def pixel_scores(raster_path: str, truth_geoms, pred_geoms=None, prob_threshold: float | None = None,
-                 rows_per_step: int = 1024, breakdown: bool = False) -> dict[str, float]:
+                 rows_per_step: int = 1024, breakdown: bool = False, aoi_geoms=None) -> dict[str, float]:
     """Compare predictions with ``truth_geoms`` (shapely, in the raster's CRS) on ``raster_path``'s grid.
 
     Predictions are either ``pred_geoms`` (rasterised) or, when ``prob_threshold`` is given,
     band 1 of ``raster_path`` itself read as a probability (uint8 0-255 or float 0-1).
-    Only pixels valid in the raster's mask count. With ``breakdown``, also says how much of the error is whole
+    Only pixels valid in the raster's mask count (and, with ``aoi_geoms``, inside those polygons). With ``breakdown``, also says how much of the error is whole
     buildings missed or invented (``geoseg.evaluate.breakdown``; needs ``pred_geoms``, also with a probability).
     """
     import rasterio
@@ -58,6 +58,7 @@ def pixel_scores(raster_path: str, truth_geoms, pred_geoms=None, prob_threshold:
 
     truth_b = _Burner(truth_geoms)
     pred_b = _Burner(pred_geoms if pred_geoms is not None else [])
+    aoi_b = None if aoi_geoms is None else _Burner(aoi_geoms)
     if breakdown:
         pred_un_b, truth_un_b = _Burner(pred_un), _Burner(truth_un)
 
@@ -67,6 +68,8 @@ def pixel_scores(raster_path: str, truth_geoms, pred_geoms=None, prob_threshold:
             rw = win.to_rasterio()
             t = ds.window_transform(rw)
             valid = ds.dataset_mask(window=rw) > 0
+            if aoi_b is not None:
+                valid &= aoi_b.burn(win.shape_yx, t)
             truth = truth_b.burn(win.shape_yx, t)
             if prob_threshold is not None:
                 band = ds.read(1, window=rw)

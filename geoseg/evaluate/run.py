@@ -51,6 +51,29 @@ def _extent(grid):
     return gpd.GeoSeries([box(*grid.bounds)], crs=grid.crs)
 
 
+def _read_aoi(aoi: str | None, extent, raster: str | None):
+    """The ``aoi`` polygons (those around ``extent`` if given), or None without an ``aoi``; a one-line error if
+    none is left."""
+    if aoi is None:
+        return None
+    gdf = read_polygons(aoi, "aoi", extent)
+    if gdf.empty:
+        where = f" on {raster}" if raster else ""
+        raise InputError(f"no polygon of the aoi {aoi} lies{where}; give the area where the truth is complete "
+                         "(polygons, any CRS), or leave --aoi out")
+    return gdf
+
+
+def _within(gdf, aoi_gdf):
+    """The rows of ``gdf`` whose representative point lies in the ``aoi_gdf`` polygons (all rows without one)."""
+    if aoi_gdf is None or gdf.empty:
+        return gdf
+    import shapely
+
+    area = shapely.union_all(aoi_gdf.to_crs(gdf.crs).geometry.values)
+    return gdf[shapely.intersects(area, shapely.point_on_surface(gdf.geometry.values))]
+
+
 def _warn_no_truth(what: str) -> None:
     import warnings
 
@@ -84,7 +107,8 @@ def _polygons_of(geom):
 
 
 def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float | None = None,
-             iou_threshold: float = 0.5, breakdown: bool = False, matches: str | None = None) -> dict:
+             iou_threshold: float = 0.5, breakdown: bool = False, matches: str | None = None,
+             aoi: str | None = None) -> dict:
     """Pixel IoU/precision/recall/F1 and object F1 at IoU >= ``iou_threshold`` (one-to-one).
 
     ``pred`` is a footprint file or a probability raster (then pixel scores threshold it
@@ -95,7 +119,9 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
     only object scores are computed. Both sides may be in any CRS. ``breakdown`` adds how much of the pixel
     error is whole buildings missed or invented (``geoseg.evaluate.breakdown``; needs ``raster``). ``matches``: also
     write every prediction and reference building with its status (tp/fp/fn) and IoU to this vector file
-    (:mod:`geoseg.evaluate.matches`), in the metric CRS the objects are scored in.
+    (:mod:`geoseg.evaluate.matches`), in the metric CRS the objects are scored in. ``aoi``: a polygon file (any
+    CRS) of the area where the truth is complete; pixels outside it do not count, nor do buildings whose
+    representative point lies outside it (on either side).
     """
     from geoseg import georef
     from geoseg.config import VectorizeConfig
@@ -113,6 +139,7 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
     grid = _grid(raster or (pred if is_raster else None))  # the grid and valid area the pixel scores use
     extent = _extent(grid)  # only the part of large vector files that can count
     truth_gdf = read_polygons(truth, "truth", extent)
+    aoi_gdf = _read_aoi(aoi, extent, raster or (pred if is_raster else None))
     thr = 0.5 if threshold is None else threshold
     if is_raster:
         from dataclasses import replace
@@ -127,21 +154,24 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
         raster = raster or pred
     else:
         pred_gdf = read_polygons(pred, "prediction", extent)
-    out: dict = {"pred": str(pred), "truth": str(truth), "raster": raster, "threshold": thr if is_raster else None}  # footprints have no threshold
+    out: dict = {"pred": str(pred), "truth": str(truth), "raster": raster, "threshold": thr if is_raster else None,  # footprints have none
+                 **({"aoi": str(aoi)} if aoi else {})}
     if raster is not None:
         truth_r, pred_r = truth_gdf.to_crs(grid.crs), pred_gdf.to_crs(grid.crs)
-        truth_r = truth_r[valid_at(raster, truth_r.geometry.values)]
-        pred_r = pred_r[valid_at(raster, pred_r.geometry.values)]
+        truth_r = truth_r[valid_at(raster, truth_r.geometry.values)].pipe(_within, aoi_gdf)
+        pred_r = pred_r[valid_at(raster, pred_r.geometry.values)].pipe(_within, aoi_gdf)
         if truth_r.empty:
-            _warn_no_truth(f"no polygon of {truth} lies on the valid area of {raster}")
+            _warn_no_truth(f"no polygon of {truth} lies on the valid area of {raster}" + (" inside the aoi" if aoi else ""))
         prob_thr = thr if (is_raster and Path(raster) == Path(pred)) else None
+        area = None if aoi_gdf is None else aoi_gdf.to_crs(grid.crs).geometry.values
         out.update(pixel_scores(raster, truth_r.geometry.values, pred_r.geometry.values, prob_threshold=prob_thr,
-                                breakdown=breakdown))
+                                breakdown=breakdown, aoi_geoms=area))
         metric = georef.metric_crs_for(grid)
         truth_gdf, pred_gdf = truth_r.to_crs(metric), pred_r.to_crs(metric)
     else:
+        truth_gdf, pred_gdf = _within(truth_gdf, aoi_gdf), _within(pred_gdf, aoi_gdf)
         if truth_gdf.empty:
-            _warn_no_truth(f"{truth} holds no polygon")
+            _warn_no_truth(f"{truth} holds no polygon" + (" inside the aoi" if aoi else ""))
         metric = truth_gdf.estimate_utm_crs() if not truth_gdf.empty else pred_gdf.estimate_utm_crs()
         truth_gdf, pred_gdf = truth_gdf.to_crs(metric), pred_gdf.to_crs(metric)
     pairs = match_objects(pred_gdf.geometry.values, truth_gdf.geometry.values, iou_threshold)

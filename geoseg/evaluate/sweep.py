@@ -14,7 +14,7 @@ MODES = ("model", "imagery")
 
 def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default", progress=None,
               base_config=None, breakdown: bool = False, keep_dir: str | Path | None = None,
-              mode: str = "model", ceiling: bool = False) -> list[dict]:
+              mode: str = "model", ceiling: bool = False, aoi: str | None = None) -> list[dict]:
     """For each GSD, score ``model`` against ``truth`` on ``raster`` seen at that GSD.
 
     ``mode="model"``: resample ``raster`` to the GSD (on the fly) and run the model *there*: how the
@@ -40,6 +40,9 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
     can score there with these outlines and this metric. In ``keep_dir`` the oracle's raster and footprints are
     ``<card name>_<gsd>m_oracle.tif`` / ``.gpkg``.
 
+    ``aoi``: score only inside these polygons (the area where the truth is complete; see
+    :func:`geoseg.evaluate.run.evaluate`).
+
     ``progress`` sees each run's stages named ``"<card name> @ <gsd> m: <stage>"``; cancelling it stops
     the sweep (:class:`geoseg.errors.Cancelled`) within the run in progress."""
     from geoseg.config import SegmentConfig
@@ -56,7 +59,9 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
     cfg = base_config or SegmentConfig(model=model)
     progress = progress or NullProgress()
     card = get_card(model)
-    read_polygons(truth, "truth")  # a missing or unreadable truth fails now, not after the first run
+    read_polygons(truth, "truth")  # a missing or unreadable truth (or aoi) fails now, not after the first run
+    if aoi is not None:
+        read_polygons(aoi, "aoi")
     if mode == "imagery":
         check_run_gsd(card, cfg)  # before any imagery is made
     source_gsd = ground_gsd_m(inspect_raster(raster, card.bands, cfg.bands).grid)
@@ -71,11 +76,12 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
         label = Prefixed(progress, f"{card.name} @ {g:g} m: ")
         with _run_dir(keep_dir) as folder:
             stem = Path(folder) / (f"{card.name}_{g:g}m" if keep_dir is not None else "b")
-            key = _key(raster, truth, card.sha256, mode, g, cfg, breakdown, *(("ceiling",) if ceiling else ()))
+            key = _key(raster, truth, card.sha256, mode, g, cfg, breakdown, *(("ceiling",) if ceiling else ()),
+                       *((_file_id(aoi),) if aoi else ()))
             row = _kept(stem.with_name(stem.name + "_row.json"), key) if keep_dir is not None else None
             if row is None:
                 row = _run_one(raster, truth, g, model, card, cfg, mode, breakdown, stem, keep_dir is not None, label,
-                               ceiling)
+                               ceiling, aoi)
                 row.update(source_gsd_m=round(source_gsd, 4), finer_than_source=g < 0.99 * source_gsd)
                 if keep_dir is not None:
                     _keep(stem.with_name(stem.name + "_row.json"), key, row)
@@ -86,7 +92,7 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
 
 
 def _run_one(raster, truth, g, model, card, cfg, mode, breakdown, stem: Path, keep: bool, progress,
-             ceiling: bool = False) -> dict:
+             ceiling: bool = False, aoi: str | None = None) -> dict:
     """Segment ``raster`` at GSD ``g`` (``mode`` as in :func:`gsd_sweep`) into ``stem``.gpkg and score it."""
     from dataclasses import replace
 
@@ -107,7 +113,7 @@ def _run_one(raster, truth, g, model, card, cfg, mode, breakdown, stem: Path, ke
         run_cfg = replace(cfg, model=model, bands=None)  # the degraded input holds the chosen bands, in order
     res = segment(src, out, prob, run_cfg, progress, return_footprints=False)
     tiles = res.plan.tiles
-    scores = evaluate(str(out), truth, raster=raster, breakdown=breakdown)
+    scores = evaluate(str(out), truth, raster=raster, breakdown=breakdown, aoi=aoi)
     scores["threshold"] = cfg.vectorize.threshold if cfg.vectorize.threshold is not None else card.threshold
     if prob is not None:
         scores["prob"] = str(prob)
@@ -115,7 +121,7 @@ def _run_one(raster, truth, g, model, card, cfg, mode, breakdown, stem: Path, ke
         from geoseg.evaluate.ceiling import grid_ceiling
 
         progress.update(0, 1, "perfect model on the same grid")
-        best = grid_ceiling(raster, truth, res.plan.work_grid, stem.with_name(stem.name + "_oracle"))
+        best = grid_ceiling(raster, truth, res.plan.work_grid, stem.with_name(stem.name + "_oracle"), aoi)
         scores.update({f"ceiling_{k}": best[k] for k in ("iou", "f1", "obj_f1")})
         progress.update(1, 1, "perfect model on the same grid")
     return {"model": card.name, "gsd_m": g, "mode": mode, "run_gsd_m": res.plan.work_gsd_m,

@@ -131,6 +131,26 @@ def test_evaluate_files_across_crss_within_the_valid_area(files):
     assert s["iou"] == pytest.approx(760 / 1440)
 
 
+def test_an_aoi_limits_pixel_and_object_scores_to_where_the_truth_is_complete(files, tmp_path):
+    """Rows 0-40 only (the aoi, drawn in another CRS): the third building (rows 50-70) and its pixels leave both
+    the pixel and the object scores, with or without a raster."""
+    raster, truth, pred = files
+    gpd.GeoDataFrame(geometry=[b(0, 0, 40, 80)], crs=32633).to_crs(4326).to_file(tmp_path / "aoi.geojson")
+    aoi = str(tmp_path / "aoi.geojson")
+    s = evaluate(str(pred), str(truth), raster=str(raster), aoi=aoi)
+    assert (s["n_truth"], s["obj_tp"], s["obj_fn"], s["obj_fp"]) == (2, 2, 0, 0)
+    assert (s["px_tp"], s["px_fp"], s["px_fn"]) == (760, 40, 40)  # the 600 px of the third building are outside
+    assert s["iou"] == pytest.approx(760 / 840) and s["aoi"] == aoi
+    assert evaluate(str(pred), str(truth), aoi=aoi)["n_truth"] == 2, "objects only: the same buildings count"
+    r = CliRunner().invoke(cli, ["evaluate", str(pred), "--truth", str(truth), "--raster", str(raster), "--aoi", aoi, "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["px_fn"] == 40
+    gpd.GeoDataFrame(geometry=[box(0, 0, 1, 1)], crs=4326).to_file(tmp_path / "far.geojson")
+    r = CliRunner().invoke(cli, ["evaluate", str(pred), "--truth", str(truth), "--raster", str(raster),
+                                 "--aoi", str(tmp_path / "far.geojson")])
+    assert r.exit_code == 2 and "no polygon of the aoi" in r.output and len(r.output.strip().splitlines()) == 1
+
+
 def test_evaluate_cli_json(files):
     raster, truth, pred = files
     r = CliRunner().invoke(cli, ["evaluate", str(pred), "--truth", str(truth), "--raster", str(raster), "--json"])
@@ -189,6 +209,20 @@ def test_gsd_sweep_on_a_sample_tile(tmp_path, pixel_card):
     assert json.loads(r.stdout)[0]["iou"] > 0.95, "the same answer from smaller tiles"
     r = CliRunner().invoke(cli, ["evaluate", str(raster), "--truth", str(tmp_path / "t.gpkg"), "--tile-size", "64"])
     assert r.exit_code == 2 and "--gsd-sweep" in r.output
+
+
+def test_a_sweep_scores_only_inside_its_aoi(tmp_path, pixel_card):
+    rects = [(21, 23, 99, 98), (141, 119, 219, 221)]
+    raster = write_raster(tmp_path / "in.tif", scene((240, 240), rects))
+    gpd.GeoDataFrame(geometry=[b(*r) for r in rects], crs=32633).to_file(tmp_path / "t.gpkg")
+    gpd.GeoDataFrame(geometry=[b(0, 0, 120, 120)], crs=32633).to_file(tmp_path / "aoi.gpkg")
+    r = CliRunner().invoke(cli, ["evaluate", str(raster), "--truth", str(tmp_path / "t.gpkg"), "--gsd-sweep", "1,2",
+                                 "--model", str(pixel_card), "--aoi", str(tmp_path / "aoi.gpkg"), "--ceiling", "--json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    assert all(x["n_truth"] == 1 and x["obj_tp"] == 1 for x in rows), "the second building lies outside the aoi"
+    assert all(x["px_tp"] + x["px_fn"] == 78 * 75 for x in rows)
+    assert all(x["ceiling_iou"] > 0.95 for x in rows)
 
 
 @pytest.mark.parametrize("plot,needle", [("s.txt", "must end in .png, .svg, .pdf"), ("no/dir/s.png", "does not exist")])
