@@ -30,9 +30,9 @@ def _masks(raster: str, pred: str, truth: str):
     import rasterio
     from rasterio.features import rasterize
 
-    from geoseg.evaluate.run import polygonal
     from geoseg.georef import ground_gsd_m
     from geoseg.grid import RasterGrid
+    from geoseg.io.vector import polygonal
 
     with rasterio.open(raster) as ds:
         valid = ds.dataset_mask() > 0

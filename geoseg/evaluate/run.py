@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from geoseg.errors import ConfigError, InputError
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt")
@@ -13,7 +11,7 @@ RASTER_SUFFIXES = (".tif", ".tiff", ".vrt")
 
 def read_polygons(path: str, what: str, within=None):
     """Valid polygons of ``path``; ``within`` (a GeoSeries, any CRS) limits the read to its bounds."""
-    from geoseg.io.vector import VECTOR_EXTENSIONS, read_polygon_features
+    from geoseg.io.vector import VECTOR_EXTENSIONS, polygonal, read_polygon_features
 
     if Path(path).suffix.lower() not in VECTOR_EXTENSIONS:
         raise InputError(f"{what} {path} must be one of {', '.join(VECTOR_EXTENSIONS)}")
@@ -81,29 +79,6 @@ def _warn_no_truth(what: str) -> None:
 
     warnings.warn(f"{what}: there is nothing to find, so the scores say little (an empty prediction scores 1); "
                   "check that the truth covers the raster", LabelWarning, stacklevel=3)
-
-
-def polygonal(geoms):
-    """Valid polygonal versions of ``geoms``: self-intersecting outlines (common in OSM) are
-    repaired, and lines or points left over from the repair are dropped (empty if nothing is left)."""
-    import shapely
-
-    geoms = np.asarray(geoms, dtype=object)
-    bad = ~shapely.is_valid(geoms)
-    if bad.any():
-        geoms = geoms.copy()
-        geoms[bad] = [_polygons_of(g) for g in shapely.make_valid(geoms[bad])]
-    return geoms
-
-
-def _polygons_of(geom):
-    from shapely.geometry import MultiPolygon, Polygon
-
-    if isinstance(geom, (Polygon, MultiPolygon)):
-        return geom
-    parts = [p for g in getattr(geom, "geoms", []) for p in (g.geoms if isinstance(g, MultiPolygon) else [g])
-             if isinstance(p, Polygon)]
-    return MultiPolygon(parts) if parts else Polygon()
 
 
 def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float | None = None,

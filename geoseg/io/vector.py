@@ -98,6 +98,30 @@ def _polygon_parts(geom):
     return MultiPolygon(parts) if len(parts) > 1 else (parts[0] if parts else geom)
 
 
+def polygonal(geoms):
+    """Valid polygonal versions of ``geoms``: self-intersecting outlines (common in OSM) are
+    repaired, and lines or points left over from the repair are dropped (empty if nothing is left)."""
+    import numpy as np
+    import shapely
+
+    geoms = np.asarray(geoms, dtype=object)
+    bad = ~shapely.is_valid(geoms)
+    if bad.any():
+        geoms = geoms.copy()
+        geoms[bad] = [_polygons_of(g) for g in shapely.make_valid(geoms[bad])]
+    return geoms
+
+
+def _polygons_of(geom):
+    from shapely.geometry import MultiPolygon, Polygon
+
+    if isinstance(geom, (Polygon, MultiPolygon)):
+        return geom
+    parts = [p for g in getattr(geom, "geoms", []) for p in (g.geoms if isinstance(g, MultiPolygon) else [g])
+             if isinstance(p, Polygon)]
+    return MultiPolygon(parts) if parts else Polygon()
+
+
 def check_vector_output(path: str | os.PathLike) -> None:
     """Raise :class:`OutputError` unless ``path`` has a known extension in an existing, writable folder.
 

@@ -49,7 +49,9 @@ def _labels_in(path: str, crs_wkt: str, stamp, what: str) -> tuple:
 def aoi_geoms(path: str, crs, bounds: tuple[float, float, float, float], raster: str) -> list:
     """The polygons of an entry's ``aoi`` file (the area where its labels are complete) that touch ``bounds``
     (in ``crs``); a one-line error if none does."""
-    geoms = read_labels(path, crs, bounds, "aoi")
+    from geoseg.io.vector import polygonal
+
+    geoms = [g for g in polygonal(read_labels(path, crs, bounds, "aoi")) if not g.is_empty]  # self-crossing outlines repaired
     if not geoms:
         raise InputError(f"no polygon of the aoi {path} lies on {raster}; draw the area where the labels are "
                          "complete over the raster (any CRS), or leave aoi out")

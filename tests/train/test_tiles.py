@@ -294,3 +294,16 @@ def test_labels_outside_the_aoi_do_not_count_as_labelled(labelled, tmp_path):
     assert TiledRegion(raster, str(one), GSD, 100, aoi=_aoi(tmp_path, (0, 60))).has_buildings
     with pytest.warns(LabelWarning, match="teach only 'no building'"):
         assert not TiledRegion(raster, str(one), GSD, 100, aoi=_aoi(tmp_path, (100, 200), name="b.gpkg")).has_buildings
+
+
+def test_a_self_crossing_aoi_is_repaired_not_fatal(labelled, tmp_path):
+    """A bow-tie outline (common in hand-drawn areas) would make GEOS raise on union; it is repaired first."""
+    from shapely.geometry import Polygon
+
+    raster, labels = labelled
+    x0, y1 = T.c, T.f
+    bow = Polygon([(x0, y1), (x0 + 100, y1 - 100), (x0 + 100, y1), (x0, y1 - 100)])  # 200 x 200 px, crossing itself
+    second = box(x0 + 50, y1 - 50, x0 + 60, y1 - 40)  # a second polygon across the crossing
+    gpd.GeoDataFrame(geometry=[bow, second], crs=32633).to_file(tmp_path / "bow.gpkg")
+    tiled = TiledRegion(raster, labels, GSD, 100, aoi=str(tmp_path / "bow.gpkg"))
+    assert tiled.tile_weights[0, 0] > 0 and tiled.tile_weights[2, 2] == 0
