@@ -62,6 +62,11 @@ def _read_aoi(aoi: str | None, extent, raster: str | None):
     return gdf
 
 
+def check_aoi(aoi: str, raster: str) -> None:
+    """A one-line error now if ``aoi`` is unreadable or lies off ``raster`` (e.g. before a sweep runs any model)."""
+    _read_aoi(aoi, _extent(_grid(raster)), raster)
+
+
 def _within(gdf, aoi_gdf):
     """The rows of ``gdf`` whose representative point lies in the ``aoi_gdf`` polygons (all rows without one)."""
     if aoi_gdf is None or gdf.empty:

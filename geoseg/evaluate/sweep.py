@@ -48,7 +48,7 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
     from geoseg.config import SegmentConfig
     from geoseg.engine.plan import check_run_gsd
     from geoseg.errors import ConfigError
-    from geoseg.evaluate.run import read_polygons
+    from geoseg.evaluate.run import check_aoi, read_polygons
     from geoseg.georef import ground_gsd_m
     from geoseg.io.raster import inspect_raster
     from geoseg.models.registry import get_card
@@ -61,7 +61,7 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
     card = get_card(model)
     read_polygons(truth, "truth")  # a missing or unreadable truth (or aoi) fails now, not after the first run
     if aoi is not None:
-        read_polygons(aoi, "aoi")
+        check_aoi(aoi, raster)
     if mode == "imagery":
         check_run_gsd(card, cfg)  # before any imagery is made
     source_gsd = ground_gsd_m(inspect_raster(raster, card.bands, cfg.bands).grid)

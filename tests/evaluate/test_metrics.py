@@ -12,10 +12,10 @@ from click.testing import CliRunner
 from shapely.geometry import box
 
 from geoseg.cli.main import cli
-from geoseg.errors import ConfigError
+from geoseg.errors import ConfigError, InputError
 from geoseg.evaluate.objects import object_scores
 from geoseg.evaluate.run import evaluate
-from geoseg.evaluate.sweep import curve_label
+from geoseg.evaluate.sweep import curve_label, gsd_sweep
 from geoseg.models.registry import get_card
 from tests.conftest import scene, write_raster
 
@@ -223,6 +223,20 @@ def test_a_sweep_scores_only_inside_its_aoi(tmp_path, pixel_card):
     assert all(x["n_truth"] == 1 and x["obj_tp"] == 1 for x in rows), "the second building lies outside the aoi"
     assert all(x["px_tp"] + x["px_fn"] == 78 * 75 for x in rows)
     assert all(x["ceiling_iou"] > 0.95 for x in rows)
+    gpd.GeoDataFrame(geometry=[box(0, 0, 1, 1)], crs=4326).to_file(tmp_path / "far.gpkg")
+    with pytest.raises(InputError, match="no polygon of the aoi"):
+        gsd_sweep(str(raster), str(tmp_path / "t.gpkg"), [1.0], str(pixel_card), aoi=str(tmp_path / "far.gpkg"),
+                  progress=_NoRun())
+
+
+class _NoRun:
+    """A progress reporter that fails the test if any model run starts."""
+
+    def update(self, *args):
+        raise AssertionError("a model ran before the aoi was checked")
+
+    def cancelled(self):
+        return False
 
 
 @pytest.mark.parametrize("plot,needle", [("s.txt", "must end in .png, .svg, .pdf"), ("no/dir/s.png", "does not exist")])
