@@ -91,11 +91,18 @@ def read_polygon_features(path: str | os.PathLike, what: str = "labels", within=
     return gdf[poly]
 
 
-def _polygon_parts(geom):
+def _polygon_parts(geom, none=None):
+    """The polygons of ``geom`` (itself if it is one), one Polygon or a MultiPolygon; ``none`` (default: ``geom``
+    itself) if it holds none."""
     from shapely.geometry import MultiPolygon, Polygon
 
-    parts = [p for g in geom.geoms for p in (g.geoms if isinstance(g, MultiPolygon) else [g]) if isinstance(p, Polygon)]
-    return MultiPolygon(parts) if len(parts) > 1 else (parts[0] if parts else geom)
+    if isinstance(geom, (Polygon, MultiPolygon)):
+        return geom
+    parts = [p for g in getattr(geom, "geoms", []) for p in (g.geoms if isinstance(g, MultiPolygon) else [g])
+             if isinstance(p, Polygon)]
+    if not parts:
+        return geom if none is None else none
+    return parts[0] if len(parts) == 1 else MultiPolygon(parts)
 
 
 def polygonal(geoms):
@@ -103,23 +110,14 @@ def polygonal(geoms):
     repaired, and lines or points left over from the repair are dropped (empty if nothing is left)."""
     import numpy as np
     import shapely
+    from shapely.geometry import Polygon
 
     geoms = np.asarray(geoms, dtype=object)
     bad = ~shapely.is_valid(geoms)
     if bad.any():
         geoms = geoms.copy()
-        geoms[bad] = [_polygons_of(g) for g in shapely.make_valid(geoms[bad])]
+        geoms[bad] = [_polygon_parts(g, Polygon()) for g in shapely.make_valid(geoms[bad])]
     return geoms
-
-
-def _polygons_of(geom):
-    from shapely.geometry import MultiPolygon, Polygon
-
-    if isinstance(geom, (Polygon, MultiPolygon)):
-        return geom
-    parts = [p for g in getattr(geom, "geoms", []) for p in (g.geoms if isinstance(g, MultiPolygon) else [g])
-             if isinstance(p, Polygon)]
-    return MultiPolygon(parts) if parts else Polygon()
 
 
 def check_vector_output(path: str | os.PathLike) -> None:
