@@ -177,7 +177,10 @@ def score_raster(prob: str, labels: str, image: str | None, args) -> list[dict]:
         transform, crs = ds.transform, ds.crs
         px_m2 = ground_gsd_m(RasterGrid(ds.shape, ds.transform, ds.crs)) ** 2
         described = list(ds.descriptions)
-    border = np.max([bands[i] for i, d in enumerate(described) if d in ("border", "gap")], axis=0)
+    separators = [bands[i] for i, d in enumerate(described) if d in ("border", "gap")]
+    if not separators:
+        raise SystemExit(f"{prob} has no band described as border or gap: run a model with those outputs")
+    border = np.max(separators, axis=0)
     truth_gdf = gpd.read_file(labels).to_crs(crs)
     truth = features.rasterize(((g, i + 1) for i, g in enumerate(truth_gdf.geometry) if g is not None),
                                out_shape=valid.shape, transform=transform, dtype="int32").astype(np.int64)

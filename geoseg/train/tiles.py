@@ -59,11 +59,10 @@ def aoi_geoms(path: str, crs, bounds: tuple[float, float, float, float], raster:
 
 
 def aoi_mask(geoms: list, transform, shape_yx: tuple[int, int]) -> np.ndarray:
-    """Pixels of a grid (``transform``, ``shape_yx``) whose centre lies in the ``aoi`` polygons: bool ``(Y, X)``."""
+    """Pixels of a grid (``transform``, ``shape_yx``) whose centre lies in the ``aoi`` polygons (at least one, as
+    :func:`aoi_geoms` returns them): bool ``(Y, X)``."""
     from rasterio.features import rasterize
 
-    if not geoms:
-        return np.zeros(shape_yx, bool)
     return rasterize(((g, 1) for g in geoms), out_shape=shape_yx, transform=transform, dtype="uint8").astype(bool)
 
 
