@@ -65,13 +65,11 @@ def segment(path: str, model: str = "default", *, output: str | None = None, pro
 def plan(path: str, model: str = "default", **options: Any) -> dict:
     """Dry run: the grids, tile count and estimates ``segment`` would use."""
     from geoseg.config import SegmentConfig
-    from geoseg.engine.plan import make_plan
-    from geoseg.io.raster import inspect_raster
+    from geoseg.engine.plan import plan_for
     from geoseg.models.registry import get_card
 
     cfg = SegmentConfig(model=model, **options)
-    card = get_card(cfg.model)
-    return make_plan(inspect_raster(path, card.bands, cfg.bands), card, cfg).describe()
+    return plan_for(path, get_card(cfg.model), cfg)[1].describe()
 
 
 def vectorize(prob_path: str, output: str | None = None, **options: Any):

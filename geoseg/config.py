@@ -78,7 +78,16 @@ class SegmentConfig:
     keep_work: bool = False
     block_width: int = 4096  # working-grid columns processed at once: bounds memory on wide rasters
     bands: tuple[int, ...] | None = None  # 1-based source bands in model order; None: first data bands
+    aoi: str | None = None  # polygon file (any CRS): run only there (docs/aoi.md)
+    aoi_margin_m: float = 50.0  # predict this far beyond the aoi, so buildings across its edge come out whole
+    aoi_clip: bool = False  # cut footprints at the aoi's edge (default: keep those whose inside point is in it, whole)
     vectorize: VectorizeConfig = field(default_factory=VectorizeConfig)
+
+    def __post_init__(self) -> None:
+        from geoseg.errors import ConfigError
+
+        if not self.aoi_margin_m >= 0:
+            raise ConfigError(f"aoi margin {self.aoi_margin_m} m is negative; give 0 or more metres")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -68,6 +68,34 @@ class RasterGrid:
             return False
         return _crs_equal(self.crs, other.crs)
 
+    def offset_in(self, other: RasterGrid, tol: float = 1e-6) -> tuple[int, int] | None:
+        """``(row, col)`` of this grid's first pixel in ``other`` when this grid is a pixel-aligned part of it (same
+        CRS, same pixel size and rotation, whole-pixel offset, inside it); None otherwise."""
+        a, b = self.transform, other.transform
+        scale = max(other.res_xy) or 1.0
+        if any(abs(p - q) > tol * scale for p, q in zip((a.a, a.b, a.d, a.e), (b.a, b.b, b.d, b.e))):
+            return None
+        col, row = ~b @ (a.c, a.f)
+        r, c = round(row), round(col)
+        if abs(row - r) > tol or abs(col - c) > tol or not _crs_equal(self.crs, other.crs):
+            return None
+        if not other.full_window.contains(PixelWindow(r, c, self.height, self.width)):
+            return None
+        return r, c
+
+    def window_covering(self, bounds: tuple[float, float, float, float]) -> PixelWindow | None:
+        """The smallest window of whole pixels covering map ``bounds`` ``(left, bottom, right, top)``, cut to the
+        grid; None where they miss it."""
+        left, bottom, right, top = bounds
+        inv = ~self.transform
+        cols, rows = zip(*(inv @ xy for xy in ((left, bottom), (left, top), (right, bottom), (right, top))))
+        eps = 1e-6  # a bound on a pixel edge does not take in the next pixel
+        r0, c0 = max(0, math.floor(min(rows) + eps)), max(0, math.floor(min(cols) + eps))
+        r1, c1 = min(self.height, math.ceil(max(rows) - eps)), min(self.width, math.ceil(max(cols) - eps))
+        if r1 <= r0 or c1 <= c0:
+            return None
+        return PixelWindow(r0, c0, r1 - r0, c1 - c0)
+
     def pixel_area(self) -> float:
         """Area of one pixel in CRS units squared."""
         return abs(self.transform.determinant)

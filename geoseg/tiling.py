@@ -24,6 +24,28 @@ def _starts(length: int, tile: int, stride: int) -> list[int]:
     return starts
 
 
+def aligned_span(start: int, end: int, length: int, tile: int, overlap: int) -> tuple[int, int]:
+    """A span ``[s, e)`` of an axis of ``length`` pixels that holds ``[start, end)`` and whose own tiles are tiles of the
+    whole axis (shifted by ``s``): every pixel of ``[start, end)`` is then covered by the same tiles, with the same
+    weights, as in a run over the whole axis, so a run over the span gives the same values there."""
+    stride = tile - overlap
+    if length <= tile:
+        return 0, length
+    s = max(0, (start - overlap) // stride * stride)  # a tile start, one overlap before ``start``
+    e = s + max(0, -(-(end + overlap - s - tile) // stride)) * stride + tile  # a tile end, one overlap after ``end``
+    if e >= length or end > length - tile:  # the whole axis ends with a tile shifted to end at its edge; where that
+        e, s = length, min(s, length - tile)  # tile reaches [start, end), the span ends with it too
+    return s, e
+
+
+def aligned_window(window: PixelWindow, shape_yx: tuple[int, int], tile: int, overlap: int) -> PixelWindow:
+    """:func:`aligned_span` along both axes: the part of a raster of ``shape_yx`` to run so that ``window`` gets the
+    values a run over the whole raster would give it."""
+    r0, r1 = aligned_span(window.row_off, window.row_end, shape_yx[0], tile, overlap)
+    c0, c1 = aligned_span(window.col_off, window.col_end, shape_yx[1], tile, overlap)
+    return PixelWindow(r0, c0, r1 - r0, c1 - c0)
+
+
 def _core_bounds(starts: list[int], tile: int, length: int) -> list[tuple[int, int]]:
     """Split ``[0, length)`` among tiles: boundaries at the middle of each overlap."""
     bounds = [0]

@@ -126,3 +126,17 @@ def test_train_model_trains_exports_and_refuses_a_bad_card_file_before_training(
     out = geoseg.train_model(cfg, str(tmp_path / "run"), export_dir=str(tmp_path / "m"), card_extra={"gsd_m": 0.3})
     assert out["best"].is_file() and json.loads(out["card"].read_text())["gsd_m"] == 0.3
     assert callable(geoseg.score) and callable(geoseg.train_model), "submodule imports do not shadow the API"
+
+
+def test_segment_and_plan_take_an_aoi(tmp_path, pixel_card):
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    src = write_raster(tmp_path / "in.tif", scene((200, 300), [(20, 20, 60, 60), (120, 200, 160, 260)]))
+    aoi = tmp_path / "aoi.geojson"
+    gpd.GeoDataFrame(geometry=[box(500000, 4999900, 500100, 5000000)], crs="EPSG:32633").to_file(aoi)
+    assert len(geoseg.segment(str(src), model=str(pixel_card))) == 2
+    gdf = geoseg.segment(str(src), model=str(pixel_card), aoi=str(aoi))
+    assert [tuple(map(round, g.bounds)) for g in gdf.geometry] == [(500020, 4999940, 500060, 4999980)]
+    desc = geoseg.plan(str(src), model=str(pixel_card), aoi=str(aoi), aoi_margin_m=0)
+    assert desc["aoi_area_m2"] == 100 * 100 and desc["work_shape_yx"] == [160, 160]  # 3 tiles of 64 (overlap 16)

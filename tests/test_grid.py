@@ -52,3 +52,21 @@ def test_reproject_grid_covers_the_source():
     wl, wb, wr, wt = work.bounds
     assert wl <= l and wb <= b and wr >= r and wt >= t
     assert wr - r < 0.6 and l - wl < 0.6
+
+
+def test_offset_in_finds_a_pixel_aligned_part_and_nothing_else():
+    g = RasterGrid((100, 200), Affine(0.5, 0, 1000, 0, -0.5, 2000), "EPSG:32633")
+    assert g[PixelWindow(10, 20, 30, 40)].offset_in(g) == (10, 20)
+    assert g.offset_in(g) == (0, 0)
+    assert RasterGrid((30, 40), Affine(0.5, 0, 1010.25, 0, -0.5, 1995), "EPSG:32633").offset_in(g) is None  # half a pixel
+    assert RasterGrid((30, 40), Affine(1.0, 0, 1010, 0, -1.0, 1995), "EPSG:32633").offset_in(g) is None  # other size
+    assert RasterGrid((30, 40), Affine(0.5, 0, 1010, 0, -0.5, 1995), "EPSG:32634").offset_in(g) is None  # other CRS
+    assert g[PixelWindow(90, 20, 30, 40)].offset_in(g) is None  # runs off the bottom
+
+
+def test_window_covering_takes_whole_pixels_and_stops_at_the_edges():
+    g = RasterGrid((100, 200), Affine(0.5, 0, 1000, 0, -0.5, 2000), "EPSG:32633")
+    assert g.window_covering((1010.0, 1980.0, 1030.0, 1995.0)) == PixelWindow(10, 20, 30, 40)  # on pixel edges
+    assert g.window_covering((1010.1, 1980.1, 1029.9, 1994.9)) == PixelWindow(10, 20, 30, 40)  # inside them
+    assert g.window_covering((990.0, 1900.0, 1010.0, 2100.0)) == PixelWindow(0, 0, 100, 20)  # cut to the grid
+    assert g.window_covering((0.0, 0.0, 10.0, 10.0)) is None

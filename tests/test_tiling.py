@@ -86,3 +86,24 @@ def test_column_blocks_partition_columns_and_cover_their_tiles(width, tiling, ma
         assert b.read_cols[0] <= b.owned[0] and b.owned[1] <= b.read_cols[1]
     assert (owned == 1).all()
     assert all(b.owned[1] - b.owned[0] <= max(max_width, tile) for b in blocks)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 900), tilings, st.data())
+def test_an_aligned_span_gives_its_pixels_the_tiles_and_weights_of_the_whole_axis(length, tiling, data):
+    from geoseg.blending import window_1d
+    from geoseg.tiling import _starts, aligned_span
+
+    tile, overlap = tiling
+    start = data.draw(st.integers(0, length - 1))
+    end = data.draw(st.integers(start + 1, length))
+    s, e = aligned_span(start, end, length, tile, overlap)
+    assert 0 <= s <= start < end <= e <= length
+    stride = tile - overlap
+    whole = [(a, min(a + tile, length)) for a in _starts(length, tile, stride)]
+    part = [(s + a, s + min(a + tile, e - s)) for a in _starts(e - s, tile, stride)]
+    assert set(part) <= set(whole), "a tile of the span is not a tile of the whole axis"
+    for p in range(start, end):
+        def taper(spans, p=p):
+            return sorted((a, b, float(window_1d(b - a, "cosine")[p - a])) for a, b in spans if a <= p < b)
+        assert taper(part) == taper(whole), f"pixel {p} is covered differently"

@@ -46,6 +46,12 @@ border_cut = click.option("--border-cut", type=click.FloatRange(min=0, max=1, mi
 simplify = click.option("--simplify", type=click.FloatRange(min=0), default=None, help="Simplification tolerance (m); default: one pixel.")
 regularize = click.option("--regularize/--no-regularize", default=False, show_default=True, help="Square building outlines (falls back to the raw outline when squaring distorts it).")
 no_split = click.option("--no-split", is_flag=True, help="Do not split touching buildings.")
+aoi = click.option("--aoi", default=None, metavar="FILE",
+                   help="Run only inside the polygons of FILE (any vector format and CRS): buildings whose inside point "
+                        "lies there are kept whole; the probability raster is nodata outside (docs/aoi.md).")
+aoi_margin = click.option("--aoi-margin", type=click.FloatRange(min=0), default=50.0, show_default=True,
+                          help="Predict this many metres beyond the --aoi, so buildings across its edge come out whole.")
+aoi_clip = click.option("--aoi-clip", is_flag=True, help="Cut footprints at the --aoi's edge instead of keeping them whole.")
 progress = click.option("--progress", "progress_mode", type=click.Choice(["bar", "json", "none"]), default="bar", show_default=True, help="Progress display; json prints one object per line on stderr.")
 
 

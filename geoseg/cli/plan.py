@@ -21,20 +21,22 @@ from geoseg.cli.errors import handle_errors
 @o.tta_scales
 @o.bands
 @click.option("--dst-crs", default=None)
+@o.aoi
+@o.aoi_margin
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @handle_errors
-def plan(input_path, model, gsd, tile_size, overlap, batch_size, tta, tta_scales, bands, dst_crs, as_json):
+def plan(input_path, model, gsd, tile_size, overlap, batch_size, tta, tta_scales, bands, dst_crs, aoi, aoi_margin, as_json):
     """Show what `geoseg segment INPUT` would do: grids, tiles, GSD, memory and time estimate."""
     from geoseg.config import SegmentConfig
-    from geoseg.engine.plan import make_plan
-    from geoseg.io.raster import inspect_raster
+    from geoseg.engine.plan import plan_for
     from geoseg.models.registry import get_card
 
     cfg = SegmentConfig(model=model, gsd_m=gsd, tile_size=tile_size, overlap=overlap, batch_size=batch_size, tta=tta,
-                        tta_scales=o.parse_scales(tta_scales), bands=o.parse_bands(bands), dst_crs=dst_crs)
+                        tta_scales=o.parse_scales(tta_scales), bands=o.parse_bands(bands), dst_crs=dst_crs,
+                        aoi=aoi, aoi_margin_m=aoi_margin)
     card = get_card(cfg.model)
-    info = inspect_raster(input_path, card.bands, cfg.bands)
-    desc = {"model": card.name, "bands": list(info.bands), **make_plan(info, card, cfg).describe()}
+    info, the_plan = plan_for(input_path, card, cfg)
+    desc = {"model": card.name, "bands": list(info.bands), **the_plan.describe()}
     if as_json:
         click.echo(json.dumps(desc, indent=2))
         return

@@ -35,12 +35,16 @@ from geoseg.cli.errors import handle_errors
 @o.simplify
 @o.regularize
 @o.no_split
+@o.aoi
+@o.aoi_margin
+@o.aoi_clip
 @click.option("--no-resume", is_flag=True, help="Start over even if an interrupted run left finished tiles.")
 @click.option("--keep-work", is_flag=True, help="Keep the intermediate work folder.")
 @o.progress
 @handle_errors(resume="the finished tiles")
 def segment(input_path, output, prob, model, device, precision, batch_size, tta, tta_scales, gsd, tile_size, overlap, blend, dst_crs,
-            compress, cog, bands, threshold, min_area, min_part, border_cut, simplify, regularize, no_split, no_resume, keep_work, progress_mode):
+            compress, cog, bands, threshold, min_area, min_part, border_cut, simplify, regularize, no_split, aoi, aoi_margin, aoi_clip, no_resume, keep_work,
+            progress_mode):
     """Find buildings in INPUT (any GDAL raster) and write footprints (-o) and/or probabilities (--prob)."""
     from geoseg.config import SegmentConfig
     from geoseg.engine.segment import segment as run
@@ -51,6 +55,7 @@ def segment(input_path, output, prob, model, device, precision, batch_size, tta,
                         tta_scales=o.parse_scales(tta_scales), gsd_m=gsd, tile_size=tile_size, overlap=overlap,
                         blend=blend, dst_crs=dst_crs, compress=compress, cog=cog,
                         resume=not no_resume, keep_work=keep_work, bands=o.parse_bands(bands),
+                        aoi=aoi, aoi_margin_m=aoi_margin, aoi_clip=aoi_clip,
                         vectorize=o.vectorize_config(threshold, min_area, min_part, simplify, regularize, no_split,
                                                              border_cut))
     reporter = o.make_progress(progress_mode)

@@ -13,7 +13,7 @@ from geoseg.errors import ConfigError, GsdWarning, InputError
 from geoseg.grid import RasterGrid
 from geoseg.io.raster import RasterInfo
 from geoseg.models.card import ModelCard
-from geoseg.tiling import TileGrid, column_blocks
+from geoseg.tiling import TileGrid, aligned_window, column_blocks
 
 FAR_OUT_OF_RANGE = 4.0  # a native GSD this many times coarser than the valid range is refused
 SLACK = 1.02  # a measured native GSD within 2 % of the valid range counts as inside it (UTM scale, rounding)
@@ -31,10 +31,14 @@ class Plan:
     est_peak_bytes: int
     est_seconds: float | None
     block_width: int  # working-grid columns per column block (bounds memory)
+    aoi: object = None  # the area of interest in the working CRS (shapely), or None: the whole raster
+    region: object = None  # the aoi plus its margin: where the model's output is kept
+    tiles_to_run: int | None = None  # tiles whose read window touches the region (all of them without an aoi)
 
     @property
     def resampled(self) -> bool:
-        return not self.work_grid.same_as(self.input_grid)
+        """Whether the model runs on a grid other than (a pixel-aligned part of) the input's."""
+        return self.work_grid.offset_in(self.input_grid) is None
 
     def describe(self) -> dict:
         t = self.tiles
@@ -46,6 +50,8 @@ class Plan:
             "tile_size": t.tile_size, "overlap": t.overlap, "tiles": len(t), "tile_rows": t.n_rows,
             "tile_cols": t.n_cols, "column_blocks": len(column_blocks(t, self.block_width)), "work_megapixels": round(self.work_grid.width * self.work_grid.height / 1e6, 2),
             "est_peak_memory_mb": round(self.est_peak_bytes / 2**20), "est_seconds": None if self.est_seconds is None else float(f"{self.est_seconds:.3g}"),
+            **({} if self.aoi is None else {"aoi_area_m2": round(self.aoi.area, 1), "region_area_m2": round(self.region.area, 1),
+                                            "tiles_in_aoi": self.tiles_to_run}),
         }
 
 
@@ -93,9 +99,9 @@ def throughput(card: ModelCard, cfg: SegmentConfig) -> float | None:
     return measured.get("cpu" if bf16 else "cpu_fp32")
 
 
-def _out_grid(info: RasterInfo, dst_crs: str | None) -> RasterGrid:
+def _out_grid(grid: RasterGrid, dst_crs: str | None) -> RasterGrid:
     if dst_crs is None:
-        return info.grid
+        return grid
     import pyproj
     from rasterio.crs import CRS
     from rasterio.errors import CRSError
@@ -106,12 +112,35 @@ def _out_grid(info: RasterInfo, dst_crs: str | None) -> RasterGrid:
         crs = CRS.from_user_input(dst_crs)
     except (CRSError, pyproj.exceptions.CRSError):
         raise ConfigError(f"--dst-crs {dst_crs!r} is not a CRS; use e.g. EPSG:32633") from None
-    g = info.grid
+    g = grid
     transform, w, h = calculate_default_transform(g.crs, crs, g.width, g.height, *g.bounds)
     return RasterGrid((h, w), transform, crs)
 
 
-def make_plan(info: RasterInfo, card: ModelCard, cfg: SegmentConfig) -> Plan:
+def _crop(grid: RasterGrid, work: RasterGrid, aoi, margin_m: float, tile: int, overlap: int):
+    """``(work grid, input-CRS output grid, aoi, region)`` for an ``aoi`` (in ``grid``'s CRS). The region is the aoi
+    plus ``margin_m``; the working grid, the part of ``work`` covering it, snapped to the whole raster's tiles (so the
+    region gets the values a run over the whole raster would give it); the output grid, the part of ``grid``
+    covering the aoi. The aoi and region are in ``work``'s (metric) CRS."""
+    from geoseg.aoi import to_crs
+
+    area = to_crs(aoi, grid.crs, work.crs)
+    region = area.buffer(margin_m) if margin_m > 0 else area
+    win = work.window_covering(region.bounds)
+    if win is None:  # read_aoi cut the aoi to the raster, whose working grid covers it: not expected
+        raise InputError("the aoi lies off the raster's working grid; draw it over the raster")
+    cropped = work[aligned_window(win, work.shape_yx, tile, overlap)]
+    if work.offset_in(grid) is not None:
+        return cropped, work[work.window_covering(area.bounds)], area, region
+    from rasterio.warp import transform_bounds
+
+    out = grid.window_covering(transform_bounds(work.crs, grid.crs, *area.bounds, densify_pts=21))
+    return cropped, grid[out], area, region
+
+
+def make_plan(info: RasterInfo, card: ModelCard, cfg: SegmentConfig, aoi=None) -> Plan:
+    """The plan for ``info``; ``aoi`` (a shapely geometry in the input's CRS, :func:`geoseg.aoi.read_aoi`) limits
+    the run to it plus ``cfg.aoi_margin_m``."""
     native = georef.ground_gsd_m(info.grid)
     gsd = _work_gsd(card, cfg, native, info.path)
     work = georef.work_grid(info.grid, gsd)
@@ -120,9 +149,13 @@ def make_plan(info: RasterInfo, card: ModelCard, cfg: SegmentConfig) -> Plan:
     if tile % 32:
         raise ConfigError(f"--tile-size {tile} must be a multiple of 32")
     try:
-        tiles = TileGrid(work.shape_yx, tile, overlap)
+        TileGrid(work.shape_yx, tile, overlap)
     except ValueError as exc:
         raise ConfigError(f"invalid tiling: {exc}") from None
+    out, area, region = info.grid, None, None
+    if aoi is not None:
+        work, out, area, region = _crop(info.grid, work, aoi, cfg.aoi_margin_m, tile, overlap)
+    tiles = TileGrid(work.shape_yx, tile, overlap)
     k = len(card.outputs)
     width = min(work.width, cfg.block_width + 2 * tile)
     peak = (4 * tile * width * (card.bands + 1)  # row super-windows in the queue, in flight and batched
@@ -131,5 +164,35 @@ def make_plan(info: RasterInfo, card: ModelCard, cfg: SegmentConfig) -> Plan:
             + 450 * 2**20)  # interpreter, torch, GDAL cache
     mps = throughput(card, cfg)
     passes = tta_passes(cfg.tta, cfg.tta_scales)  # forward-pass cost per tile, in plain passes
-    est = None if not mps else len(tiles) * tile * tile * passes / 1e6 / mps
-    return Plan(info.grid, work, _out_grid(info, cfg.dst_crs), tiles, native, gsd, k, int(peak), est, cfg.block_width)
+    n_run = len(tiles) if region is None else tiles_touching(tiles, work, region)
+    est = None if not mps else n_run * tile * tile * passes / 1e6 / mps
+    return Plan(info.grid, work, _out_grid(out, cfg.dst_crs), tiles, native, gsd, k, int(peak), est, cfg.block_width,
+                area, region, n_run)
+
+
+def tiles_touching(tiles: TileGrid, work: RasterGrid, region) -> int:
+    """How many tiles' read windows (on ``work``) reach ``region`` (a geometry in ``work``'s CRS) with their pixel
+    centres' box: the others have no pixel to keep and are skipped (an estimate: a sliver of the region between pixel
+    centres counts a tile that the run skips)."""
+    import numpy as np
+    import shapely
+
+    h = 0.5  # pixel centres
+    cr = np.array([(c, r) for t in tiles for c, r in (
+        (t.read.col_off + h, t.read.row_off + h), (t.read.col_end - h, t.read.row_off + h),
+        (t.read.col_off + h, t.read.row_end - h), (t.read.col_end - h, t.read.row_end - h))])
+    t = work.transform
+    x = (t.a * cr[:, 0] + t.b * cr[:, 1] + t.c).reshape(-1, 4)
+    y = (t.d * cr[:, 0] + t.e * cr[:, 1] + t.f).reshape(-1, 4)
+    boxes = shapely.box(x.min(1), y.min(1), x.max(1), y.max(1))  # a rotated grid's tiles: their bounding boxes
+    shapely.prepare(region)
+    return int(shapely.intersects(region, boxes).sum())
+
+
+def plan_for(input_path: str, card: ModelCard, cfg: SegmentConfig) -> tuple[RasterInfo, Plan]:
+    """Inspect ``input_path`` and plan the run; reads ``cfg.aoi`` when given (one-line errors on bad input)."""
+    from geoseg.aoi import read_aoi
+    from geoseg.io.raster import inspect_raster
+
+    info = inspect_raster(input_path, card.bands, cfg.bands)
+    return info, make_plan(info, card, cfg, read_aoi(cfg.aoi, info.grid, input_path) if cfg.aoi else None)

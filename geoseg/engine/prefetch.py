@@ -17,16 +17,16 @@ _DONE = object()
 
 
 def prefetch_rows(info: RasterInfo, work: RasterGrid, tiles: TileGrid, rows: list[int],
-                  cols: tuple[int, int] | None = None, depth: int = 2) -> Iterator[tuple[int, PixelWindow, np.ndarray, np.ndarray]]:
+                  cols: tuple[int, int] | None = None, depth: int = 2, within=None) -> Iterator[tuple[int, PixelWindow, np.ndarray, np.ndarray]]:
     """Yield ``(row, window, uint8 (C,Y,X), valid (Y,X))`` per tile row (restricted to columns
     ``cols``); one super-window read per row so each source block is decoded about once.
-    Errors in the reader re-raise in the consumer."""
+    Errors in the reader re-raise in the consumer. ``within``: as :class:`WorkReader`'s."""
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
     def work_fn() -> None:
         try:
-            with WorkReader(info, work) as reader:
+            with WorkReader(info, work, within) as reader:
                 for r in rows:
                     if stop.is_set():
                         return

@@ -67,7 +67,8 @@ def _run_block(info, plan: Plan, predictor, blend, work: WorkDir, progress, bloc
     stitcher = RowStitcher(tiles, plan.n_channels, blend, cols=block.read_cols, top=chunks[(start, block.index)].row_off)
     done, total = counter
     t_wait = time.perf_counter()
-    for r, win, data, valid in prefetch_rows(info, plan.work_grid, tiles, list(range(start, tiles.n_rows)), cols=block.read_cols):
+    for r, win, data, valid in prefetch_rows(info, plan.work_grid, tiles, list(range(start, tiles.n_rows)), cols=block.read_cols,
+                                               within=plan.region):
         stats.seconds["read_wait"] += time.perf_counter() - t_wait
         check_cancel(progress)
         row_tiles = [tiles.tile(r, c) for c in block.tile_cols]

@@ -9,13 +9,13 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from geoseg.aoi import clip, outline, owned, to_crs
 from geoseg.config import SegmentConfig
-from geoseg.engine.plan import Plan, make_plan
+from geoseg.engine.plan import Plan, plan_for
 from geoseg.engine.run import RunStats, chunk_windows, predict_rows
 from geoseg.engine.workdir import WorkDir, fingerprint, work_dir_for
 from geoseg.errors import InputError
 from geoseg.io.prob_raster import check_raster_output, write_probability
-from geoseg.io.raster import inspect_raster
 from geoseg.models.registry import get_card
 from geoseg.progress import NullProgress, Progress
 from geoseg.runlock import lock_path_for, run_lock
@@ -65,8 +65,7 @@ def segment(input_path: str, output: str | Path | None = None, prob: str | Path 
         check_vector_output(output)
     if prob is not None:
         check_raster_output(prob)
-    info = inspect_raster(input_path, card.bands, cfg.bands)
-    plan = make_plan(info, card, cfg)
+    info, plan = plan_for(input_path, card, cfg)
 
     predictor = _predictor(card, cfg)
     anchor = output or prob
@@ -76,7 +75,7 @@ def segment(input_path: str, output: str | Path | None = None, prob: str | Path 
     fp = fingerprint({"input": os.path.abspath(input_path), "size": st and st.st_size, "mtime": st and st.st_mtime_ns,
                       "model": card.sha256, "plan": plan.describe(), "block_width": plan.block_width, "blend": cfg.blend, "bands": info.bands,
                       "scale": info.scale, "device": predictor.device, "precision": predictor.precision,
-                      "tta": predictor.tta, **_scales_key(predictor)})
+                      "tta": predictor.tta, **_scales_key(predictor), **_aoi_key(plan)})
     # one run per output at a time: a second would share the work folder (geoseg/runlock.py)
     lock = run_lock(lock_path_for(anchor), str(anchor)) if anchor else contextlib.nullcontext()
     try:
@@ -107,7 +106,8 @@ def _run(info, plan: Plan, card, cfg: SegmentConfig, predictor, work: WorkDir, i
         if h * w <= MIN_WORK_PIXELS:
             raise InputError(f"{input_path} is only {h}x{w} pixels at {plan.work_gsd_m:g} m, too few to segment; "
                              "run it at a finer GSD")
-        raise InputError(f"{input_path} has no valid pixels (all nodata or masked); nothing to segment")
+        where = f" inside the aoi {cfg.aoi}" if cfg.aoi else ""
+        raise InputError(f"{input_path} has no valid pixels{where} (all nodata or masked); nothing to segment")
     chunks = chunk_windows(plan)
     mosaic = work.vrt(chunks)
     meta = provenance(card, cfg, plan, input_path)
@@ -120,9 +120,14 @@ def _run(info, plan: Plan, card, cfg: SegmentConfig, predictor, work: WorkDir, i
                                out_crs=plan.out_grid.crs, progress=progress)
         if plan.resampled:
             gdf = _clip_to_input(gdf, plan)
+        if plan.aoi is not None:
+            area = to_crs(plan.aoi, plan.work_grid.crs, gdf.crs)
+            gdf = clip(gdf, area, vcfg.min_area_m2) if cfg.aoi_clip else owned(gdf, area)
     if prob is not None:
+        area = None if plan.aoi is None else to_crs(plan.aoi, plan.work_grid.crs, plan.out_grid.crs)
         write_probability(mosaic, prob, plan.out_grid, plan.n_channels, compress=cfg.compress, cog=cfg.cog,
-                          tags=meta, progress=progress, valid_path=work.validity_vrt(chunks), band_names=card.outputs)
+                          tags=meta, progress=progress, valid_path=work.validity_vrt(chunks), band_names=card.outputs,
+                          within=area)
     if output is not None:
         write_vectors(gdf, output, meta)
     if not cfg.keep_work:
@@ -133,18 +138,11 @@ def _run(info, plan: Plan, card, cfg: SegmentConfig, predictor, work: WorkDir, i
 def _clip_to_input(gdf, plan: Plan):
     """The working grid is snapped outward; keep footprints within the input raster's footprint."""
     import geopandas as gpd
-    from shapely.geometry import box
 
     if gdf.empty:
         return gdf
-    outline = gpd.GeoSeries([box(*plan.input_grid.bounds)], crs=plan.input_grid.crs).segmentize(
-        max(plan.input_grid.res_xy) * 64).to_crs(gdf.crs).iloc[0]
-    inside = gdf.geometry.within(outline)
-    if inside.all():
-        return gdf
-    gdf = gdf.copy()
-    gdf.loc[~inside, "geometry"] = gdf.geometry[~inside].intersection(outline)
-    return gdf[~gdf.geometry.is_empty].reset_index(drop=True)
+    edge = gpd.GeoSeries([outline(plan.input_grid)], crs=plan.input_grid.crs).segmentize(max(plan.input_grid.res_xy) * 64)
+    return clip(gdf, edge.to_crs(gdf.crs).iloc[0])
 
 
 def _predictor(card, cfg: SegmentConfig):
@@ -152,6 +150,15 @@ def _predictor(card, cfg: SegmentConfig):
     from geoseg.models.loading import load_module
 
     return Predictor(load_module(card), card, cfg.device, cfg.precision, cfg.batch_size, cfg.tta, cfg.tta_scales)
+
+
+def _aoi_key(plan: Plan) -> dict:
+    """The region the model's output is kept in, for the resume fingerprint; absent without an aoi."""
+    import hashlib
+
+    import shapely
+
+    return {} if plan.region is None else {"region": hashlib.sha256(shapely.to_wkb(plan.region)).hexdigest()}
 
 
 def _scales_key(predictor) -> dict:

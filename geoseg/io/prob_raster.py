@@ -26,11 +26,13 @@ def check_raster_output(path: Path) -> None:
 def write_probability(src_path: Path, out_path: Path, out_grid: RasterGrid, n_bands: int, *, compress: str = "deflate",
                       cog: bool = False, tags: dict[str, str] | None = None, progress: Progress | None = None,
                       rows_per_step: int = 1024, valid_path: Path | None = None,
-                      band_names: tuple[str, ...] | None = None) -> Path:
-    """Copy (or warp, if ``out_grid`` differs) bands ``1..n_bands`` of ``src_path`` into ``out_path``.
+                      band_names: tuple[str, ...] | None = None, within=None) -> Path:
+    """Copy (or warp, if ``out_grid`` is not ``src_path``'s grid or a part of it) bands ``1..n_bands`` of ``src_path``
+    into ``out_path``.
 
     Validity comes from ``src_path``'s mask; when warping, from band 1 of ``valid_path``
-    (0/255) if given, since GDAL's warper ignores per-dataset mask bands of VRTs.
+    (0/255) if given, since GDAL's warper ignores per-dataset mask bands of VRTs. ``within`` (a shapely geometry
+    in ``out_grid``'s CRS): pixels whose centre lies outside it are written as nodata too.
     """
     import rasterio
     from rasterio.enums import Resampling
@@ -46,7 +48,8 @@ def write_probability(src_path: Path, out_path: Path, out_grid: RasterGrid, n_ba
     # GDAL's multi-threaded compression (NUM_THREADS) printed 'ERROR 1: ... Bad value 1 for "ExtraSamples"'
     # for masked multi-band outputs (5 writes in 8 in a standalone repro, data intact) and saved little time here.
     with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(src_path) as src, atomic_output(out_path) as tmp:
-        same = RasterGrid((src.height, src.width), src.transform, src.crs).same_as(out_grid)
+        offset = out_grid.offset_in(RasterGrid((src.height, src.width), src.transform, src.crs))
+        same = offset is not None  # the source's own pixels (all, or a part at ``offset``): copied as they are
         warp = {"crs": out_grid.crs, "transform": out_grid.transform, "width": out_grid.width, "height": out_grid.height}
         reader = src if same else WarpedVRT(src, resampling=Resampling.bilinear, **warp)
         vsrc = None if same or valid_path is None else rasterio.open(valid_path)
@@ -58,8 +61,13 @@ def write_probability(src_path: Path, out_path: Path, out_grid: RasterGrid, n_ba
                 for i, step in enumerate(steps):  # 2-D windows: memory does not grow with the raster's width
                     check_cancel(progress)
                     win = step.to_rasterio()
-                    data = reader.read(indexes=list(range(1, n_bands + 1)), window=win)
-                    mask = reader.dataset_mask(window=win) if vreader is None else vreader.read(1, window=win)
+                    rwin = PixelWindow(step.row_off + offset[0], step.col_off + offset[1], *step.shape_yx).to_rasterio() if same else win
+                    data = reader.read(indexes=list(range(1, n_bands + 1)), window=rwin)
+                    mask = reader.dataset_mask(window=rwin) if vreader is None else vreader.read(1, window=win)
+                    if within is not None:
+                        from geoseg.aoi import mask as area_mask
+
+                        mask = np.where(area_mask(within, out_grid.window_transform(step), step.shape_yx), mask, 0)
                     data[:, mask == 0] = 0
                     dst.write(data, window=win)
                     dst.write_mask(np.where(mask > 0, 255, 0).astype(np.uint8), window=win)

@@ -78,7 +78,7 @@ def read_polygon_features(path: str | os.PathLike, what: str = "labels", within=
     mixed = (gdf.geometry.geom_type == "GeometryCollection").to_numpy()
     if mixed.any():  # keep the polygons of a collection
         gdf = gdf.copy()
-        gdf.loc[mixed, gdf.geometry.name] = [_polygon_parts(g) for g in gdf.geometry[mixed]]
+        gdf.loc[mixed, gdf.geometry.name] = [polygon_parts(g) for g in gdf.geometry[mixed]]
         gdf = gdf[~gdf.geometry.is_empty]
     kinds = gdf.geometry.geom_type
     poly = kinds.isin(("Polygon", "MultiPolygon")).to_numpy()
@@ -91,7 +91,7 @@ def read_polygon_features(path: str | os.PathLike, what: str = "labels", within=
     return gdf[poly]
 
 
-def _polygon_parts(geom, none=None):
+def polygon_parts(geom, none=None):
     """The polygons of ``geom`` (itself if it is one), one Polygon or a MultiPolygon; ``none`` (default: ``geom``
     itself) if it holds none."""
     from shapely.geometry import MultiPolygon, Polygon
@@ -116,7 +116,7 @@ def polygonal(geoms):
     bad = ~shapely.is_valid(geoms)
     if bad.any():
         geoms = geoms.copy()
-        geoms[bad] = [_polygon_parts(g, Polygon()) for g in shapely.make_valid(geoms[bad])]
+        geoms[bad] = [polygon_parts(g, Polygon()) for g in shapely.make_valid(geoms[bad])]
     return geoms
 
 

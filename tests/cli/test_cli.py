@@ -370,3 +370,36 @@ def test_an_unknown_dst_crs_is_one_line_on_the_real_stderr(tmp_path):
                                   "--progress", "none"), check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines() == ["geoseg: error: --dst-crs 'EPSG:99999' is not a CRS; use e.g. EPSG:32633"]
+
+
+def _aoi_file(path, geom):
+    import geopandas as gpd
+
+    gpd.GeoDataFrame(geometry=[geom], crs="EPSG:32633").to_file(path)
+    return path
+
+
+def test_plan_and_segment_take_an_aoi(tmp_path, pixel_card):
+    from shapely.geometry import box
+
+    src = write_raster(tmp_path / "in.tif", scene((300, 200), [(20, 20, 50, 50), (200, 150, 240, 190)]))
+    aoi = _aoi_file(tmp_path / "aoi.gpkg", box(500000, 4999900, 500100, 5000000))  # rows 0..100, cols 0..100
+    r = run("plan", src, "--model", pixel_card, "--json", "--aoi", aoi, "--aoi-margin", "10")
+    assert r.exit_code == 0, r.output
+    plan = json.loads(r.stdout)
+    assert plan["aoi_area_m2"] == 100 * 100 and plan["tiles"] == 3 * 3 < 6 * 4  # tiles of 64 every 48 px
+    r = run("segment", src, "-o", tmp_path / "b.geojson", "--model", pixel_card, "--aoi", aoi, "--progress", "none")
+    assert r.exit_code == 0, r.output
+    assert r.stderr.startswith("1 buildings")
+
+
+@pytest.mark.parametrize("where, needle", [("missing", "aoi not found"), ("off", "no polygon of the aoi")])
+def test_a_bad_aoi_is_a_one_line_error(tmp_path, good, pixel_card, outdir, where, needle):
+    from shapely.geometry import box
+
+    aoi = tmp_path / "nope.gpkg" if where == "missing" else _aoi_file(tmp_path / "off.gpkg", box(0, 0, 10, 10))
+    assert_clean_error(run(*segment_args(good, tmp_path, pixel_card, "--aoi", aoi)), needle)
+
+
+def test_a_negative_aoi_margin_is_a_usage_error(tmp_path, good, pixel_card):
+    assert run(*segment_args(good, tmp_path, pixel_card, "--aoi-margin", "-1")).exit_code == 2

@@ -211,3 +211,29 @@ def test_no_geotransform(tmp_path):
             dst.write(scene((20, 20)))
     with pytest.raises(InputError, match="no CRS|no geotransform"):
         inspect_raster(str(p))
+
+
+def test_a_part_of_the_raster_grid_is_read_directly_at_its_offset(tmp_path):
+    from geoseg.window import PixelWindow
+
+    data = scene((40, 50))
+    info = inspect_raster(str(write_raster(tmp_path / "a.tif", data)))
+    part = info.grid[PixelWindow(5, 7, 20, 30)]
+    with WorkReader(info, part) as r:
+        got, valid = r.read(PixelWindow(2, 3, 10, 12))
+        assert r._vrt is None  # no warping for the raster's own pixels
+    assert np.array_equal(got, data[:, 7:17, 10:22]) and valid.all()
+
+
+def test_pixels_outside_within_are_read_but_not_valid(tmp_path):
+    from shapely.geometry import Polygon
+
+    data = scene((40, 50))
+    info = inspect_raster(str(write_raster(tmp_path / "a.tif", data)))
+    t = info.grid.transform
+    triangle = Polygon([t @ (0, 0), t @ (50, 0), t @ (0, 40)])  # the upper-left half
+    with WorkReader(info, info.grid, within=triangle) as r:
+        got, valid = r.read(info.grid.full_window)
+    assert np.array_equal(got, data)
+    assert valid[0, 0] and valid[5, 5] and not valid[39, 49] and not valid[30, 40]
+    assert 0.45 < valid.mean() < 0.55

@@ -1,0 +1,94 @@
+"""Areas of interest: the polygons a run is limited to, as one geometry in a given CRS.
+
+:func:`read_aoi` reads them (any vector format, any CRS), :func:`to_crs` moves the geometry between CRSs,
+:func:`mask` burns it onto a pixel grid (pixel centres), and :func:`owned` / :func:`clip` restrict footprints to it:
+``owned`` keeps a building whole when its representative point lies inside (so neighbouring areas that share an
+edge each get a building once), ``clip`` cuts it at the edge.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from geoseg.errors import InputError
+from geoseg.grid import RasterGrid
+
+
+def outline(grid: RasterGrid):
+    """The grid's footprint as a polygon in its CRS (its four corners: right for rotated grids too)."""
+    from shapely.geometry import Polygon
+
+    h, w = grid.shape_yx
+    return Polygon([grid.transform @ cr for cr in ((0, 0), (w, 0), (w, h), (0, h))])
+
+
+def to_crs(geom, src_crs, dst_crs):
+    """``geom`` (a shapely geometry in ``src_crs``) in ``dst_crs``."""
+    import geopandas as gpd
+
+    return gpd.GeoSeries([geom], crs=src_crs).to_crs(dst_crs).iloc[0]
+
+
+def read_aoi(path: str, grid: RasterGrid, raster: str, what: str = "aoi"):
+    """The polygons of ``path`` united into one valid geometry in ``grid``'s CRS and cut to its outline; a
+    one-line :class:`InputError` when the file is unreadable or none of its polygons lies on the raster."""
+    import shapely
+
+    from geoseg.io.vector import polygonal, read_polygon_features
+
+    gdf = read_polygon_features(path, what)
+    geoms = [g for g in polygonal(gdf.to_crs(grid.crs).geometry.values) if not g.is_empty]
+    area = shapely.union_all(geoms).intersection(outline(grid)) if geoms else None
+    if area is None or area.is_empty or area.area <= 0:
+        raise InputError(f"no polygon of the {what} {path} lies on {raster}; draw the area to process over the "
+                         "raster (polygons, any CRS)")
+    return area
+
+
+def mask(area, transform, shape_yx: tuple[int, int]) -> np.ndarray:
+    """Pixels of a grid (``transform``, ``shape_yx``) whose centre lies in ``area``: bool ``(Y, X)``."""
+    from rasterio.features import geometry_mask
+
+    if area.is_empty:
+        return np.zeros(shape_yx, bool)
+    return geometry_mask([area], out_shape=shape_yx, transform=transform, invert=True)
+
+
+def owned(gdf, area):
+    """The rows of ``gdf`` whose representative point lies in ``area`` (in ``gdf``'s CRS), whole."""
+    import shapely
+
+    if gdf.empty:
+        return gdf
+    shapely.prepare(area)
+    inside = shapely.contains(area, gdf.geometry.representative_point().values)
+    return gdf[inside].reset_index(drop=True)
+
+
+def clip(gdf, area, min_area_m2: float = 0.0):
+    """``gdf`` cut to ``area`` (in its CRS); ``area_m2`` shrinks with each cut shape, and pieces left under
+    ``min_area_m2`` (or with no area) are dropped."""
+    import shapely
+
+    if gdf.empty:
+        return gdf
+    geoms = gdf.geometry.values
+    shapely.prepare(area)
+    cut = ~shapely.contains_properly(area, geoms)
+    if not cut.any():
+        return gdf
+    gdf = gdf.copy()
+    before = shapely.area(geoms[cut])
+    from shapely.geometry import Polygon
+
+    from geoseg.io.vector import polygon_parts
+
+    pieces = np.array([polygon_parts(g, Polygon()) for g in shapely.intersection(geoms[cut], area)], dtype=object)
+    gdf.loc[cut, gdf.geometry.name] = pieces
+    if "area_m2" in gdf:
+        ratio = np.divide(shapely.area(pieces), before, out=np.zeros(len(before)), where=before > 0)
+        gdf.loc[cut, "area_m2"] = gdf.loc[cut, "area_m2"].to_numpy() * ratio
+    keep = ~gdf.geometry.is_empty & (gdf.geometry.area > 0)
+    if "area_m2" in gdf:
+        keep &= gdf["area_m2"] >= min_area_m2
+    return gdf[keep].reset_index(drop=True)

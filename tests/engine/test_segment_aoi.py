@@ -1,0 +1,137 @@
+"""``segment`` limited to an area of interest (``--aoi``), with the per-pixel reference model (exact expectations)."""
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+
+from geoseg.config import SegmentConfig, VectorizeConfig
+from geoseg.engine.segment import segment
+from geoseg.errors import Cancelled, InputError
+from tests.conftest import write_raster
+from tests.engine.test_segment import UTM, CancelAfter, rect_geom, scene
+
+# inside the aoi, across its right edge (col 150, mostly inside), across it (mostly outside), far outside
+RECTS = [(40, 20, 80, 60), (100, 120, 140, 170), (160, 140, 190, 200), (20, 300, 60, 340)]
+AOI_RC = (10, 10, 230, 150)  # rows 10..230, cols 10..150 of the 240 x 400 scene
+
+
+def cfg(card, **kw):
+    return SegmentConfig(model=str(card), vectorize=VectorizeConfig(min_area_m2=10, split_touching=False), **kw)
+
+
+@pytest.fixture
+def src(tmp_path):
+    return write_raster(tmp_path / "in.tif", scene((240, 400), RECTS))
+
+
+@pytest.fixture
+def aoi(tmp_path):
+    path = tmp_path / "aoi.geojson"  # drawn in lon/lat: the engine brings it onto the raster's CRS
+    gpd.GeoDataFrame(geometry=[rect_geom(*AOI_RC)], crs="EPSG:32633").to_crs("EPSG:4326").to_file(path)
+    return str(path)
+
+
+def bounds(geom):
+    return tuple(round(v) for v in geom.bounds)
+
+
+def test_buildings_inside_the_aoi_come_out_whole_and_others_not_at_all(tmp_path, pixel_card, src, aoi):
+    full = segment(str(src), None, None, cfg(pixel_card))
+    res = segment(str(src), tmp_path / "b.gpkg", None, cfg(pixel_card, aoi=aoi))
+    assert sorted(bounds(g) for g in res.footprints.geometry) == sorted(bounds(rect_geom(*r)) for r in RECTS[:2])
+    assert res.plan.tiles.n_cols < full.plan.tiles.n_cols and not res.plan.resampled
+    assert len(gpd.read_file(tmp_path / "b.gpkg")) == 2
+
+
+def test_aoi_clip_cuts_footprints_at_its_edge(tmp_path, pixel_card, src, aoi):
+    res = segment(str(src), None, None, cfg(pixel_card, aoi=aoi, aoi_clip=True))
+    got = sorted(res.footprints.itertuples(), key=lambda f: f.geometry.bounds)
+    expected = [(40, 20, 80, 60), (100, 120, 140, 150), (160, 140, 190, 150)]  # rows and cols cut at col 150
+    assert [bounds(f.geometry) for f in got] == [bounds(rect_geom(*r)) for r in expected]
+    assert [f.area_m2 for f in got] == pytest.approx([(r1 - r0) * (c1 - c0) for r0, c0, r1, c1 in expected], rel=0.05)
+
+
+def test_with_no_margin_a_building_across_the_edge_is_cut_by_the_prediction_itself(pixel_card, src, aoi):
+    res = segment(str(src), None, None, cfg(pixel_card, aoi=aoi, aoi_margin_m=0))
+    assert sorted(bounds(g) for g in res.footprints.geometry)[1] == bounds(rect_geom(100, 120, 140, 150))
+
+
+def test_probability_raster_covers_the_aoi_on_the_input_pixels_and_is_nodata_outside_it(tmp_path, pixel_card, src, aoi):
+    segment(str(src), None, tmp_path / "full.tif", cfg(pixel_card), return_footprints=False)
+    segment(str(src), None, tmp_path / "p.tif", cfg(pixel_card, aoi=aoi), return_footprints=False)
+    with rasterio.open(tmp_path / "full.tif") as a, rasterio.open(tmp_path / "p.tif") as b:
+        col, row = ~a.transform @ (b.transform.c, b.transform.f)
+        assert (col, row) == (round(col), round(row)) and b.transform.a == a.transform.a and b.crs == a.crs
+        assert b.width < a.width
+        win = rasterio.windows.Window(col, row, b.width, b.height)
+        inside = np.zeros((240, 400), bool)
+        inside[AOI_RC[0]:AOI_RC[2], AOI_RC[1]:AOI_RC[3]] = True
+        inside = inside[int(row):int(row) + b.height, int(col):int(col) + b.width]
+        assert np.array_equal(b.dataset_mask() > 0, inside)
+        assert np.array_equal(b.read(1)[inside], a.read(1, window=win)[inside])  # same values as the full run
+
+
+def test_a_resampled_run_keeps_whole_buildings_and_writes_on_the_input_grid(tmp_path, pixel_card, src, aoi):
+    res = segment(str(src), None, tmp_path / "p.tif", cfg(pixel_card, aoi=aoi, gsd_m=2.0))
+    assert res.plan.resampled
+    assert len(res.footprints) == 2
+    big = res.footprints.geometry[res.footprints.area_m2.idxmax()]
+    assert big.intersection(rect_geom(*RECTS[1])).area / big.union(rect_geom(*RECTS[1])).area > 0.85
+    with rasterio.open(tmp_path / "p.tif") as b:
+        col, row = ~UTM @ (b.transform.c, b.transform.f)
+        assert (col, row) == (AOI_RC[1], AOI_RC[0]) and b.res == (1.0, 1.0)  # the input's pixels under the aoi
+        assert b.shape == (AOI_RC[2] - AOI_RC[0], AOI_RC[3] - AOI_RC[1]) and (b.dataset_mask() > 0).mean() > 0.98
+
+
+def test_an_aoi_over_nodata_only_is_refused(tmp_path, pixel_card, aoi):
+    m = np.ones((240, 400), bool)
+    m[:, :200] = False
+    src = write_raster(tmp_path / "in.tif", scene((240, 400), RECTS), mask=m)
+    with pytest.raises(InputError, match="no valid pixels inside the aoi"):
+        segment(str(src), tmp_path / "o.gpkg", None, cfg(pixel_card, aoi=aoi, aoi_margin_m=0))
+    assert not (tmp_path / "o.gpkg").exists()
+
+
+def test_a_changed_aoi_does_not_reuse_the_finished_tiles(tmp_path, pixel_card, src, aoi):
+    with pytest.raises(Cancelled):
+        segment(str(src), None, tmp_path / "o.tif", cfg(pixel_card, aoi=aoi), progress=CancelAfter(1), return_footprints=False)
+    again = segment(str(src), None, tmp_path / "o.tif", cfg(pixel_card, aoi=aoi, aoi_margin_m=20), return_footprints=False)
+    assert not again.resumed
+
+
+def test_an_interrupted_aoi_run_resumes(tmp_path, pixel_card, src, aoi):
+    ref = segment(str(src), None, None, cfg(pixel_card, aoi=aoi))
+    with pytest.raises(Cancelled):
+        segment(str(src), tmp_path / "o.gpkg", None, cfg(pixel_card, aoi=aoi), progress=CancelAfter(1))
+    res = segment(str(src), tmp_path / "o.gpkg", None, cfg(pixel_card, aoi=aoi))
+    assert res.resumed and res.stats.chunks_reused > 0
+    assert all(a.equals_exact(b, 1e-6) for a, b in zip(ref.footprints.geometry, res.footprints.geometry))
+
+
+def test_a_building_inside_the_aoi_bounds_but_outside_its_polygon_is_not_predicted(tmp_path, pixel_card, src):
+    from shapely.geometry import Polygon
+
+    t = UTM
+    corner = Polygon([t @ (0, 0), t @ (400, 0), t @ (400, 240)])  # the triangle above the diagonal (0,0)-(400,240)
+    path = tmp_path / "tri.gpkg"
+    gpd.GeoDataFrame(geometry=[corner], crs="EPSG:32633").to_file(path)
+    res = segment(str(src), None, None, cfg(pixel_card, aoi=str(path), aoi_margin_m=0))
+    # RECTS[0] (rows 40..80, cols 20..60) lies below the diagonal; RECTS[3] (rows 20..60, cols 300..340) above it
+    assert [bounds(g) for g in res.footprints.geometry] == [bounds(rect_geom(*RECTS[3]))]
+    assert res.stats.tiles_empty > 0  # tiles wholly below the diagonal are never run
+
+
+def test_the_plan_counts_only_the_tiles_an_aoi_needs(tmp_path, pixel_card, src):
+    from shapely.geometry import Polygon
+
+    from geoseg.engine.plan import plan_for
+    from geoseg.models.registry import get_card
+
+    path = tmp_path / "tri.gpkg"
+    gpd.GeoDataFrame(geometry=[Polygon([UTM @ (0, 0), UTM @ (400, 0), UTM @ (400, 240)])], crs="EPSG:32633").to_file(path)
+    card = get_card(str(pixel_card))
+    _, plan = plan_for(str(src), card, cfg(pixel_card, aoi=str(path), aoi_margin_m=0))
+    res = segment(str(src), None, None, cfg(pixel_card, aoi=str(path), aoi_margin_m=0))
+    assert plan.tiles_to_run == res.stats.tiles_predicted < len(plan.tiles)
+    assert plan.describe()["tiles_in_aoi"] == plan.tiles_to_run
