@@ -102,7 +102,7 @@ def _run_one(raster, truth, g, model, card, cfg, mode, breakdown, stem: Path, ke
 
     out, prob = stem.with_name(stem.name + ".gpkg"), (stem.with_name(stem.name + "_prob.tif") if keep else None)
     if mode == "model":
-        src, run_cfg = raster, replace(cfg, model=model, gsd_m=g, allow_any_gsd=True)
+        src, run_cfg = raster, replace(cfg, model=model, gsd_m=g, allow_any_gsd=True, aoi=aoi)
     else:
         src = str(stem.with_name(stem.name + "_input.tif"))
         input_key = _key(raster, None, None, "input", g, cfg.bands, card.bands)
@@ -110,7 +110,7 @@ def _run_one(raster, truth, g, model, card, cfg, mode, breakdown, stem: Path, ke
             write_at_gsd(raster, g, src, card.bands, cfg.bands, progress=progress)
             if keep:  # lets a resumed sweep reuse this input, and with it the finished tiles of its run
                 _keep(Path(src + ".json"), input_key, {})
-        run_cfg = replace(cfg, model=model, bands=None)  # the degraded input holds the chosen bands, in order
+        run_cfg = replace(cfg, model=model, bands=None, aoi=aoi)  # the degraded input holds the chosen bands, in order
     res = segment(src, out, prob, run_cfg, progress, return_footprints=False)
     tiles = res.plan.tiles
     scores = evaluate(str(out), truth, raster=raster, breakdown=breakdown, aoi=aoi)

@@ -223,6 +223,13 @@ def test_a_sweep_scores_only_inside_its_aoi(tmp_path, pixel_card):
     assert all(x["n_truth"] == 1 and x["obj_tp"] == 1 for x in rows), "the second building lies outside the aoi"
     assert all(x["px_tp"] + x["px_fn"] == 78 * 75 for x in rows)
     assert all(x["ceiling_iou"] > 0.95 for x in rows)
+    for mode in ("model", "imagery"):  # the model runs over the aoi only: its probability raster covers just that
+        r = CliRunner().invoke(cli, ["evaluate", str(raster), "--truth", str(tmp_path / "t.gpkg"), "--gsd-sweep", "1",
+                                     "--model", str(pixel_card), "--aoi", str(tmp_path / "aoi.gpkg"), "--json",
+                                     "--sweep-mode", mode, "--keep", str(tmp_path / mode)])
+        assert r.exit_code == 0, r.output
+        with rasterio.open(json.loads(r.stdout)[0]["prob"]) as ds:
+            assert ds.shape == (120, 120)
     gpd.GeoDataFrame(geometry=[box(0, 0, 1, 1)], crs=4326).to_file(tmp_path / "far.gpkg")
     with pytest.raises(InputError, match="no polygon of the aoi"):
         gsd_sweep(str(raster), str(tmp_path / "t.gpkg"), [1.0], str(pixel_card), aoi=str(tmp_path / "far.gpkg"),
