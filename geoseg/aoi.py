@@ -46,23 +46,30 @@ def read_aoi(path: str, grid: RasterGrid, raster: str, what: str = "aoi"):
 
 
 def mask(area, transform, shape_yx: tuple[int, int]) -> np.ndarray:
-    """Pixels of a grid (``transform``, ``shape_yx``) whose centre lies in ``area``: bool ``(Y, X)``."""
+    """Pixels of a grid (``transform``, ``shape_yx``) whose centre lies in ``area`` (one geometry, or a list of
+    them): bool ``(Y, X)``."""
     from rasterio.features import geometry_mask
 
-    if area.is_empty:
+    geoms = [g for g in (area if isinstance(area, (list, tuple)) else [area]) if not g.is_empty]
+    if not geoms:
         return np.zeros(shape_yx, bool)
-    return geometry_mask([area], out_shape=shape_yx, transform=transform, invert=True)
+    return geometry_mask(geoms, out_shape=shape_yx, transform=transform, invert=True)
+
+
+def inside(gdf, area) -> np.ndarray:
+    """Which rows of ``gdf`` have their representative point (a point inside each shape) in ``area`` (in
+    ``gdf``'s CRS; its edge counts as in): bool per row."""
+    import shapely
+
+    if gdf.empty:
+        return np.zeros(0, bool)
+    shapely.prepare(area)
+    return shapely.intersects(area, shapely.point_on_surface(gdf.geometry.values))
 
 
 def owned(gdf, area):
     """The rows of ``gdf`` whose representative point lies in ``area`` (in ``gdf``'s CRS), whole."""
-    import shapely
-
-    if gdf.empty:
-        return gdf
-    shapely.prepare(area)
-    inside = shapely.contains(area, gdf.geometry.representative_point().values)
-    return gdf[inside].reset_index(drop=True)
+    return gdf if gdf.empty else gdf[inside(gdf, area)].reset_index(drop=True)
 
 
 def clip(gdf, area, min_area_m2: float = 0.0):

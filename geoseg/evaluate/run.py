@@ -73,8 +73,9 @@ def _within(gdf, aoi_gdf):
         return gdf
     import shapely
 
-    area = shapely.union_all(aoi_gdf.to_crs(gdf.crs).geometry.values)
-    return gdf[shapely.intersects(area, shapely.point_on_surface(gdf.geometry.values))]
+    from geoseg.aoi import inside
+
+    return gdf[inside(gdf, shapely.union_all(aoi_gdf.to_crs(gdf.crs).geometry.values))]
 
 
 def _warn_no_truth(what: str) -> None:

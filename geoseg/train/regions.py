@@ -89,10 +89,11 @@ def load_region(raster: str, labels: str, base_gsd_m: float, name: str | None = 
     grid = georef.reproject_grid(info.grid, crs, base_gsd_m)
     with WorkReader(info, grid) as reader:
         image, valid = reader.read(grid.full_window)
-    from geoseg.train.tiles import aoi_geoms, aoi_mask, read_labels, warn_unlabelled
+    from geoseg.aoi import mask as area_mask
+    from geoseg.train.tiles import aoi_geoms, read_labels, warn_unlabelled
 
     if aoi is not None:
-        valid &= aoi_mask(aoi_geoms(aoi, crs, grid.bounds, raster), grid.transform, grid.shape_yx)
+        valid &= area_mask(aoi_geoms(aoi, crs, grid.bounds, raster), grid.transform, grid.shape_yx)
     geoms = read_labels(labels, crs, grid.bounds)
     label = rasterize(((g, i + 1) for i, g in enumerate(geoms)), out_shape=grid.shape_yx, transform=grid.transform, dtype="int32")
     rows = np.flatnonzero(valid.any(axis=1))

@@ -18,6 +18,7 @@ import numpy as np
 from affine import Affine
 
 from geoseg import georef
+from geoseg.aoi import mask as area_mask
 from geoseg.errors import InputError
 from geoseg.grid import RasterGrid
 from geoseg.tiling import Tile, TileGrid
@@ -56,14 +57,6 @@ def aoi_geoms(path: str, crs, bounds: tuple[float, float, float, float], raster:
         raise InputError(f"no polygon of the aoi {path} lies on {raster}; draw the area where the labels are "
                          "complete over the raster (any CRS), or leave aoi out")
     return geoms
-
-
-def aoi_mask(geoms: list, transform, shape_yx: tuple[int, int]) -> np.ndarray:
-    """Pixels of a grid (``transform``, ``shape_yx``) whose centre lies in the ``aoi`` polygons (at least one, as
-    :func:`aoi_geoms` returns them): bool ``(Y, X)``."""
-    from rasterio.features import rasterize
-
-    return rasterize(((g, 1) for g in geoms), out_shape=shape_yx, transform=transform, dtype="uint8").astype(bool)
 
 
 def warn_unlabelled(raster: str, labels: str) -> None:
@@ -131,7 +124,7 @@ class TiledRegion:
         with WorkReader(self.info, coarse) as reader:
             _, valid = reader.read(PixelWindow(0, 0, *coarse.shape_yx))
         if self.aoi is not None:
-            valid &= aoi_mask(self.aoi, coarse.transform, coarse.shape_yx)
+            valid &= area_mask(self.aoi, coarse.transform, coarse.shape_yx)
         out = np.zeros((self.tiles.n_rows, self.tiles.n_cols))
         for t in self.tiles:
             r = t.read
@@ -156,7 +149,7 @@ class TiledRegion:
             inst = rasterize(((self.geoms[i], int(i) + 1) for i in hits), out_shape=tile.read.shape_yx,
                              transform=transform, dtype="int32")
         if self.aoi is not None:  # outside the area where the labels are complete nothing is taught
-            valid &= aoi_mask(self.aoi, transform, tile.read.shape_yx)
+            valid &= area_mask(self.aoi, transform, tile.read.shape_yx)
         return image, inst, valid
 
     def _tile(self, rng: np.random.Generator):
