@@ -79,7 +79,8 @@ def vectorize(prob_path: str, output: str | None = None, **options: Any):
     (its threshold, and its border/gap bands to split touching buildings).
     """
     from geoseg.config import VectorizeConfig
-    from geoseg.footprints.raster import settings_from_raster, vectorize_raster
+    from geoseg.footprints.raster import vectorize_raster
+    from geoseg.io.prob_raster import settings_from_raster
 
     cfg, tags = settings_from_raster(prob_path, VectorizeConfig(**options))
     gdf = vectorize_raster(prob_path, cfg, model_name=tags.get("model", ""))

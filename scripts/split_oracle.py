@@ -164,9 +164,9 @@ def score_raster(prob: str, labels: str, image: str | None, args) -> list[dict]:
     from rasterio import features
 
     from geoseg.config import VectorizeConfig
-    from geoseg.footprints.raster import settings_from_raster
     from geoseg.georef import ground_gsd_m
     from geoseg.grid import RasterGrid
+    from geoseg.io.prob_raster import settings_from_raster
 
     cfg, _ = settings_from_raster(prob, VectorizeConfig())
     threshold = cfg.threshold if cfg.threshold is not None else 0.5

@@ -35,7 +35,8 @@ def main() -> None:
     import rasterio
 
     from geoseg.evaluate.run import evaluate
-    from geoseg.footprints.raster import described_separators, vectorize_raster
+    from geoseg.footprints.raster import vectorize_raster
+    from geoseg.io.prob_raster import described_separators
     from geoseg.io.vector import write_vectors
 
     rows = []

@@ -26,7 +26,8 @@ def vectorize(prob_path, output, threshold, min_area, min_part, border_cut, simp
     import os
 
     from geoseg import __version__
-    from geoseg.footprints.raster import settings_from_raster, vectorize_raster
+    from geoseg.footprints.raster import vectorize_raster
+    from geoseg.io.prob_raster import settings_from_raster
     from geoseg.io.vector import check_vector_output, write_vectors
 
     check_vector_output(output)

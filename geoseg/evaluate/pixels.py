@@ -46,7 +46,7 @@ def pixel_scores(raster_path: str, truth_geoms, pred_geoms=None, prob_threshold:
     """
     import rasterio
 
-    from geoseg.footprints.raster import check_probability_values
+    from geoseg.io.prob_raster import check_probability_values
 
     tp = fp = fn = 0
     if breakdown:

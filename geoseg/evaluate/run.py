@@ -125,7 +125,8 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
     if is_raster:
         from dataclasses import replace
 
-        from geoseg.footprints.raster import settings_from_raster, vectorize_raster
+        from geoseg.footprints.raster import vectorize_raster
+        from geoseg.io.prob_raster import settings_from_raster
 
         # as `geoseg vectorize` would: the threshold and border cut of the run that wrote it, its border/gap bands
         vcfg, _ = settings_from_raster(pred, VectorizeConfig(threshold=threshold), imagery_hint=(

@@ -45,12 +45,13 @@ from affine import Affine
 from scipy import ndimage
 
 from geoseg.config import DEFAULT_BORDER_CUT, VectorizeConfig
-from geoseg.errors import ConfigError, InputError, RasterReadError
+from geoseg.errors import ConfigError, RasterReadError
 from geoseg.footprints.finish import COLUMNS, Finisher  # noqa: F401 (COLUMNS: re-exported, the output columns)
 from geoseg.footprints.instances import FOUR_CONNECTED, MIN_SPLIT_PIXELS, split_component
 from geoseg.footprints.polygons import merge_parts, traced_polygons
 from geoseg.georef import ground_gsd_m
 from geoseg.grid import RasterGrid
+from geoseg.io.prob_raster import check_bands, read_window
 from geoseg.progress import NullProgress, Progress, check_cancel
 
 BLOCK_COLS: int | None = None  # core columns per block; None: band_rows (square blocks)
@@ -360,7 +361,7 @@ def vectorize_raster(
     cache_bytes = min(GDAL_CACHE_BYTES, int(get_gdal_config("GDAL_CACHEMAX") or GDAL_CACHE_BYTES))
     try:
         with rasterio.Env(GDAL_CACHEMAX=cache_bytes), rasterio.open(path) as ds:
-            _check_bands(ds, cfg)
+            check_bands(ds, cfg)
             grid = RasterGrid((ds.height, ds.width), ds.transform, ds.crs)
             gsd_m = ground_gsd_m(grid)
             finisher = Finisher(grid, gsd_m, cfg, out_crs)
@@ -368,7 +369,7 @@ def vectorize_raster(
             prob = _Probability(np.dtype(ds.dtypes[0]), threshold)
 
             def read(window: tuple[int, int, int, int]):
-                return _read_window(ds, window, cfg.boundary_band)
+                return read_window(ds, window, cfg.boundary_band)
 
             tracer = _BlockTracer(layout, prob, cfg.split_touching, finisher, read, min_part_px=cfg.min_part_m2 / gsd_m**2,
                                   border_cut=border_cut)
@@ -390,113 +391,6 @@ def _parse_crs(crs):
         return CRS.from_user_input(crs)
     except (CRSError, ValueError) as exc:
         raise ConfigError(f"unknown output CRS {crs!r}; give one like 'EPSG:4326'") from exc
-
-
-def _check_bands(ds, cfg: VectorizeConfig) -> None:
-    bands = [1, *separator_bands(cfg.boundary_band)]
-    for band in bands:
-        if not 1 <= band <= ds.count:
-            raise InputError(f"{ds.name} has {ds.count} band(s); band {band} does not exist, check boundary_band")
-        dtype = np.dtype(ds.dtypes[band - 1])
-        if dtype != np.uint8 and dtype.kind != "f":
-            raise InputError(f"band {band} of {ds.name} is {dtype}; expected uint8 (0..255) or float (0..1) probability")
-
-
-def described_separators(ds) -> tuple[int, ...] | None:
-    """1-based bands of an open probability raster described as a separator output (``border``, ``gap``), as
-    ``geoseg segment --prob`` writes them; None if it has none. Vectorizing with them splits as segment does."""
-    from geoseg.models.card import SEPARATORS
-
-    return tuple(i + 1 for i, d in enumerate(ds.descriptions) if d in SEPARATORS) or None
-
-
-def refuse_imagery(ds, path, hint: str) -> None:
-    """A one-line error if the open raster ``ds`` is plainly imagery rather than a probability raster.
-
-    Imagery here means three or more bands, none with a description and no ``model`` tag: every probability
-    raster geoseg writes describes its bands (``building``, ``border``, ... or ``probability``). A single- or
-    two-band raster from another tool is taken as a probability. ``hint`` says what to run instead.
-    """
-    from geoseg.errors import InputError
-
-    if ds.count >= 3 and not any(ds.descriptions) and "model" not in ds.tags():
-        raise InputError(f"{path} looks like imagery ({ds.count} bands, none described as a probability), not a "
-                         f"probability raster; {hint}")
-
-
-def settings_from_raster(path, cfg: VectorizeConfig, imagery_hint: str | None = None) -> tuple[VectorizeConfig, dict]:
-    """``cfg`` completed from what a ``geoseg segment --prob`` raster says, and the raster's tags.
-
-    A threshold or border cut left unset becomes the one of the run that wrote the raster (its ``settings``
-    tag), and with splitting on and no ``boundary_band`` given, the bands described as
-    ``border``/``gap`` become the separators, so footprints split as ``geoseg segment`` splits them.
-    Imagery given instead is refused (:func:`refuse_imagery`), ``imagery_hint`` saying what to run instead.
-    """
-    import json
-    from dataclasses import replace
-
-    from geoseg.io.raster import open_raster
-
-    with open_raster(path) as ds:
-        refuse_imagery(ds, path, imagery_hint or f"segment it first (`geoseg segment {path} -o footprints.gpkg --prob prob.tif`)")
-        tags = ds.tags()
-        seps = described_separators(ds)
-    try:
-        written = json.loads(tags["settings"])["vectorize"]
-    except (KeyError, ValueError, TypeError):
-        written = {}
-    for key in ("threshold", "border_cut"):
-        if getattr(cfg, key) is None and isinstance(written, dict) and written.get(key) is not None:
-            cfg = replace(cfg, **{key: written[key]})
-    if cfg.split_touching and cfg.boundary_band is None and seps:
-        cfg = replace(cfg, boundary_band=seps)
-    return cfg, tags
-
-
-def separator_bands(boundary_band: int | tuple[int, ...] | None) -> tuple[int, ...]:
-    """``VectorizeConfig.boundary_band`` as a tuple of 1-based bands (empty: none)."""
-    if boundary_band is None:
-        return ()
-    return (boundary_band,) if isinstance(boundary_band, int) else tuple(boundary_band)
-
-
-def _read_window(ds, window: tuple[int, int, int, int], boundary_band: int | tuple[int, ...] | None):
-    """``(band 1 values, valid, boundary band values)`` for raster rows ``[r0, r1)``, columns ``[c0, c1)``.
-
-    uint8 bands stay uint8 (a quarter of the memory; see :class:`_Probability`),
-    float bands become float32.
-    """
-    from rasterio.windows import Window
-
-    r0, r1, c0, c1 = window
-    win = Window(c0, r0, c1 - c0, r1 - r0)
-    raw_yx = _raw(ds.read(1, window=win))
-    valid_yx = ds.dataset_mask(window=win) > 0
-    if raw_yx.dtype != np.uint8:
-        valid_yx &= np.isfinite(raw_yx)
-    check_probability_values(raw_yx, valid_yx, ds.dtypes[0], ds.name)
-    boundary_yx = None
-    for band in separator_bands(boundary_band):  # border and gap: a pixel separates if either says so
-        sep = _raw(ds.read(band, window=win))
-        boundary_yx = sep if boundary_yx is None else np.maximum(boundary_yx, sep)
-    return raw_yx, valid_yx, boundary_yx
-
-
-def check_probability_values(values_yx: np.ndarray, valid_yx: np.ndarray, dtype: str, path: str) -> None:
-    """A one-line error for float values outside 0-1 (percentages, or 0-255 stored as float), which any threshold
-    would misread. (Integer types other than uint8 are refused when the raster is opened.)"""
-    from geoseg.errors import InputError
-
-    if not np.issubdtype(np.dtype(dtype), np.floating):
-        return
-    v = values_yx[valid_yx]
-    if v.size and (v.max() > 1.0 + 1e-4 or v.min() < -1e-4):
-        raise InputError(f"{path} holds values from {v.min():g} to {v.max():g}; float probabilities must lie in "
-                         "0-1: rescale it (e.g. divide by 255 or 100) first")
-
-
-def _raw(values_yx: np.ndarray) -> np.ndarray:
-    return values_yx if values_yx.dtype == np.uint8 else values_yx.astype(np.float32, copy=False)
 
 
 def _as_probability(raw_yx: np.ndarray) -> np.ndarray:

@@ -7,11 +7,11 @@ import geoseg.footprints.raster as vr
 def read_windows(monkeypatch) -> list[tuple[int, int, int, int]]:
     """Every window ``vectorize_raster`` reads, in order (the reads still happen)."""
     windows: list[tuple[int, int, int, int]] = []
-    real_read = vr._read_window
+    real_read = vr.read_window
 
     def spy(ds, window, boundary_band):
         windows.append(window)
         return real_read(ds, window, boundary_band)
 
-    monkeypatch.setattr(vr, "_read_window", spy)
+    monkeypatch.setattr(vr, "read_window", spy)
     return windows
