@@ -74,8 +74,7 @@ def engine_stage_timer() -> StageTimer:
     import geoseg.engine.segment as seg
 
     t = StageTimer()
-    t.wrap(seg, "inspect_raster", "inspect")
-    t.wrap(seg, "make_plan", "plan")
+    t.wrap(seg, "plan_for", "inspect_plan")  # inspecting the input (and reading an aoi) and planning the run
     t.wrap(seg, "_predictor", "load_model")
     t.wrap(seg, "write_probability", "write_prob")
     with contextlib.suppress(ImportError, AttributeError):
