@@ -401,5 +401,15 @@ def test_a_bad_aoi_is_a_one_line_error(tmp_path, good, pixel_card, outdir, where
     assert_clean_error(run(*segment_args(good, tmp_path, pixel_card, "--aoi", aoi)), needle)
 
 
+def test_an_aoi_that_is_also_the_output_is_refused(tmp_path, good, pixel_card):
+    from shapely.geometry import box
+
+    aoi = _aoi_file(tmp_path / "area.gpkg", box(500000, 4999900, 500100, 5000000))
+    before = aoi.read_bytes()
+    assert_clean_error(run("segment", good, "-o", aoi, "--model", pixel_card, "--aoi", aoi, "--progress", "none"),
+                       "also the output")
+    assert aoi.read_bytes() == before
+
+
 def test_a_negative_aoi_margin_is_a_usage_error(tmp_path, good, pixel_card):
     assert run(*segment_args(good, tmp_path, pixel_card, "--aoi-margin", "-1")).exit_code == 2
