@@ -4,6 +4,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+from shapely.geometry import box
 
 from geoseg.config import SegmentConfig, VectorizeConfig
 from geoseg.engine.segment import segment
@@ -135,3 +136,15 @@ def test_the_plan_counts_only_the_tiles_an_aoi_needs(tmp_path, pixel_card, src):
     res = segment(str(src), None, None, cfg(pixel_card, aoi=str(path), aoi_margin_m=0))
     assert plan.tiles_to_run == res.stats.tiles_predicted < len(plan.tiles)
     assert plan.describe()["tiles_in_aoi"] == plan.tiles_to_run
+
+
+def test_dst_crs_outputs_cover_the_aoi(tmp_path, pixel_card, src, aoi):
+    res = segment(str(src), tmp_path / "b.gpkg", tmp_path / "p.tif", cfg(pixel_card, aoi=aoi, dst_crs="EPSG:4326"))
+    assert res.footprints.crs.to_epsg() == 4326 and len(res.footprints) == 2
+    area = gpd.read_file(aoi).geometry[0]
+    with rasterio.open(tmp_path / "p.tif") as ds:
+        assert ds.crs.to_epsg() == 4326
+        left, bottom, right, top = ds.bounds
+        assert box(left, bottom, right, top).intersection(area).area / area.area > 0.99  # covers the area
+        assert box(left, bottom, right, top).area / area.area < 1.2  # and not much more
+        assert 0.8 < (ds.dataset_mask() > 0).mean() <= 1.0
