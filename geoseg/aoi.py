@@ -95,7 +95,7 @@ def clip(gdf, area, min_area_m2: float = 0.0):
     if "area_m2" in gdf:
         ratio = np.divide(shapely.area(pieces), before, out=np.zeros(len(before)), where=before > 0)
         gdf.loc[cut, "area_m2"] = gdf.loc[cut, "area_m2"].to_numpy() * ratio
-    keep = ~gdf.geometry.is_empty & (gdf.geometry.area > 0)
+    keep = shapely.area(gdf.geometry.values) > 0  # shapely: no geopandas warning about areas in degrees
     if "area_m2" in gdf:
         keep &= gdf["area_m2"] >= min_area_m2
     return gdf[keep].reset_index(drop=True)

@@ -61,3 +61,13 @@ def test_clip_cuts_at_the_edge_and_scales_the_area():
     assert [g.bounds for g in got.geometry] == [(10, 10, 20, 20), (40, 10, 50, 20), (48, 30, 50, 40)]
     assert np.allclose(got.area_m2, [100, 100, 20])
     assert len(clip(buildings(), box(0, 0, 50, 50), min_area_m2=30)) == 2  # the 20 m2 sliver is dropped
+
+
+def test_clip_in_degrees_says_nothing_about_areas_in_a_geographic_crs():
+    import warnings
+
+    gdf = buildings().set_crs("EPSG:4326", allow_override=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # geopandas warns on .area in degrees; a user would see it on every run
+        got = clip(gdf, box(0, 0, 50, 50))
+    assert len(got) == 3
