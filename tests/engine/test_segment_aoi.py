@@ -157,7 +157,7 @@ def test_the_shipped_model_gives_an_aoi_the_buildings_and_values_of_the_whole_ru
     from geoseg.aoi import inside
 
     tile = Path(__file__).parents[2] / "sample_tiles" / "banepa_z20_crop_3857.tif"
-    small = dict(model="default", gsd_m=0.15, tile_size=256, overlap=32)  # 16 tiles: some fall across the area's edge
+    small = {"model": "default", "gsd_m": 0.15, "tile_size": 256, "overlap": 32}  # 16 tiles: some across the area's edge
     whole = segment(str(tile), tmp_path / "w.gpkg", tmp_path / "w.tif", SegmentConfig(**small))
     with rasterio.open(tile) as ds:
         left, bottom, right, top = ds.bounds
