@@ -2,8 +2,9 @@
 
 :func:`read_aoi` reads them (any vector format, any CRS), :func:`to_crs` moves the geometry between CRSs,
 :func:`mask` burns it onto a pixel grid (pixel centres), and :func:`owned` / :func:`clip` restrict footprints to it:
-``owned`` keeps a building whole when its representative point lies inside (so neighbouring areas that share an
-edge each get a building once), ``clip`` cuts it at the edge.
+``owned`` keeps a building whole when its representative point lies inside (:func:`inside`, the rule ``segment``,
+``evaluate`` and training share; neighbouring areas that share an edge each get a building once), ``clip`` cuts it at
+the edge. :func:`outline` is a grid's footprint as a polygon.
 """
 
 from __future__ import annotations
@@ -76,6 +77,9 @@ def clip(gdf, area, min_area_m2: float = 0.0):
     """``gdf`` cut to ``area`` (in its CRS); ``area_m2`` shrinks with each cut shape, and pieces left under
     ``min_area_m2`` (or with no area) are dropped."""
     import shapely
+    from shapely.geometry import Polygon
+
+    from geoseg.io.vector import polygon_parts
 
     if gdf.empty:
         return gdf
@@ -86,10 +90,6 @@ def clip(gdf, area, min_area_m2: float = 0.0):
         return gdf
     gdf = gdf.copy()
     before = shapely.area(geoms[cut])
-    from shapely.geometry import Polygon
-
-    from geoseg.io.vector import polygon_parts
-
     pieces = np.array([polygon_parts(g, Polygon()) for g in shapely.intersection(geoms[cut], area)], dtype=object)
     gdf.loc[cut, gdf.geometry.name] = pieces
     if "area_m2" in gdf:
