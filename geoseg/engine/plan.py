@@ -149,7 +149,7 @@ def make_plan(info: RasterInfo, card: ModelCard, cfg: SegmentConfig, aoi=None) -
     if tile % 32:
         raise ConfigError(f"--tile-size {tile} must be a multiple of 32")
     try:
-        TileGrid(work.shape_yx, tile, overlap)
+        TileGrid(work.shape_yx, tile, overlap)  # checks tile and overlap before they snap an aoi's window
     except ValueError as exc:
         raise ConfigError(f"invalid tiling: {exc}") from None
     out, area, region = info.grid, None, None
