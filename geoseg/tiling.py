@@ -160,6 +160,23 @@ class TileGrid:
         return self.n_rows - 1
 
 
+def read_spans(grid: TileGrid, row: int, cols, within: tuple[int, int] | None = None) -> list[tuple[int, int]]:
+    """The raster columns ``[c0, c1)`` that the read windows of tile row ``row``'s tile columns ``cols`` cover, cut to
+    ``within`` (a column range) and merged where they overlap or touch, left to right: what to read for those tiles."""
+    spans: list[tuple[int, int]] = []
+    lo, hi = within if within is not None else (0, grid.shape_yx[1])
+    for c in sorted(cols):
+        read = grid.tile(row, c).read
+        c0, c1 = max(read.col_off, lo), min(read.col_end, hi)
+        if c0 >= c1:
+            continue
+        if spans and c0 <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], c1))
+        else:
+            spans.append((c0, c1))
+    return spans
+
+
 @dataclass(frozen=True, slots=True)
 class ColumnBlock:
     """A vertical strip of the raster processed on its own, to bound memory by its width.

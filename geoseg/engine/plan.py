@@ -33,7 +33,15 @@ class Plan:
     block_width: int  # working-grid columns per column block (bounds memory)
     aoi: object = None  # the area of interest in the working CRS (shapely), or None: the whole raster
     region: object = None  # the aoi plus its margin: where the model's output is kept
-    tiles_to_run: int | None = None  # tiles whose read window touches the region (all of them without an aoi)
+    run_tiles: frozenset | None = None  # ``(row, col)`` of the tiles whose read window reaches the region; None: all
+
+    @property
+    def tiles_to_run(self) -> int:
+        return len(self.tiles) if self.run_tiles is None else len(self.run_tiles)
+
+    def runs(self, index: tuple[int, int]) -> bool:
+        """Whether the tile ``(row, col)`` has pixels to keep (the others are neither read nor predicted)."""
+        return self.run_tiles is None or index in self.run_tiles
 
     @property
     def resampled(self) -> bool:
@@ -164,16 +172,16 @@ def make_plan(info: RasterInfo, card: ModelCard, cfg: SegmentConfig, aoi=None) -
             + 450 * 2**20)  # interpreter, torch, GDAL cache
     mps = throughput(card, cfg)
     passes = tta_passes(cfg.tta, cfg.tta_scales)  # forward-pass cost per tile, in plain passes
-    n_run = len(tiles) if region is None else tiles_touching(tiles, work, region)
-    est = None if not mps else n_run * tile * tile * passes / 1e6 / mps
+    run = None if region is None else tiles_touching(tiles, work, region)
+    est = None if not mps else (len(tiles) if run is None else len(run)) * tile * tile * passes / 1e6 / mps
     return Plan(info.grid, work, _out_grid(out, cfg.dst_crs), tiles, native, gsd, k, int(peak), est, cfg.block_width,
-                area, region, n_run)
+                area, region, run)
 
 
-def tiles_touching(tiles: TileGrid, work: RasterGrid, region) -> int:
-    """How many tiles' read windows (on ``work``) reach ``region`` (a geometry in ``work``'s CRS) with their pixel
-    centres' box: the others have no pixel to keep and are skipped (an estimate: a sliver of the region between pixel
-    centres counts a tile that the run skips)."""
+def tiles_touching(tiles: TileGrid, work: RasterGrid, region) -> frozenset[tuple[int, int]]:
+    """The ``(row, col)`` of the tiles whose read windows (on ``work``) reach ``region`` (a geometry in ``work``'s
+    CRS) with their pixel centres' box. No pixel centre of the others lies in the region, so they have nothing to keep
+    (a sliver of the region between pixel centres may add a tile whose pixels all lie outside)."""
     import numpy as np
     import shapely
 
@@ -186,7 +194,8 @@ def tiles_touching(tiles: TileGrid, work: RasterGrid, region) -> int:
     y = (t.d * cr[:, 0] + t.e * cr[:, 1] + t.f).reshape(-1, 4)
     boxes = shapely.box(x.min(1), y.min(1), x.max(1), y.max(1))  # a rotated grid's tiles: their bounding boxes
     shapely.prepare(region)
-    return int(shapely.intersects(region, boxes).sum())
+    hit = shapely.intersects(region, boxes)
+    return frozenset(t.index for t, h in zip(tiles, hit) if h)
 
 
 def plan_for(input_path: str, card: ModelCard, cfg: SegmentConfig) -> tuple[RasterInfo, Plan]:

@@ -13,7 +13,7 @@ from geoseg.engine.stitch import RowStitcher
 from geoseg.engine.workdir import WorkDir
 from geoseg.io.raster import RasterInfo
 from geoseg.progress import Progress, check_cancel
-from geoseg.tiling import ColumnBlock, column_blocks
+from geoseg.tiling import ColumnBlock, column_blocks, read_spans
 from geoseg.window import PixelWindow
 
 
@@ -24,6 +24,7 @@ class RunStats:
     tiles_reused: int = 0
     chunks_written: int = 0
     chunks_reused: int = 0
+    pixels_read: int = 0  # working-grid pixels read from the raster (an aoi's run reads only what its tiles need)
     any_valid: bool = False
     seconds: dict[str, float] = field(default_factory=lambda: {"read_wait": 0.0, "predict": 0.0, "stitch": 0.0, "write": 0.0})
 
@@ -45,18 +46,30 @@ def predict_rows(info: RasterInfo, plan: Plan, predictor, blend: str, work: Work
     stats.chunks_reused = sum(work.done(i) for i in chunks)
     stats.any_valid = stats.chunks_reused > 0 and _reused_has_valid(work, chunks)
     n_rows = plan.tiles.n_rows
-    total = sum(len(b.tile_cols) for b in blocks) * n_rows
+    total = sum(_n_run(plan, b, range(n_rows)) for b in blocks)  # tiles to predict, counting the shared ones twice
     before = 0  # tiles of the blocks already handled
     for block in blocks:
         todo = [r for r in range(n_rows) if not work.done((r, block.index))]
         if todo:
             start = plan.tiles.first_row_touching(chunks[(todo[0], block.index)].row_off)
-            counter = (before + start * len(block.tile_cols), total)
+            counter = (before + _n_run(plan, block, range(start)), total)
             shared = set(blocks[block.index + 1].tile_cols) if block.index + 1 < len(blocks) else set()
             _run_block(info, plan, predictor, blend, work, progress, block, start, chunks, stats, counter, shared)
-        before += len(block.tile_cols) * n_rows
+        before += _n_run(plan, block, range(n_rows))
         progress.update(before, total, "predict")
     return stats
+
+
+def _n_run(plan: Plan, block: ColumnBlock, rows) -> int:
+    """How many of ``block``'s tiles in tile rows ``rows`` have pixels to keep."""
+    return sum(plan.runs((r, c)) for r in rows for c in block.tile_cols)
+
+
+def _spans(plan: Plan, block: ColumnBlock, rows: list[int]) -> dict[int, list[tuple[int, int]]] | None:
+    """The columns to read per tile row: those of the tiles with pixels to keep (None: whole rows, no aoi)."""
+    if plan.run_tiles is None:
+        return None
+    return {r: read_spans(plan.tiles, r, [c for c in block.tile_cols if plan.runs((r, c))], block.read_cols) for r in rows}
 
 
 def _run_block(info, plan: Plan, predictor, blend, work: WorkDir, progress, block: ColumnBlock, start: int,
@@ -66,14 +79,16 @@ def _run_block(info, plan: Plan, predictor, blend, work: WorkDir, progress, bloc
     tiles = plan.tiles
     stitcher = RowStitcher(tiles, plan.n_channels, blend, cols=block.read_cols, top=chunks[(start, block.index)].row_off)
     done, total = counter
+    rows = list(range(start, tiles.n_rows))
     t_wait = time.perf_counter()
-    for r, win, data, valid in prefetch_rows(info, plan.work_grid, tiles, list(range(start, tiles.n_rows)), cols=block.read_cols,
-                                               within=plan.region):
+    for r, win, data, valid, n_read in prefetch_rows(info, plan.work_grid, tiles, rows, cols=block.read_cols,
+                                                     within=plan.region, spans=_spans(plan, block, rows)):
         stats.seconds["read_wait"] += time.perf_counter() - t_wait
+        stats.pixels_read += n_read
         check_cancel(progress)
         row_tiles = [tiles.tile(r, c) for c in block.tile_cols]
         kept = {t.index[1]: p for t in row_tiles if (p := work.load_edge(t.index)) is not None}
-        fresh = _predict_row(row_tiles, win, data, valid, predictor, stitcher, stats, kept)
+        fresh = _predict_row(row_tiles, win, data, valid, predictor, stitcher, stats, kept, plan.runs)
         for col in shared:
             if fresh.get(col) is not None:
                 work.save_edge((r, col), fresh[col])
@@ -83,19 +98,21 @@ def _run_block(info, plan: Plan, predictor, blend, work: WorkDir, progress, bloc
             work.write_chunk((r, block.index), chunks[(r, block.index)], probs, ok)
             stats.chunks_written += 1
         stats.seconds["write"] += time.perf_counter() - t0
-        done += len(row_tiles)
+        done += sum(plan.runs(t.index) for t in row_tiles)
         progress.update(done, total, "predict")
         t_wait = time.perf_counter()
 
 
 def _predict_row(row_tiles, win: PixelWindow, data, valid, predictor, stitcher: RowStitcher, stats: RunStats,
-                 kept: dict[int, np.ndarray]) -> dict[int, np.ndarray | None]:
-    """Predict each tile of a row (or reuse ``kept[tile col]``) into the stitcher; returns fresh ``{tile col: probs}``."""
+                 kept: dict[int, np.ndarray], runs) -> dict[int, np.ndarray | None]:
+    """Predict each tile of a row (or reuse ``kept[tile col]``) into the stitcher; returns fresh ``{tile col: probs}``.
+    Tiles for which ``runs(index)`` is false were not read (the plan found no pixel of theirs to keep)."""
     live, batch, out = [], [], {}
     for tile in row_tiles:
         rel = tile.read.relative_to(win).slices()
         v = valid[rel]
-        if not v.any():
+        if not runs(tile.index) or not v.any():
+            v = np.zeros_like(v)
             stitcher.add(tile, None, v)
             stats.tiles_empty += 1
             out[tile.index[1]] = None
