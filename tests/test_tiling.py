@@ -107,3 +107,14 @@ def test_an_aligned_span_gives_its_pixels_the_tiles_and_weights_of_the_whole_axi
         def taper(spans, p=p):
             return sorted((a, b, float(window_1d(b - a, "cosine")[p - a])) for a, b in spans if a <= p < b)
         assert taper(part) == taper(whole), f"pixel {p} is covered differently"
+
+
+def test_read_spans_merge_overlapping_read_windows_and_cut_them_to_the_block():
+    from geoseg.tiling import read_spans
+
+    g = TileGrid((100, 300), 64, 16)  # column starts 0, 48, 96, 144, 192, 236
+    assert g.col_starts == [0, 48, 96, 144, 192, 236]
+    assert read_spans(g, 0, [0, 1]) == [(0, 112)]  # overlapping windows merge
+    assert read_spans(g, 0, [4, 0]) == [(0, 64), (192, 256)]  # apart: two spans, left to right
+    assert read_spans(g, 0, [0, 4], within=(40, 200)) == [(40, 64), (192, 200)]
+    assert read_spans(g, 0, []) == []
