@@ -72,18 +72,20 @@ def plan(path: str, model: str = "default", **options: Any) -> dict:
     return plan_for(path, get_card(cfg.model), cfg)[1].describe()
 
 
-def vectorize(prob_path: str, output: str | None = None, **options: Any):
+def vectorize(prob_path: str, output: str | None = None, *, aoi: str | None = None, aoi_margin_m: float = 50.0,
+              aoi_clip: bool = False, dst_crs: str | None = None, progress=None, **options: Any):
     """Footprints from an existing probability raster (``options``: VectorizeConfig fields).
 
     As ``geoseg vectorize``: unset options come from the raster when ``geoseg segment`` wrote it
-    (its threshold, and its border/gap bands to split touching buildings).
+    (its threshold, and its border/gap bands to split touching buildings). ``aoi`` (a polygon file): only
+    there, with ``aoi_margin_m`` traced beyond it and footprints kept whole or, with ``aoi_clip``, cut at its edge,
+    as ``segment(..., aoi=...)``.
     """
     from geoseg.config import VectorizeConfig
-    from geoseg.footprints.raster import vectorize_raster
-    from geoseg.io.prob_raster import settings_from_raster
+    from geoseg.footprints.from_file import AoiLimit, vectorize_file
 
-    cfg, tags = settings_from_raster(prob_path, VectorizeConfig(**options))
-    gdf = vectorize_raster(prob_path, cfg, model_name=tags.get("model", ""))
+    limit = AoiLimit(aoi, aoi_margin_m, aoi_clip) if aoi else None
+    gdf, _, _ = vectorize_file(prob_path, VectorizeConfig(**options), out_crs=dst_crs, progress=progress, aoi=limit)
     if output is not None:
         from geoseg.io.vector import write_vectors
 

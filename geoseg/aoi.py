@@ -1,7 +1,8 @@
 """Areas of interest: the polygons a run is limited to, as one geometry in a given CRS.
 
 :func:`read_aoi` reads them (any vector format, any CRS), :func:`to_crs` moves the geometry between CRSs,
-:func:`mask` burns it onto a pixel grid (pixel centres), and :func:`owned` / :func:`clip` restrict footprints to it:
+:func:`grown` adds a margin in metres, :func:`mask` burns it onto a pixel grid (pixel centres), and :func:`owned` /
+:func:`clip` (either, by :func:`restrict`) limit footprints to it:
 ``owned`` keeps a building whole when its representative point lies inside (:func:`inside`, the rule ``segment``,
 ``evaluate`` and training share; neighbouring areas that share an edge each get a building once), ``clip`` cuts it at
 the edge. :func:`outline` is a grid's footprint as a polygon.
@@ -44,6 +45,21 @@ def read_aoi(path: str, grid: RasterGrid, raster: str, what: str = "aoi"):
         raise InputError(f"no polygon of the {what} {path} lies on {raster}; draw the area to process over the "
                          "raster (polygons, any CRS)")
     return area
+
+
+def grown(area, grid: RasterGrid, margin_m: float):
+    """``area`` (in ``grid``'s CRS) grown by ``margin_m`` metres, measured in the grid's metric CRS."""
+    from geoseg.georef import metric_crs_for
+
+    if margin_m <= 0:
+        return area
+    metric = metric_crs_for(grid)
+    return to_crs(to_crs(area, grid.crs, metric).buffer(margin_m), metric, grid.crs)
+
+
+def restrict(gdf, area, cut: bool = False, min_area_m2: float = 0.0):
+    """``gdf`` limited to ``area`` (in its CRS): :func:`clip` where ``cut``, else :func:`owned`."""
+    return clip(gdf, area, min_area_m2) if cut else owned(gdf, area)
 
 
 def mask(area, transform, shape_yx: tuple[int, int]) -> np.ndarray:

@@ -140,3 +140,17 @@ def test_segment_and_plan_take_an_aoi(tmp_path, pixel_card):
     assert [tuple(map(round, g.bounds)) for g in gdf.geometry] == [(500020, 4999940, 500060, 4999980)]
     desc = geoseg.plan(str(src), model=str(pixel_card), aoi=str(aoi), aoi_margin_m=0)
     assert desc["aoi_area_m2"] == 100 * 100 and desc["work_shape_yx"] == [160, 160]  # 3 tiles of 64 (overlap 16)
+
+
+def test_vectorize_takes_an_aoi(tmp_path, pixel_card):
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    src = write_raster(tmp_path / "in.tif", scene((200, 300), [(20, 20, 60, 60), (120, 200, 160, 260)]))
+    geoseg.segment(str(src), model=str(pixel_card), prob=str(tmp_path / "p.tif"))
+    aoi = tmp_path / "aoi.geojson"
+    gpd.GeoDataFrame(geometry=[box(500000, 4999900, 500100, 5000000)], crs="EPSG:32633").to_file(aoi)
+    assert len(geoseg.vectorize(str(tmp_path / "p.tif"))) == 2
+    gdf = geoseg.vectorize(str(tmp_path / "p.tif"), aoi=str(aoi), dst_crs="EPSG:4326")
+    assert len(gdf) == 1 and gdf.crs.to_epsg() == 4326
+    assert [tuple(map(round, g.bounds)) for g in gdf.to_crs(32633).geometry] == [(500020, 4999940, 500060, 4999980)]

@@ -19,26 +19,34 @@ from geoseg.cli.errors import handle_errors
 @o.regularize
 @o.no_split
 @click.option("--dst-crs", default=None, help="CRS of the footprints; default: the raster's.")
+@o.aoi
+@o.aoi_margin
+@o.aoi_clip
 @o.progress
 @handle_errors
-def vectorize(prob_path, output, threshold, min_area, min_part, border_cut, simplify, regularize, no_split, dst_crs, progress_mode):
+def vectorize(prob_path, output, threshold, min_area, min_part, border_cut, simplify, regularize, no_split, dst_crs, aoi, aoi_margin,
+              aoi_clip, progress_mode):
     """Turn PROB (band 1 = building probability, uint8 0-255 or float 0-1) into footprints."""
     import os
+    from pathlib import Path
 
     from geoseg import __version__
-    from geoseg.footprints.raster import vectorize_raster
-    from geoseg.io.prob_raster import settings_from_raster
+    from geoseg.errors import ConfigError
+    from geoseg.footprints.from_file import AoiLimit, vectorize_file
     from geoseg.io.vector import check_vector_output, write_vectors
 
     check_vector_output(output)
-    cfg, tags = settings_from_raster(prob_path, o.vectorize_config(threshold, min_area, min_part, simplify, regularize, no_split,
-                                                                           border_cut))
+    if aoi and Path(aoi).resolve() == Path(output).resolve():
+        raise ConfigError(f"--aoi {aoi} is also the output: the footprints would replace the area; write them elsewhere")
+    vcfg = o.vectorize_config(threshold, min_area, min_part, simplify, regularize, no_split, border_cut)
+    limit = AoiLimit(aoi, aoi_margin, aoi_clip) if aoi else None
     reporter = o.make_progress(progress_mode)
     try:
-        gdf = vectorize_raster(prob_path, cfg, model_name=tags.get("model", ""), out_crs=dst_crs, progress=reporter)
+        gdf, used, tags = vectorize_file(prob_path, vcfg, out_crs=dst_crs, progress=reporter, aoi=limit)
     finally:
         getattr(reporter, "close", lambda: None)()
     meta = {k: v for k, v in tags.items() if k in ("geoseg_version", "model", "model_sha256", "settings")}
-    meta.update({"vectorized_by": __version__, "source": os.path.abspath(prob_path), "vectorize": str(cfg.to_dict())})
+    meta.update({"vectorized_by": __version__, "source": os.path.abspath(prob_path), "vectorize": str(used.to_dict()),
+                 **({"aoi": os.path.abspath(aoi), "aoi_margin_m": str(aoi_margin), "aoi_clip": str(aoi_clip)} if aoi else {})})
     write_vectors(gdf, output, meta)
     click.echo(f"{len(gdf)} buildings -> {output}", err=True)

@@ -9,7 +9,7 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from geoseg.aoi import clip, outline, owned, to_crs
+from geoseg.aoi import clip, outline, restrict, to_crs
 from geoseg.config import SegmentConfig
 from geoseg.engine.plan import Plan, plan_for
 from geoseg.engine.run import RunStats, chunk_windows, predict_rows
@@ -125,7 +125,7 @@ def _run(info, plan: Plan, card, cfg: SegmentConfig, predictor, work: WorkDir, i
             gdf = _clip_to_input(gdf, plan)
         if plan.aoi is not None:
             area = to_crs(plan.aoi, plan.work_grid.crs, gdf.crs)
-            gdf = clip(gdf, area, vcfg.min_area_m2) if cfg.aoi_clip else owned(gdf, area)
+            gdf = restrict(gdf, area, cfg.aoi_clip, vcfg.min_area_m2)
     if prob is not None:
         area = None if plan.aoi is None else to_crs(plan.aoi, plan.work_grid.crs, plan.out_grid.crs)
         write_probability(mosaic, prob, plan.out_grid, plan.n_channels, compress=cfg.compress, cog=cfg.cog,

@@ -44,6 +44,7 @@ import numpy as np
 from affine import Affine
 from scipy import ndimage
 
+from geoseg.aoi import mask
 from geoseg.config import DEFAULT_BORDER_CUT, VectorizeConfig
 from geoseg.errors import ConfigError, RasterReadError
 from geoseg.footprints.finish import COLUMNS, Finisher  # noqa: F401 (COLUMNS: re-exported, the output columns)
@@ -53,6 +54,7 @@ from geoseg.georef import ground_gsd_m
 from geoseg.grid import RasterGrid
 from geoseg.io.prob_raster import check_bands, read_window
 from geoseg.progress import NullProgress, Progress, check_cancel
+from geoseg.window import PixelWindow
 
 BLOCK_COLS: int | None = None  # core columns per block; None: band_rows (square blocks)
 _SUM_ROWS = 256  # rows per pass when summing probabilities per label
@@ -338,12 +340,15 @@ def vectorize_raster(
     model_name: str = "",
     out_crs=None,
     progress: Progress | None = None,
+    region=None,
 ):
     """Building footprints from a probability raster, as a GeoDataFrame (see module doc).
 
     Band 1 is the building probability (uint8 0..255 or float 0..1); pixels outside
     ``dataset_mask()`` are never building. Columns: ``id, area_m2, p_mean, gsd_m,
     model, reg_status, geometry``; ids run 1..N top-to-bottom, then left-to-right.
+    ``region`` (a shapely geometry in the raster's CRS): only pixels whose centre lies in it are traced, and only
+    the window covering it is read.
     """
     import rasterio
     from rasterio.env import get_gdal_config
@@ -362,14 +367,23 @@ def vectorize_raster(
     try:
         with rasterio.Env(GDAL_CACHEMAX=cache_bytes), rasterio.open(path) as ds:
             check_bands(ds, cfg)
-            grid = RasterGrid((ds.height, ds.width), ds.transform, ds.crs)
-            gsd_m = ground_gsd_m(grid)
+            whole = RasterGrid((ds.height, ds.width), ds.transform, ds.crs)
+            part = whole.full_window if region is None else whole.window_covering(region.bounds)
+            if part is None:
+                return Finisher(whole, ground_gsd_m(whole), cfg, out_crs).frame(model_name)
+            grid = whole[part]
+            gsd_m = ground_gsd_m(whole)
             finisher = Finisher(grid, gsd_m, cfg, out_crs)
-            layout = BlockLayout(ds.height, ds.width, cfg.band_rows, cols, max(1, cfg.halo_rows))
+            layout = BlockLayout(grid.height, grid.width, cfg.band_rows, cols, max(1, cfg.halo_rows))
             prob = _Probability(np.dtype(ds.dtypes[0]), threshold)
 
             def read(window: tuple[int, int, int, int]):
-                return read_window(ds, window, cfg.boundary_band)
+                r0, r1, c0, c1 = window
+                raw, valid, boundary = read_window(ds, (r0 + part.row_off, r1 + part.row_off, c0 + part.col_off, c1 + part.col_off),
+                                                   cfg.boundary_band)
+                if region is not None:
+                    valid &= mask(region, grid.window_transform(PixelWindow(r0, c0, r1 - r0, c1 - c0)), valid.shape)
+                return raw, valid, boundary
 
             tracer = _BlockTracer(layout, prob, cfg.split_touching, finisher, read, min_part_px=cfg.min_part_m2 / gsd_m**2,
                                   border_cut=border_cut)

@@ -413,3 +413,24 @@ def test_an_aoi_that_is_also_the_output_is_refused(tmp_path, good, pixel_card):
 
 def test_a_negative_aoi_margin_is_a_usage_error(tmp_path, good, pixel_card):
     assert run(*segment_args(good, tmp_path, pixel_card, "--aoi-margin", "-1")).exit_code == 2
+
+
+def test_vectorize_takes_an_aoi_and_refuses_a_bad_one(tmp_path, pixel_card):
+    from shapely.geometry import box
+
+    src = write_raster(tmp_path / "in.tif", scene((300, 200), [(20, 20, 50, 50), (200, 150, 240, 190)]))
+    r = run("segment", src, "-o", tmp_path / "all.geojson", "--prob", tmp_path / "p.tif", "--model", pixel_card,
+            "--progress", "none")
+    assert r.exit_code == 0 and r.stderr.startswith("2 buildings"), r.output
+    aoi = _aoi_file(tmp_path / "aoi.gpkg", box(500000, 4999900, 500100, 5000000))  # holds only the first building
+    r = run("vectorize", tmp_path / "p.tif", "-o", tmp_path / "v.fgb", "--aoi", aoi, "--progress", "none")
+    assert r.exit_code == 0 and r.stderr.startswith("1 buildings"), r.output
+    import pyogrio
+
+    assert pyogrio.read_info(tmp_path / "v.fgb")["features"] == 1
+    before = aoi.read_bytes()
+    assert_clean_error(run("vectorize", tmp_path / "p.tif", "-o", aoi, "--aoi", aoi, "--progress", "none"), "also the output")
+    assert aoi.read_bytes() == before
+    assert_clean_error(run("vectorize", tmp_path / "p.tif", "-o", tmp_path / "w.fgb", "--aoi", tmp_path / "nope.gpkg"),
+                       "aoi not found")
+    assert not (tmp_path / "w.fgb").exists()

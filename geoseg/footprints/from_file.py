@@ -1,0 +1,47 @@
+"""Footprints from a probability raster on disk, as ``geoseg vectorize`` makes them: with the settings of the run
+that wrote the raster, optionally only inside an area of interest (the rules of ``segment --aoi``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from geoseg.config import VectorizeConfig
+from geoseg.errors import InputError
+from geoseg.progress import Progress
+
+
+@dataclass(frozen=True)
+class AoiLimit:
+    """An area of interest for vectorizing: a polygon file, the margin traced beyond it, and whether to cut."""
+
+    path: str
+    margin_m: float = 50.0
+    clip: bool = False
+
+
+def vectorize_file(prob_path: str, cfg: VectorizeConfig, *, out_crs=None, progress: Progress | None = None,
+                   aoi: AoiLimit | None = None):
+    """``(footprints, the settings used, the raster's tags)``. ``cfg``'s unset threshold, cut and separators come from the raster
+    (:func:`geoseg.io.prob_raster.settings_from_raster`). With ``aoi``, only pixels within its polygons plus
+    ``margin_m`` are read and traced, and footprints whose representative point lies inside are kept whole (or cut
+    at the edge, ``clip``), as ``geoseg segment --aoi`` keeps them."""
+    from geoseg.aoi import grown, read_aoi, restrict, to_crs
+    from geoseg.footprints.raster import vectorize_raster
+    from geoseg.grid import RasterGrid
+    from geoseg.io.prob_raster import settings_from_raster
+    from geoseg.io.raster import open_raster
+
+    cfg, tags = settings_from_raster(prob_path, cfg)
+    area = region = None
+    if aoi is not None:
+        with open_raster(prob_path) as ds:
+            grid = RasterGrid((ds.height, ds.width), ds.transform, ds.crs)
+        if grid.crs is None:
+            raise InputError(f"{prob_path} has no CRS, so the aoi {aoi.path} cannot be placed on it; give the raster a CRS "
+                             "(gdal_edit.py -a_srs) or vectorize without --aoi")
+        area = read_aoi(aoi.path, grid, prob_path)
+        region = grown(area, grid, aoi.margin_m)
+    gdf = vectorize_raster(prob_path, cfg, model_name=tags.get("model", ""), out_crs=out_crs, progress=progress, region=region)
+    if area is not None:
+        gdf = restrict(gdf, to_crs(area, grid.crs, gdf.crs), aoi.clip, cfg.min_area_m2)
+    return gdf, cfg, tags
