@@ -93,3 +93,16 @@ def shared_data() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared/data is not available (a user's clone has none)")
     return SHARED
+
+
+def pytest_collection_modifyitems(config, items):
+    """``gpu`` tests run where PyTorch sees a CUDA GPU and are skipped elsewhere (one reason, not one per test)."""
+    gpu_items = [item for item in items if "gpu" in item.keywords]
+    if not gpu_items:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs a CUDA GPU (none visible to PyTorch)")
+        for item in gpu_items:
+            item.add_marker(skip)

@@ -48,7 +48,25 @@ def cli() -> None:
 
 
 def main() -> None:
-    cli()
+    """The ``geoseg`` executable: click's usage errors as one line (what to fix and where the help is), exit 2."""
+    import sys
+
+    try:
+        rv = cli.main(prog_name="geoseg", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:  # bare `geoseg` or `geoseg models`: the help, as click shows it
+        click.echo(exc.ctx.get_help(), err=True)
+        sys.exit(2)
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "geoseg"
+        click.echo(f"{where}: error: {exc.format_message()} (see '{where} --help')", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        click.echo(f"geoseg: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except click.Abort:  # Ctrl-C at a prompt or before a command took over
+        click.echo("geoseg: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else 0)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,15 @@ from geoseg.cli.errors import handle_errors
 @handle_errors(resume="the last checkpoint")
 def train(config, out_dir, export_dir, card_extra, int8, progress_mode):
     """Train from CONFIG, a TOML or YAML experiment (see configs/). Rerunning the same command resumes from the last checkpoint."""
+    import shlex
+
     from geoseg.train.run import train_experiment
 
-    result = train_experiment(config, out_dir, export_dir, card_extra, int8, show_progress=o.make_progress(progress_mode))
+    command = ["geoseg", "train", config] + (["--out", out_dir] if out_dir else [])  # the card records how it was made
+    command += ["--export", export_dir] if export_dir else []
+    command += (["--card", card_extra] if card_extra else []) + (["--int8"] if int8 else [])
+    result = train_experiment(config, out_dir, export_dir, card_extra, int8, show_progress=o.make_progress(progress_mode),
+                              train_command=shlex.join(command))
     click.echo(f"best checkpoint: {result['best']}", err=True)
     if "card" in result:
         click.echo(f"model card: {result['card']}", err=True)

@@ -28,16 +28,14 @@ def vectorize(prob_path, output, threshold, min_area, min_part, border_cut, simp
               aoi_clip, progress_mode):
     """Turn PROB (band 1 = building probability, uint8 0-255 or float 0-1) into footprints."""
     import os
-    from pathlib import Path
 
     from geoseg import __version__
-    from geoseg.errors import ConfigError
     from geoseg.footprints.from_file import AoiLimit, vectorize_file
+    from geoseg.io.atomic import check_not_an_input
     from geoseg.io.vector import check_vector_output, write_vectors
 
     check_vector_output(output)
-    if aoi and Path(aoi).resolve() == Path(output).resolve():
-        raise ConfigError(f"--aoi {aoi} is also the output: the footprints would replace the area; write them elsewhere")
+    check_not_an_input({"the output": output}, {"the input": prob_path, "--aoi": aoi})
     vcfg = o.vectorize_config(threshold, min_area, min_part, simplify, regularize, no_split, border_cut)
     limit = AoiLimit(aoi, aoi_margin, aoi_clip) if aoi else None
     reporter = o.make_progress(progress_mode)

@@ -152,10 +152,10 @@ def make_plan(info: RasterInfo, card: ModelCard, cfg: SegmentConfig, aoi=None) -
     native = georef.ground_gsd_m(info.grid)
     gsd = _work_gsd(card, cfg, native, info.path)
     work = georef.work_grid(info.grid, gsd)
-    tile = cfg.tile_size or card.tile_size
+    tile = card.tile_size if cfg.tile_size is None else cfg.tile_size
     overlap = card.overlap if cfg.overlap is None else cfg.overlap
-    if tile % 32:
-        raise ConfigError(f"--tile-size {tile} must be a multiple of 32")
+    if tile < 32 or tile % 32:
+        raise ConfigError(f"--tile-size {tile} must be a positive multiple of 32 (e.g. {card.tile_size}, the card's)")
     try:
         TileGrid(work.shape_yx, tile, overlap)  # checks tile and overlap before they snap an aoi's window
     except ValueError as exc:

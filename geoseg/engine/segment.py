@@ -14,7 +14,8 @@ from geoseg.config import SegmentConfig
 from geoseg.engine.plan import Plan, plan_for
 from geoseg.engine.run import RunStats, chunk_windows, predict_rows
 from geoseg.engine.workdir import WorkDir, fingerprint, work_dir_for
-from geoseg.errors import ConfigError, InputError
+from geoseg.errors import InputError
+from geoseg.io.atomic import check_not_an_input
 from geoseg.io.prob_raster import check_raster_output, write_probability
 from geoseg.models.registry import get_card
 from geoseg.progress import NullProgress, Progress
@@ -61,11 +62,9 @@ def segment(input_path: str, output: str | Path | None = None, prob: str | Path 
     v = cfg.vectorize  # the card's threshold and border cut, unless given: recorded in the outputs' settings tag
     cfg = replace(cfg, vectorize=replace(v, threshold=card.threshold if v.threshold is None else v.threshold,
                                          border_cut=card.border_cut if v.border_cut is None else v.border_cut))
+    check_not_an_input({"the output": output, "--prob": prob}, {"the input": input_path, "--aoi": cfg.aoi})
     if output is not None:
         check_vector_output(output)
-        if cfg.aoi and Path(cfg.aoi).resolve() == output.resolve():
-            raise ConfigError(f"--aoi {cfg.aoi} is also the output: the footprints would replace the area; write them "
-                              "to another file")
     if prob is not None:
         check_raster_output(prob)
     info, plan = plan_for(input_path, card, cfg)

@@ -82,11 +82,7 @@ def pixel_scores(raster_path: str, truth_geoms, pred_geoms=None, prob_threshold:
             if breakdown:
                 counter.add(pred, truth, valid, pred_un_b.burn(win.shape_yx, t), truth_un_b.burn(win.shape_yx, t))
             tp, fp, fn = tp + a, fp + b, fn + c
-    iou = tp / (tp + fp + fn) if tp + fp + fn else 1.0
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    out = {"iou": iou, "precision": precision, "recall": recall, "f1": f1, "px_tp": tp, "px_fp": fp, "px_fn": fn}
+    out = {**_ratios(tp, fp, fn), "px_tp": tp, "px_fp": fp, "px_fn": fn}
     if breakdown:
         out.update(counter.result(len(pred_un), len(truth_un)))
     return out
@@ -107,3 +103,26 @@ def valid_at(raster_path: str, geoms) -> np.ndarray:
             if 0 <= r < ds.height and 0 <= c < ds.width:
                 out[i] = ds.dataset_mask(window=PixelWindow(r, c, 1, 1).to_rasterio())[0, 0] > 0
     return out
+
+
+def _ratios(tp: float, fp: float, fn: float) -> dict[str, float]:
+    iou = tp / (tp + fp + fn) if tp + fp + fn else 1.0
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"iou": iou, "precision": precision, "recall": recall, "f1": f1}
+
+
+def area_scores(truth_geoms, pred_geoms, area=None) -> dict[str, float]:
+    """The pixel scores' limit for infinitely small pixels, from polygon areas (shapely, in one metric CRS): what
+    ``geoseg evaluate`` reports for footprints without a raster. Without a raster there is no valid area, so the
+    whole extent counts (inside ``area``, a polygon, when given); overlapping polygons count once."""
+    import shapely
+
+    truth = shapely.union_all(np.asarray(truth_geoms, dtype=object))
+    pred = shapely.union_all(np.asarray(pred_geoms, dtype=object))
+    if area is not None:
+        truth, pred = truth.intersection(area), pred.intersection(area)
+    tp = truth.intersection(pred).area
+    fp, fn = pred.area - tp, truth.area - tp
+    return {**_ratios(tp, fp, fn), "area_tp_m2": round(tp, 3), "area_fp_m2": round(fp, 3), "area_fn_m2": round(fn, 3)}

@@ -97,20 +97,24 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
     the threshold of the ``geoseg segment`` run that wrote it, else 0.5, with that run's border cut and
     border/gap bands). ``raster`` defines the grid and the
     valid area for pixel scores (default: ``pred`` when it is a raster); without one,
-    only object scores are computed. Both sides may be in any CRS. ``breakdown`` adds how much of the pixel
+    IoU/precision/recall/F1 come from polygon areas over the whole extent (:func:`~geoseg.evaluate.pixels.area_scores`). Both sides may be in any CRS. ``breakdown`` adds how much of the pixel
     error is whole buildings missed or invented (``geoseg.evaluate.breakdown``; needs ``raster``). ``matches``: also
     write every prediction and reference building with its status (tp/fp/fn) and IoU to this vector file
     (:mod:`geoseg.evaluate.matches`), in the metric CRS the objects are scored in. ``aoi``: a polygon file (any
     CRS) of the area where the truth is complete; pixels outside it do not count, nor do buildings whose
     representative point lies outside it (on either side).
     """
+    import shapely
+
     from geoseg import georef
     from geoseg.config import VectorizeConfig
     from geoseg.evaluate.objects import match_objects, object_scores
-    from geoseg.evaluate.pixels import pixel_scores, valid_at
+    from geoseg.evaluate.pixels import area_scores, pixel_scores, valid_at
+    from geoseg.io.atomic import check_not_an_input
     from geoseg.io.vector import check_vector_output
 
     if matches is not None:
+        check_not_an_input({"--matches": matches}, {"the prediction": pred, "--truth": truth, "--raster": raster, "--aoi": aoi})
         check_vector_output(matches)  # before the work
     if not 0.0 < iou_threshold <= 1.0:
         raise ConfigError(f"object-match IoU {iou_threshold} is out of range; give a value above 0 and at most 1")
@@ -132,7 +136,7 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
         vcfg, _ = settings_from_raster(pred, VectorizeConfig(threshold=threshold), imagery_hint=(
             "to score a model on it, add --gsd-sweep (e.g. --gsd-sweep 0.3), or segment it first and evaluate the footprints"))
         thr = 0.5 if vcfg.threshold is None else vcfg.threshold
-        pred_gdf = vectorize_raster(pred, replace(vcfg, threshold=thr))
+        pred_gdf = vectorize_raster(pred, replace(vcfg, threshold=thr), require_valid=True)
         raster = raster or pred
     else:
         pred_gdf = read_polygons(pred, "prediction", extent)
@@ -152,10 +156,17 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
         truth_gdf, pred_gdf = truth_r.to_crs(metric), pred_r.to_crs(metric)
     else:
         truth_gdf, pred_gdf = _within(truth_gdf, aoi_gdf), _within(pred_gdf, aoi_gdf)
+        if truth_gdf.empty and pred_gdf.empty and aoi:
+            raise InputError(f"no building of {truth} or {pred} lies inside the aoi {aoi}; give an aoi where they are "
+                             "(polygons, any CRS), or leave --aoi out")
         if truth_gdf.empty:
             _warn_no_truth(f"{truth} holds no polygon" + (" inside the aoi" if aoi else ""))
-        metric = truth_gdf.estimate_utm_crs() if not truth_gdf.empty else pred_gdf.estimate_utm_crs()
+        some = truth_gdf if not truth_gdf.empty else pred_gdf
+        metric = some.estimate_utm_crs() if not some.empty else "EPSG:3857"  # nothing on either side: no areas to measure
         truth_gdf, pred_gdf = truth_gdf.to_crs(metric), pred_gdf.to_crs(metric)
+        area = None if aoi_gdf is None else shapely.union_all(aoi_gdf.to_crs(metric).geometry.values)
+        out.update(area_scores(truth_gdf.geometry.values, pred_gdf.geometry.values, area), pixel_scores_from=(
+            "polygon areas over the whole extent (give --raster to score the imagery's valid area on its pixels)"))
     pairs = match_objects(pred_gdf.geometry.values, truth_gdf.geometry.values, iou_threshold)
     out.update(object_scores(pred_gdf.geometry.values, truth_gdf.geometry.values, iou_threshold, pairs))
     out.update({"n_pred": len(pred_gdf), "n_truth": len(truth_gdf)})

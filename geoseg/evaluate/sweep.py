@@ -65,6 +65,7 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
     if mode == "imagery":
         check_run_gsd(card, cfg)  # before any imagery is made
     source_gsd = ground_gsd_m(inspect_raster(raster, card.bands, cfg.bands).grid)
+    _warn_outside_range(card, gsds, mode)
     rows = []
     if keep_dir is not None:
         from geoseg.io.atomic import check_output_dir
@@ -115,6 +116,8 @@ def _run_one(raster, truth, g, model, card, cfg, mode, breakdown, stem: Path, ke
     tiles = res.plan.tiles
     scores = evaluate(str(out), truth, raster=raster, breakdown=breakdown, aoi=aoi)
     scores["threshold"] = cfg.vectorize.threshold if cfg.vectorize.threshold is not None else card.threshold
+    if not keep:  # the footprints were written to a temporary folder that is gone when the sweep returns
+        scores["pred"] = None
     if prob is not None:
         scores["prob"] = str(prob)
     if ceiling:
@@ -228,3 +231,16 @@ def curve_label(requested: str, rows: list[dict]) -> str:
 
 def write_json(rows: list[dict], path: str | Path) -> None:
     Path(path).write_text(json.dumps(rows, indent=2) + "\n")
+
+
+def _warn_outside_range(card, gsds, mode: str) -> None:
+    """Model mode runs the network at each GSD even outside its card's valid range (what a sweep is for); say so."""
+    lo, hi = card.gsd_valid_m
+    outside = [g for g in gsds if not lo <= g <= hi]
+    if outside and mode == "model":
+        import warnings
+
+        from geoseg.errors import GsdWarning
+
+        warnings.warn(f"{card.name} is valid for {lo:g}-{hi:g} m; the sweep runs it at {', '.join(f'{g:g}' for g in outside)} m "
+                      "as well, beyond what its card promises", GsdWarning, stacklevel=3)

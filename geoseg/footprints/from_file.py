@@ -41,7 +41,8 @@ def vectorize_file(prob_path: str, cfg: VectorizeConfig, *, out_crs=None, progre
                              "(gdal_edit.py -a_srs) or vectorize without --aoi")
         area = read_aoi(aoi.path, grid, prob_path)
         region = grown(area, grid, aoi.margin_m)
-    gdf = vectorize_raster(prob_path, cfg, model_name=tags.get("model", ""), out_crs=out_crs, progress=progress, region=region)
+    gdf = vectorize_raster(prob_path, cfg, model_name=tags.get("model", ""), out_crs=out_crs, progress=progress, region=region,
+                           require_valid=True)
     if area is not None:
         gdf = restrict(gdf, to_crs(area, grid.crs, gdf.crs), aoi.clip, cfg.min_area_m2)
     return gdf, cfg, tags

@@ -46,7 +46,7 @@ from scipy import ndimage
 
 from geoseg.aoi import mask
 from geoseg.config import DEFAULT_BORDER_CUT, VectorizeConfig
-from geoseg.errors import ConfigError, RasterReadError
+from geoseg.errors import ConfigError, InputError, RasterReadError
 from geoseg.footprints.finish import COLUMNS, Finisher  # noqa: F401 (COLUMNS: re-exported, the output columns)
 from geoseg.footprints.instances import FOUR_CONNECTED, MIN_SPLIT_PIXELS, split_component
 from geoseg.footprints.polygons import merge_parts, traced_polygons
@@ -341,6 +341,7 @@ def vectorize_raster(
     out_crs=None,
     progress: Progress | None = None,
     region=None,
+    require_valid: bool = False,
 ):
     """Building footprints from a probability raster, as a GeoDataFrame (see module doc).
 
@@ -348,7 +349,8 @@ def vectorize_raster(
     ``dataset_mask()`` are never building. Columns: ``id, area_m2, p_mean, gsd_m,
     model, reg_status, geometry``; ids run 1..N top-to-bottom, then left-to-right.
     ``region`` (a shapely geometry in the raster's CRS): only pixels whose centre lies in it are traced, and only
-    the window covering it is read.
+    the window covering it is read. ``require_valid``: a one-line :class:`InputError` when no pixel (in the region)
+    is valid, i.e. the raster is all nodata, NaN or masked, instead of an empty result.
     """
     import rasterio
     from rasterio.env import get_gdal_config
@@ -369,7 +371,9 @@ def vectorize_raster(
             check_bands(ds, cfg)
             whole = RasterGrid((ds.height, ds.width), ds.transform, ds.crs)
             part = whole.full_window if region is None else whole.window_covering(region.bounds)
+            seen = [False]  # any valid pixel read (require_valid)
             if part is None:
+                _no_valid_pixels(path, region, require_valid)
                 return Finisher(whole, ground_gsd_m(whole), cfg, out_crs).frame(model_name)
             grid = whole[part]
             gsd_m = ground_gsd_m(whole)
@@ -383,6 +387,7 @@ def vectorize_raster(
                                                    cfg.boundary_band)
                 if region is not None:
                     valid &= mask(region, grid.window_transform(PixelWindow(r0, c0, r1 - r0, c1 - c0)), valid.shape)
+                seen[0] = seen[0] or bool(valid.any())
                 return raw, valid, boundary
 
             tracer = _BlockTracer(layout, prob, cfg.split_touching, finisher, read, min_part_px=cfg.min_part_m2 / gsd_m**2,
@@ -393,8 +398,20 @@ def vectorize_raster(
                 progress.update(done, layout.n_blocks, "vectorize")
             tracer.finish()
     except RasterioIOError as exc:
-        raise RasterReadError(f"cannot read {path}: {exc}") from exc
+        from geoseg.io.raster import gdal_reason
+
+        raise RasterReadError(f"cannot read {path} ({gdal_reason(exc)}); the file may be corrupt or truncated: "
+                              "re-export it, or rerun the geoseg segment run that wrote it") from None
+    if not seen[0]:
+        _no_valid_pixels(path, region, require_valid)
     return finisher.frame(model_name)
+
+
+def _no_valid_pixels(path, region, require_valid: bool) -> None:
+    if require_valid:
+        where = " inside the aoi" if region is not None else ""
+        raise InputError(f"{path} has no valid pixels{where} (all nodata, NaN or masked); nothing to vectorize: "
+                         "check that it is the probability raster you meant")
 
 
 def _parse_crs(crs):

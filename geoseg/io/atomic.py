@@ -28,6 +28,25 @@ def check_output_dir(folder: Path, what: str) -> None:
         raise OutputError(f"{what} cannot be created or written ({existing} is not a writable folder); choose another")
 
 
+def check_not_an_input(outputs: dict[str, str | Path | None], inputs: dict[str, str | Path | None]) -> None:
+    """An :class:`OutputError` when an output path names one of the inputs (keys name them in the message, e.g.
+    ``{"--prob": "p.tif"}``): writing it would replace the user's data. Also two outputs on one path."""
+    def same(a, b) -> bool:
+        a, b = Path(a), Path(b)
+        try:
+            return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+        except OSError:
+            return False
+
+    items = [(k, v) for k, v in outputs.items() if v is not None]
+    for i, (oname, out) in enumerate(items):
+        for iname, path in [*((k, v) for k, v in inputs.items() if v is not None), *items[i + 1:]]:
+            if same(out, path):
+                what = "also an output" if any(iname == k for k, _ in items) else "an input"
+                raise OutputError(f"{oname} {out} is {iname}, {what}: writing it would replace that file; "
+                                  "write to another path")
+
+
 def temp_path_for(path: Path) -> Path:
     return path.parent / f".{path.stem}.tmp-{os.getpid()}{path.suffix}"
 

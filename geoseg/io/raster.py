@@ -46,7 +46,7 @@ def open_raster(path: str | os.PathLike):
         raise RasterReadError(f"{path} is not a readable raster ({msg}); pass a GeoTIFF or another GDAL raster") from None
 
 
-def _reason(exc: BaseException) -> str:
+def gdal_reason(exc: BaseException) -> str:
     """GDAL's own words for a read failure: the chained error when rasterio only says "see previous exception"
     (e.g. a VRT's source that is missing: ``gone.tif: No such file or directory``)."""
     cause = exc.__cause__ or exc.__context__
@@ -63,7 +63,7 @@ def _probe(ds, path: str) -> None:
         try:
             ds.read(1, window=win.to_rasterio())
         except RasterioError as exc:
-            why = _reason(exc)
+            why = gdal_reason(exc)
             if ds.driver == "VRT" and "No such file" in why:
                 raise RasterReadError(f"{path} is a VRT whose source is missing ({why}); restore the file or rebuild "
                                       "the VRT (gdalbuildvrt)") from None
@@ -203,7 +203,7 @@ class WorkReader:
             data = self._src.read(indexes=list(self.info.bands), window=win)
             valid = self._src.dataset_mask(window=win) > 0
         except RasterioError as exc:
-            raise RasterReadError(f"{self.info.path} could not be read at {window} ({_reason(exc)}); the file may be corrupt or truncated") from None
+            raise RasterReadError(f"{self.info.path} could not be read at {window} ({gdal_reason(exc)}); the file may be corrupt or truncated") from None
         if data.dtype.kind == "f":
             valid &= np.isfinite(data).all(axis=0)
         if self.within is not None:

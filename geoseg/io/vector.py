@@ -112,10 +112,11 @@ def polygonal(geoms):
     import shapely
     from shapely.geometry import Polygon
 
-    geoms = np.asarray(geoms, dtype=object)
+    geoms = np.asarray(geoms, dtype=object).copy()
+    coords, owner = shapely.get_coordinates(geoms, return_index=True)
+    geoms[np.unique(owner[~np.isfinite(coords).all(axis=1)])] = Polygon()  # reprojected far off their CRS's area: inf
     bad = ~shapely.is_valid(geoms)
     if bad.any():
-        geoms = geoms.copy()
         geoms[bad] = [polygon_parts(g, Polygon()) for g in shapely.make_valid(geoms[bad])]
     return geoms
 

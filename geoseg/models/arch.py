@@ -20,7 +20,10 @@ def build_module(arch: dict[str, Any]):
         from geoseg.models.scinet import SciNet
 
         kw = {k: arch[k] for k in ("decoder_channels", "aspp_mid", "aspp_out", "rates") if k in arch}
-        return SciNet(arch.get("encoder", "resnet18"), int(arch.get("in_channels", 3)), int(arch.get("classes", 1)), **kw)
+        try:
+            return SciNet(arch.get("encoder", "resnet18"), int(arch.get("in_channels", 3)), int(arch.get("classes", 1)), **kw)
+        except (KeyError, ValueError) as exc:
+            raise ModelIntegrityError(_cannot_build(arch, exc)) from None
     import segmentation_models_pytorch as smp
 
     kwargs: dict[str, Any] = {
@@ -34,7 +37,25 @@ def build_module(arch: dict[str, Any]):
     try:
         return smp.create_model(name, **kwargs)
     except (KeyError, ValueError) as exc:
-        raise ModelIntegrityError(f"model card architecture {arch!r} cannot be built: {exc}") from None
+        raise ModelIntegrityError(_cannot_build(arch, exc)) from None
+
+
+def _cannot_build(arch: dict[str, Any], exc: Exception) -> str:
+    """One line for an architecture smp refuses: a misspelt encoder gets the nearest names, not smp's list of 100+."""
+    import difflib
+
+    from segmentation_models_pytorch.encoders import get_encoder_names
+
+    encoder = str(arch.get("encoder", "resnet18"))
+    names = get_encoder_names()
+    if encoder not in names and not encoder.startswith("tu-"):  # tu-*: any timm model, not listed
+        near = difflib.get_close_matches(encoder, names, n=3) or ["resnet18", "resnet34", "mobilenet_v2"]
+        return (f"architecture.encoder {encoder!r} is not an encoder segmentation-models-pytorch knows; did you mean "
+                f"{' or '.join(near)}? (all names: segmentation_models_pytorch.encoders.get_encoder_names())")
+    if str(arch.get("name", "")).lower() == "scinet":
+        return (f"Sci-Net runs its encoder at output stride 16 (last stage dilated) and {encoder!r} cannot be dilated "
+                f"({str(exc).strip()}); choose a resnet, resnext, mobilenet_v2, efficientnet, mit_b* or tu-* encoder")
+    return f"architecture {arch!r} cannot be built: {str(exc).strip()}"
 
 
 def _pixel_linear(arch: dict[str, Any]):

@@ -25,6 +25,7 @@ from typing import Any
 from geoseg.errors import ConfigError
 
 FORMATS = ("onnx", "torchscript")
+SUFFIXES = {"onnx": (".onnx",), "torchscript": (".pt", ".ts", ".torchscript")}  # what other runtimes expect
 OPSET = 18  # onnxruntime >= 1.14, TensorRT 8.6+, OpenVINO 2023+ all read it
 EXAMPLE_BATCH = 2  # an example batch of 1 would be specialised to a fixed batch of 1
 
@@ -59,6 +60,9 @@ def export_model(card_or_name: str, path, fmt: str = "onnx", tile_size: int | No
     fmt = str(fmt).lower()
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; valid formats: {', '.join(FORMATS)}")
+    if Path(path).suffix.lower() not in SUFFIXES[fmt]:
+        raise ConfigError(f"{path} does not end in {' or '.join(SUFFIXES[fmt])}, the extension of a {fmt} file; "
+                          f"name it so, or pick the format with --format ({', '.join(FORMATS)})")
     if tile_size is not None and (not isinstance(tile_size, int) or tile_size < 32 or tile_size % 32):
         raise ConfigError(f"tile size must be a positive number of pixels (a multiple of 32), got {tile_size!r}")
     if fmt == "onnx":

@@ -44,11 +44,32 @@ def load_experiment(path: str | Path) -> dict[str, Any]:
 
 _POSITIVE_INTS = ("chip_size", "batch_size", "steps_per_epoch", "epochs")
 LOSS_NAMES = ("bce_dice", "bce_lovasz")  # train.loss: the building channel's loss (geoseg.train.losses.LOSSES)
+TRAIN_KEYS = frozenset({  # every [train] setting; scripts/train_pair.py (GPU runs) reads the last two
+    *_POSITIVE_INTS, "gsd_range", "lr", "val_chip_size", "channel_weights", "seed", "precision", "device", "threads",
+    "source", "tile_size", "cache_tiles", "workers", "checkpoint_every_s", "color_shift", "accumulate", "freeze_bn",
+    "deterministic", "loss", "init_model", "init_encoder", "max_seconds", "val_every_s"})
+
+
+def _check_train_keys(t: dict[str, Any]) -> None:
+    import difflib
+
+    for key in t:
+        if key not in TRAIN_KEYS:
+            near = difflib.get_close_matches(key, sorted(TRAIN_KEYS), n=1)
+            hint = f"did you mean {near[0]}?" if near else "see docs/training.md for the settings"
+            raise ConfigError(f"train.{key} is not a training setting ({hint}); fix or remove it")
+    if t.get("source", "tiles") not in ("tiles", "memory"):
+        raise ConfigError(f"train.source must be 'tiles' (read on the fly) or 'memory' (load once), not {t['source']!r}")
+    for key in ("threads", "workers", "tile_size", "cache_tiles"):
+        v, floor = t.get(key, 1), 0 if key == "workers" else 1
+        if not (isinstance(v, int) and not isinstance(v, bool) and v >= floor):
+            raise ConfigError(f"train.{key} must be a whole number >= {floor}, not {v!r}")
 
 
 def check_experiment(cfg: dict[str, Any]) -> None:
     """Raise a one-line :class:`ConfigError` for a value ``fit`` cannot train with (checked before any data is read)."""
     t, d = cfg["train"], cfg["data"]
+    _check_train_keys(t)
     for key in (*_POSITIVE_INTS, "gsd_range", "lr"):
         if key not in t:
             raise ConfigError(f"train.{key} is missing; see configs/scinet_r18_buildings.toml")
@@ -70,8 +91,9 @@ def check_experiment(cfg: dict[str, Any]) -> None:
         raise ConfigError(f"train.accumulate must be a whole number of batches per step >= 1, not {acc!r}")
     if t.get("loss", "bce_dice") not in LOSS_NAMES:
         raise ConfigError(f"train.loss must be {' or '.join(LOSS_NAMES)} (the building channel's loss), not {t['loss']!r}")
-    if not isinstance(t.get("freeze_bn", False), bool):
-        raise ConfigError(f"train.freeze_bn must be true or false, not {t['freeze_bn']!r}")
+    for flag in ("freeze_bn", "deterministic"):
+        if not isinstance(t.get(flag, False), bool):
+            raise ConfigError(f"train.{flag} must be true or false, not {t[flag]!r}")
     every = t.get("checkpoint_every_s", 600)
     if not (_positive(every) or every == 0):
         raise ConfigError(f"train.checkpoint_every_s must be seconds >= 0 (0: after every step), not {every!r}")

@@ -118,6 +118,9 @@ def export(checkpoint: Path, out_dir: Path, card_extra: dict[str, Any] | None = 
         **card_defaults(cfg),
         **(card_extra or {}),
     }
+    if not all(card.get(k) for k in ("license", "attribution")):
+        print(f"warning: {name}'s card has no license or attribution; weights carry the terms of their training data "
+              "(add them with --card, e.g. {\"license\": ..., \"attribution\": ...})", file=sys.stderr)
     path = out_dir / f"{name}.json"
     with atomic_output(path) as tmp:
         tmp.write_text(json.dumps(card, indent=2) + "\n")

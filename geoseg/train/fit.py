@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from geoseg.errors import Cancelled, ConfigError, InputError
+from geoseg.errors import Cancelled, ConfigError, InputError, OutputError
 from geoseg.models.normalize import default_normalization, normalize
 from geoseg.progress import Progress
 from geoseg.train.checkpoint import init_from, resume, save_checkpoint
@@ -20,6 +21,41 @@ from geoseg.train.experiment import entry_bands, glob_rasters
 from geoseg.train.losses import total_loss
 from geoseg.train.regions import load_region
 from geoseg.train.validation import val_sets, validate
+
+
+@contextmanager
+def deterministic_kernels(on: bool):
+    """Repeatable PyTorch kernels while the block runs (``train.deterministic``), the process's settings restored
+    after it. CPU runs already repeat with a seed; GPU runs then do too, somewhat slower (cuDNN autotuning off,
+    deterministic algorithms where PyTorch has them, a warning where it has none)."""
+    import os
+
+    import torch
+
+    if not on:
+        yield
+        return
+    saved = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
+             torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs this to be deterministic
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[:2]
+        torch.use_deterministic_algorithms(saved[2], warn_only=saved[3])
+
+
+def one_cycle(opt, lr: float, total_steps: int):
+    """Warm up over the first 10 % of the steps, then anneal (cosine) to zero.
+
+    Runs under 20 steps (smoke tests) take the first steps of a 20-step cycle: PyTorch's OneCycleLR divides by
+    zero for 10 steps (a warm-up ending at step 0) and gives a single step a learning rate of zero.
+    """
+    import torch
+
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(total_steps, 20), pct_start=0.1)
 
 
 def amp(device: str, precision: str):
@@ -153,16 +189,24 @@ def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool | Progress = Fal
     check_experiment(cfg)
     check_paths(cfg["data"])
     out_dir = Path(out_dir)
+    created = not out_dir.exists()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the run folder {out_dir} ({exc.strerror}); choose another --out") from None
     if show_progress is True:
         from geoseg.progress import BarProgress
 
         show_progress = BarProgress()
     progress = show_progress or None
     try:
-        with run_lock(out_dir / ".geoseg-lock", f"training folder {out_dir}"):
+        with run_lock(out_dir / ".geoseg-lock", f"training folder {out_dir}"), \
+                deterministic_kernels(bool(cfg["train"].get("deterministic", False))):
             return _fit(cfg, out_dir, progress, stop_after, stop_after_steps)
     finally:
         getattr(progress, "close", lambda: None)()
+        if created and not any(out_dir.iterdir()):  # stopped before it wrote anything (bad data): leave no trace
+            out_dir.rmdir()
 
 
 def _fit(cfg: dict[str, Any], out_dir: Path, show_progress: Progress | None, stop_after: int | None,
@@ -176,6 +220,7 @@ def _fit(cfg: dict[str, Any], out_dir: Path, show_progress: Progress | None, sto
     tcfg, dcfg = cfg["train"], cfg["data"]
     seed = int(tcfg.get("seed", 0))
     torch.manual_seed(seed)
+    model = build_module(cfg["architecture"])  # a bad architecture stops the run before the data loads
     n_bands = int(cfg["architecture"].get("in_channels", 3))
     norm = cfg.get("normalization", default_normalization(n_bands))
     regions = train_regions(dcfg, tcfg, n_bands)
@@ -195,7 +240,6 @@ def _fit(cfg: dict[str, Any], out_dir: Path, show_progress: Progress | None, sto
     device = tcfg.get("device", "cuda" if torch.cuda.is_available() else "cpu")
     if "threads" in tcfg:
         torch.set_num_threads(int(tcfg["threads"]))
-    model = build_module(cfg["architecture"])
     if not (out_dir / "last.pt").exists():  # a fresh run: optionally start from trained weights
         if "init_model" in tcfg and "init_encoder" in tcfg:
             raise ConfigError("give train.init_model (fine-tune a whole model) or train.init_encoder, not both")
@@ -209,7 +253,7 @@ def _fit(cfg: dict[str, Any], out_dir: Path, show_progress: Progress | None, sto
         model = model.to(memory_format=torch.channels_last)  # steps 1.4-1.9x faster in bf16 on a native-bf16 CPU
     opt = torch.optim.AdamW(model.parameters(), lr=float(tcfg["lr"]), weight_decay=1e-4)
     epochs, steps = int(tcfg["epochs"]), int(tcfg["steps_per_epoch"])
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(tcfg["lr"]), total_steps=epochs * steps, pct_start=0.1)
+    sched = one_cycle(opt, float(tcfg["lr"]), epochs * steps)
     last = out_dir / "last.pt"
     start, best, partial = resume(last, cfg, model, opt, sched, steps, device)
     if last.exists():

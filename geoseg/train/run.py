@@ -11,11 +11,12 @@ from geoseg.errors import ConfigError
 
 def train_experiment(config: str | Path | dict[str, Any], out_dir: str | Path | None = None,
                      export_dir: str | Path | None = None, card_extra: str | Path | dict | None = None,
-                     int8: bool = False, show_progress=False) -> dict[str, Path]:
+                     int8: bool = False, show_progress=False, train_command: str | None = None) -> dict[str, Path]:
     """Train ``config`` (an experiment file, TOML or YAML, or its parsed dict) into ``out_dir`` (default
     ``runs/<name>``), resuming from its last checkpoint; then, with ``export_dir``, export the best checkpoint as
     weights + model card (``card_extra``: card fields, a dict or a JSON file). ``show_progress``: True for a progress
-    bar, or a :class:`geoseg.progress.Progress`. Returns ``{"best": ..., "card": ...}``."""
+    bar, or a :class:`geoseg.progress.Progress`. ``train_command``: how the run was started, for the card's
+    ``train_command`` unless ``card_extra`` gives one. Returns ``{"best": ..., "card": ...}``."""
     from geoseg.train.experiment import load_experiment
     from geoseg.train.fit import fit
 
@@ -23,6 +24,8 @@ def train_experiment(config: str | Path | dict[str, Any], out_dir: str | Path | 
         raise ConfigError("training needs the training extras: pip install 'geoseg[train]'")
     cfg = config if isinstance(config, dict) else load_experiment(config)
     extra = _card_extra(card_extra)  # before training: a bad card file must not cost a run
+    if train_command and "train_command" not in extra:
+        extra["train_command"] = train_command
     if isinstance(card_extra, dict):
         from geoseg.models.card import card_field_problem
 
@@ -34,6 +37,9 @@ def train_experiment(config: str | Path | dict[str, Any], out_dir: str | Path | 
 
         check_output_dir(Path(export_dir), f"--export {export_dir}")
     out = Path(out_dir or Path("runs") / cfg["name"])
+    from geoseg.io.atomic import check_output_dir
+
+    check_output_dir(out, f"the run folder {out}")
     result = {"best": fit(cfg, out, show_progress=show_progress)}
     if export_dir is not None:
         from geoseg.train.export import export

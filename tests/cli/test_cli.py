@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
@@ -407,8 +408,53 @@ def test_an_aoi_that_is_also_the_output_is_refused(tmp_path, good, pixel_card):
     aoi = _aoi_file(tmp_path / "area.gpkg", box(500000, 4999900, 500100, 5000000))
     before = aoi.read_bytes()
     assert_clean_error(run("segment", good, "-o", aoi, "--model", pixel_card, "--aoi", aoi, "--progress", "none"),
-                       "also the output")
+                       "would replace that file")
     assert aoi.read_bytes() == before
+
+
+def test_no_output_may_replace_an_input_or_another_output(tmp_path, good, pixel_card):
+    """`--prob in.tif` once overwrote the imagery and `--matches truth.geojson` the reference."""
+    from shapely.geometry import box
+
+    before = good.read_bytes()
+    for args in (("--prob", good), ("-o", tmp_path / "b.gpkg", "--prob", good), ("-o", tmp_path / "x.tif", "--prob", tmp_path / "x.tif")):
+        assert_clean_error(run("segment", good, *args, "--model", pixel_card, "--progress", "none"), "would replace that file")
+    assert good.read_bytes() == before and not (tmp_path / "b.gpkg").exists()
+    truth = tmp_path / "t.geojson"
+    gpd.GeoDataFrame(geometry=[box(500000, 4999900, 500100, 5000000)], crs=32633).to_file(truth)
+    truth_before = truth.read_bytes()
+    assert run("segment", good, "-o", tmp_path / "p.gpkg", "--prob", tmp_path / "p.tif", "--model", pixel_card,
+               "--progress", "none").exit_code == 0
+    for pred, matches in ((tmp_path / "p.gpkg", truth), (tmp_path / "p.gpkg", tmp_path / "p.gpkg")):
+        assert_clean_error(run("evaluate", pred, "--truth", truth, "--matches", matches), "would replace that file")
+    assert truth.read_bytes() == truth_before
+
+
+@pytest.mark.parametrize("kind", ["masked", "nan"])
+def test_a_probability_raster_without_valid_pixels_is_a_one_line_error_not_an_empty_layer(tmp_path, kind):
+    if kind == "masked":
+        prob = write_raster(tmp_path / "p.tif", np.full((64, 64), 240, np.uint8), mask=np.zeros((64, 64), bool))
+    else:
+        prob = write_raster(tmp_path / "p.tif", np.full((64, 64), np.nan, np.float32))
+    assert_clean_error(run("vectorize", prob, "-o", tmp_path / "b.gpkg", "--progress", "none"), "has no valid pixels")
+    assert not (tmp_path / "b.gpkg").exists()
+    gpd.GeoDataFrame(geometry=[], crs=32633).to_file(tmp_path / "t.gpkg")
+    assert_clean_error(run("evaluate", prob, "--truth", tmp_path / "t.gpkg"), "has no valid pixels")
+
+
+def test_a_truncated_probability_raster_is_called_corrupt(tmp_path):
+    prob = write_raster(tmp_path / "p.tif", np.random.default_rng(0).integers(0, 255, (512, 512), dtype=np.uint8),
+                        compress="deflate")
+    data = prob.read_bytes()
+    prob.write_bytes(data[: len(data) * 2 // 3])
+    assert_clean_error(run("vectorize", prob, "-o", tmp_path / "b.gpkg", "--progress", "none"), "corrupt or truncated")
+    assert not (tmp_path / "b.gpkg").exists()
+
+
+@pytest.mark.parametrize("side", ["0", "100"])
+def test_a_tile_size_that_is_not_a_positive_multiple_of_32_is_refused(tmp_path, good, pixel_card, side):
+    (tmp_path / "out").mkdir()
+    assert_clean_error(run(*segment_args(good, tmp_path, pixel_card, "--tile-size", side)), "positive multiple of 32")
 
 
 def test_a_negative_aoi_margin_is_a_usage_error(tmp_path, good, pixel_card):
@@ -429,8 +475,22 @@ def test_vectorize_takes_an_aoi_and_refuses_a_bad_one(tmp_path, pixel_card):
 
     assert pyogrio.read_info(tmp_path / "v.fgb")["features"] == 1
     before = aoi.read_bytes()
-    assert_clean_error(run("vectorize", tmp_path / "p.tif", "-o", aoi, "--aoi", aoi, "--progress", "none"), "also the output")
+    assert_clean_error(run("vectorize", tmp_path / "p.tif", "-o", aoi, "--aoi", aoi, "--progress", "none"), "would replace that file")
     assert aoi.read_bytes() == before
     assert_clean_error(run("vectorize", tmp_path / "p.tif", "-o", tmp_path / "w.fgb", "--aoi", tmp_path / "nope.gpkg"),
                        "aoi not found")
     assert not (tmp_path / "w.fgb").exists()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("segment", "in.tif", "--gsd", "abc"), "'--gsd'"),
+    (("segmnt",), "No such command 'segmnt'"),
+    (("train", "missing.toml"), "does not exist"),
+    (("evaluate", "p.gpkg", "--truth", "t.gpkg", "--plot", "x.png"), "--gsd-sweep runs only"),
+])
+def test_usage_errors_from_the_executable_are_one_line_with_where_to_find_help(tmp_path, args, needle):
+    proc = subprocess.run(_geoseg(*args), capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False)
+    assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "--help'" in proc.stderr, proc.stderr
+    bare = subprocess.run(_geoseg(), capture_output=True, text=True, timeout=120, check=False)
+    assert bare.returncode == 2 and bare.stderr.startswith("Usage: geoseg"), "no arguments: the help, not an error"

@@ -84,7 +84,9 @@ def test_the_plan_estimate_uses_the_throughput_measured_for_this_hardware(monkey
 
 @pytest.mark.parametrize("precision, tolerance", [
     ("fp32", 1e-4),
-    pytest.param("bf16", 1e-2, marks=pytest.mark.skipif(not cpu_has_bf16(), reason="emulated bf16 stays contiguous")),
+    # bf16 keeps ~3 significant digits: the layouts' kernels round differently (max 0.012 seen on an AMD EPYC with
+    # native bf16, 0.0 on an Intel Xeon); the mean difference stays far smaller
+    pytest.param("bf16", 3e-2, marks=pytest.mark.skipif(not cpu_has_bf16(), reason="emulated bf16 stays contiguous")),
 ])
 def test_cpu_runs_channels_last_and_matches_a_contiguous_forward(precision, tolerance):
     import copy
@@ -106,7 +108,7 @@ def test_cpu_runs_channels_last_and_matches_a_contiguous_forward(precision, tole
     assert out.flags.c_contiguous and out.shape == (2, len(card.outputs), 96, 160)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
         ref = torch.sigmoid(plain(normalize(torch.from_numpy(tiles), card.normalization)).float()).numpy()
-    assert np.abs(out - ref).max() < tolerance
+    assert np.abs(out - ref).max() < tolerance and np.abs(out - ref).mean() < tolerance / 10
 
 
 @pytest.mark.parametrize("device, precision, native, expected", [

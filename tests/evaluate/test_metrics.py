@@ -131,6 +131,22 @@ def test_evaluate_files_across_crss_within_the_valid_area(files):
     assert s["iou"] == pytest.approx(760 / 1440)
 
 
+def test_footprints_without_a_raster_get_area_scores_over_the_whole_extent(files, tmp_path):
+    """No raster, no valid area: IoU/precision/recall/F1 from polygon areas (the pixel scores' fine-pixel limit),
+    the building the raster's mask would drop included; an aoi clips them like pixels."""
+    raster, truth, pred = files
+    s = evaluate(str(pred), str(truth))
+    assert s["area_tp_m2"] == pytest.approx(760, rel=1e-3) and s["area_fn_m2"] == pytest.approx(840, rel=1e-3)
+    assert s["iou"] == pytest.approx(760 / 1640, rel=1e-3) and s["precision"] == pytest.approx(0.95, rel=1e-3)
+    assert "polygon areas" in s["pixel_scores_from"] and "px_tp" not in s
+    gpd.GeoDataFrame(geometry=[b(0, 0, 40, 80)], crs=32633).to_crs(4326).to_file(tmp_path / "aoi.geojson")
+    clipped = evaluate(str(pred), str(truth), aoi=str(tmp_path / "aoi.geojson"))
+    with_raster = evaluate(str(pred), str(truth), raster=str(raster), aoi=str(tmp_path / "aoi.geojson"))
+    assert clipped["iou"] == pytest.approx(with_raster["iou"], rel=1e-3) == pytest.approx(760 / 840)
+    r = CliRunner().invoke(cli, ["evaluate", str(pred), "--truth", str(truth)])
+    assert r.exit_code == 0 and "pixel_scores_from" in r.output and r.output.count("iou ") == 1
+
+
 def test_an_aoi_limits_pixel_and_object_scores_to_where_the_truth_is_complete(files, tmp_path):
     """Rows 0-40 only (the aoi, drawn in another CRS): the third building (rows 50-70) and its pixels leave both
     the pixel and the object scores, with or without a raster."""
@@ -149,6 +165,8 @@ def test_an_aoi_limits_pixel_and_object_scores_to_where_the_truth_is_complete(fi
     r = CliRunner().invoke(cli, ["evaluate", str(pred), "--truth", str(truth), "--raster", str(raster),
                                  "--aoi", str(tmp_path / "far.geojson")])
     assert r.exit_code == 2 and "no polygon of the aoi" in r.output and len(r.output.strip().splitlines()) == 1
+    r = CliRunner().invoke(cli, ["evaluate", str(pred), "--truth", str(truth), "--aoi", str(tmp_path / "far.geojson")])
+    assert r.exit_code == 2 and "lies inside the aoi" in r.output and len(r.output.strip().splitlines()) == 1
 
 
 def test_evaluate_cli_json(files):
@@ -202,6 +220,12 @@ def test_gsd_sweep_on_a_sample_tile(tmp_path, pixel_card):
     assert rows[2]["iou"] < rows[0]["iou"], "coarser resolution blurs the outlines"
     assert (tmp_path / "s.png").stat().st_size > 1000
     assert {(x["tile_size"], x["overlap"]) for x in rows} == {pixel_card_tiles(pixel_card)}
+    assert all(x["pred"] is None for x in rows), "without --keep no footprint file outlives the sweep to point at"
+    from geoseg.errors import GsdWarning
+
+    lo, hi = get_card(str(pixel_card)).gsd_valid_m
+    with pytest.warns(GsdWarning, match=f"runs it at {hi * 2:g} m as well"):
+        gsd_sweep(str(raster), str(tmp_path / "t.gpkg"), [lo, hi * 2], str(pixel_card))
     r = CliRunner().invoke(cli, ["evaluate", str(raster), "--truth", str(tmp_path / "t.gpkg"), "--gsd-sweep", "1,2",
                                  "--model", str(pixel_card), "--tile-size", "64", "--overlap", "16", "--json"])
     assert r.exit_code == 0, r.output

@@ -241,3 +241,20 @@ def test_an_output_folder_must_be_a_folder_that_can_be_made(tmp_path):
         check_output_dir(tmp_path / "f", "--keep f")
     with pytest.raises(OutputError, match=r"cannot be created or written \(.*f is not a writable folder\)"):
         check_output_dir(tmp_path / "f" / "sub", "--export f/sub")
+
+
+def test_outlines_reprojected_to_infinity_become_empty_without_a_numpy_warning():
+    """An aoi far outside the raster's CRS's area can come out of reprojection with inf coordinates."""
+    import warnings
+
+    from shapely.geometry import Polygon, box
+
+    from geoseg.io.vector import polygonal
+
+    inf = float("inf")
+    off = Polygon([(inf, 0), (inf, 1), (0, 1), (0, 0)])
+    bowtie = Polygon([(0, 0), (1, 1), (1, 0), (0, 1)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = polygonal([off, box(0, 0, 1, 1), bowtie])
+    assert out[0].is_empty and out[1].area == 1 and out[2].is_valid and out[2].area > 0

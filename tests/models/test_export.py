@@ -181,3 +181,10 @@ def test_cli_unknown_format_exits_2_with_one_line(pixel_card, tmp_path):
     assert r.exit_code == 2, r.output
     assert r.stderr.splitlines() == ["geoseg: error: unknown export format 'tflite'; valid formats: onnx, torchscript"]
     assert "Traceback" not in r.output and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name, fmt", [("m.xyz", "onnx"), ("m.pt", "onnx"), ("m.onnx", "torchscript")])
+def test_a_file_name_that_does_not_fit_the_format_is_refused(pixel_card, tmp_path, name, fmt):
+    r = CliRunner().invoke(cli, ["models", "export", str(pixel_card), "-o", str(tmp_path / name), "--format", fmt])
+    assert r.exit_code == 2 and "the extension of a" in r.stderr and len(r.stderr.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []

@@ -245,6 +245,8 @@ def test_an_export_without_card_fields_loads_and_a_fine_tune_inherits_its_parent
     first.verify_weights()
     assert first.gsd_valid_m == (0.2, 0.4) and abs(first.gsd_m - (0.2 * 0.4) ** 0.5) < 1e-3 and first.threshold == 0.5
     assert "card_defaults_from" not in first.raw, "started from random weights: nothing inherited"
+    assert first.raw["train_command"] == f"geoseg train {exp} --out {experiment / 'p'} --export {experiment / 'm1'}"
+    assert "no license or attribution" in r.stderr, "a card without legal fields is exported with a warning"
 
     parent = json.loads((experiment / "m1" / "tiny.json").read_text())
     parent.update(threshold=0.7, border_cut=0.1, gsd_m=0.3, license="L-1", attribution="A-1")
@@ -259,6 +261,7 @@ def test_an_export_without_card_fields_loads_and_a_fine_tune_inherits_its_parent
     assert (child.threshold, child.raw["border_cut"], child.gsd_m) == (0.7, 0.1, 0.3)
     assert child.raw["attribution"] == "A-1" and child.raw["license"] == "mine"
     assert child.gsd_valid_m == (0.2, 0.4) and child.raw["card_defaults_from"].startswith("tiny: ")
+    assert "no license or attribution" not in r.stderr and "--card" in child.raw["train_command"]
     (experiment / "m1" / "tiny.json").unlink()  # the parent is gone (exported elsewhere): a loadable card, and a warning
     from geoseg.train.export import export
 
@@ -356,6 +359,14 @@ def test_a_training_raster_without_imagery_is_a_one_line_error(experiment):
     r = _train_cli(experiment, experiment / "labels.geojson")
     assert r.exit_code == 2 and "Traceback" not in r.output
     assert "nodata or masked" in r.output and r.output.count("\n") <= 3, r.output
+    assert not (experiment / "run").exists(), "a run stopped by bad data leaves no empty run folder"
+
+
+def test_a_run_folder_that_is_a_file_is_a_one_line_error(experiment):
+    (experiment / "run").write_text("notes")
+    r = _train_cli(experiment, experiment / "labels.geojson")
+    assert r.exit_code == 2 and "is a file, not a folder" in r.output and "train regions" not in r.output
+    assert (experiment / "run").read_text() == "notes"
 
 
 def test_resuming_a_run_with_another_architecture_is_a_one_line_error(experiment):
@@ -674,3 +685,94 @@ def test_a_reporter_that_cancels_stops_training_and_keeps_the_steps_taken(experi
     ck = torch.load(experiment / "run" / "last.pt", weights_only=False)
     assert ck["partial"]["step"] == 3 and reporter.seen[-1] == ("epoch 1/1", 3)
     assert not (experiment / "run" / ".geoseg-lock").exists()
+
+
+@pytest.mark.parametrize("total", [1, 2, 9, 10, 11, 20, 37])
+def test_the_one_cycle_schedule_warms_up_then_anneals_for_any_number_of_steps(total):
+    """10 steps once divided by zero in PyTorch's OneCycleLR (a warm-up ending at step 0), 1 step trained at lr 0."""
+    import torch
+
+    from geoseg.train.fit import one_cycle
+
+    opt = torch.optim.AdamW(torch.nn.Linear(1, 1).parameters(), lr=1e-3)
+    sched = one_cycle(opt, 1e-3, total)
+    lrs = [opt.param_groups[0]["lr"]]
+    for _ in range(total):
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert max(lrs) <= 1e-3 * (1 + 1e-9) and lrs[0] < max(lrs) / 10 and min(lrs[1:]) > 0
+    if total >= 20:
+        assert lrs[-1] < max(lrs) / 100, "a whole cycle anneals to (almost) zero"
+
+
+def test_a_run_of_exactly_ten_steps_trains(experiment):
+    exp = experiment / "exp.toml"
+    exp.write_text(exp.read_text().replace("epochs = 3", "epochs = 1"))  # 1 x 10 steps
+    r = CliRunner().invoke(cli, ["train", str(exp), "--out", str(experiment / "run")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((experiment / "run" / "log.jsonl").read_text())["epoch"] == 0
+
+
+def test_bf16_autocast_on_the_cpu_trains_and_lowers_the_loss(experiment):
+    """The documented CPU path: bf16 autocast (emulated where the CPU lacks native bf16), no gradient scaler."""
+    import tomllib
+    import torch
+
+    from geoseg.train.fit import amp, fit
+
+    assert amp("cpu", "bf16") == (torch.bfloat16, None) and amp("cpu", "fp32") == (None, None)
+    cfg = tomllib.loads((experiment / "exp.toml").read_text())
+    cfg["train"]["precision"] = "bf16"
+    fit(cfg, experiment / "run")
+    log = [json.loads(line) for line in (experiment / "run" / "log.jsonl").read_text().splitlines()]
+    assert len(log) == 3 and log[-1]["loss"] < log[0]["loss"] and 0 <= log[-1]["iou"] <= 1
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_mixed_precision_on_cuda_lowers_the_loss(experiment, precision):
+    """fp16 gets a gradient scaler, bf16 none; both train (runs where PyTorch sees a CUDA GPU)."""
+    import tomllib
+    import torch
+
+    from geoseg.train.fit import amp, fit
+
+    dtype, scaler = amp("cuda", precision)
+    assert (dtype, scaler is not None) == ((torch.float16, True) if precision == "fp16" else (torch.bfloat16, False))
+    cfg = tomllib.loads((experiment / "exp.toml").read_text())
+    cfg["train"].update(precision=precision, device="cuda")
+    fit(cfg, experiment / "run")
+    log = [json.loads(line) for line in (experiment / "run" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["loss"] < log[0]["loss"]
+
+
+def test_deterministic_kernels_repeat_a_run_and_restore_the_process_settings(experiment):
+    import tomllib
+    import torch
+
+    from geoseg.train.fit import fit
+
+    cfg = tomllib.loads((experiment / "exp.toml").read_text())
+    cfg["train"].update(epochs=1, steps_per_epoch=3, deterministic=True)
+    losses = []
+    for run_dir in ("a", "b"):
+        fit(cfg, experiment / run_dir)
+        losses.append(json.loads((experiment / run_dir / "log.jsonl").read_text())["loss"])
+    assert losses[0] == losses[1]
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
+@pytest.mark.parametrize("arch, needle", [
+    ({"name": "scinet", "encoder": "resnet181"}, "did you mean resnet18"),
+    ({"name": "scinet", "encoder": "vgg11"}, "cannot be dilated"),
+    ({"name": "unet", "encoder": "resnet181"}, "did you mean resnet18"),
+])
+def test_a_bad_encoder_is_a_one_line_cli_error_before_the_data_loads(experiment, arch, needle):
+    exp = experiment / "exp.toml"
+    text = exp.read_text().replace('name = "unet"', f'name = "{arch["name"]}"')
+    exp.write_text(text.replace('encoder = "resnet18"', f'encoder = "{arch["encoder"]}"'))
+    r = CliRunner().invoke(cli, ["train", str(exp), "--out", str(experiment / "run")])
+    assert r.exit_code == 2 and needle in r.output and "Traceback" not in r.output
+    assert "train regions" not in r.output, "the data was loaded before the architecture was checked"
+    assert len([line for line in r.output.splitlines() if line.strip()]) == 1
