@@ -32,13 +32,11 @@ def train_experiment(config: str | Path | dict[str, Any], out_dir: str | Path | 
         problem = card_field_problem(extra)
         if problem:
             raise ConfigError(f"card fields: {problem}")
-    if export_dir is not None:
-        from geoseg.io.atomic import check_output_dir
-
-        check_output_dir(Path(export_dir), f"--export {export_dir}")
-    out = Path(out_dir or Path("runs") / cfg["name"])
     from geoseg.io.atomic import check_output_dir
 
+    if export_dir is not None:
+        check_output_dir(Path(export_dir), f"--export {export_dir}")
+    out = Path(out_dir or Path("runs") / cfg["name"])
     check_output_dir(out, f"the run folder {out}")
     result = {"best": fit(cfg, out, show_progress=show_progress)}
     if export_dir is not None:
