@@ -38,7 +38,23 @@ class ConfigError(GeosegError, ValueError):
 
 
 class Cancelled(GeosegError, RuntimeError):
-    """The run was cancelled; rerun the same command to resume."""
+    """The run was cancelled (by a progress reporter); :func:`resume_of` says what a rerun reuses."""
+
+
+def set_resume(exc: BaseException, what: str) -> None:
+    """Record on an interruption (:class:`Cancelled`, ``KeyboardInterrupt``, a termination) what a rerun of the
+    same command picks up, as a clause: ``"rerun the same command to resume from 3 of 8 rows of tiles"``, or
+    ``"nothing was kept: ..."``. The CLI prints it after "interrupted"/"terminated"; a :class:`Cancelled`
+    carries it in its message too."""
+    exc.geoseg_resume = what  # an outer caller (a sweep around a run) knows more: its clause replaces the inner one
+    if isinstance(exc, Cancelled) and exc.args:
+        base = exc.__dict__.setdefault("geoseg_message", exc.args[0])
+        exc.args = (f"{base}; {what}", *exc.args[1:])
+
+
+def resume_of(exc: BaseException) -> str | None:
+    """What :func:`set_resume` recorded on ``exc`` (None: the raiser said nothing)."""
+    return getattr(exc, "geoseg_resume", None)
 
 
 class GsdWarning(UserWarning):
@@ -51,6 +67,10 @@ class BandWarning(UserWarning):
 
 class LabelWarning(UserWarning):
     """Labels (training labels, evaluation truth) that look wrong for their raster, e.g. none lies on it."""
+
+
+class OutputWarning(UserWarning):
+    """An output was written differently from what was asked, because its format cannot hold it (e.g. a CRS)."""
 
 
 class PrecisionWarning(UserWarning):

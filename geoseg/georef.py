@@ -59,7 +59,9 @@ def is_metric_faithful(grid: RasterGrid, rel_tol: float = 0.01) -> bool:
         _, factor = crs.linear_units_factor
     except Exception:  # noqa: BLE001 - unknown units: not trustworthy
         return False
-    nominal = math.sqrt(grid.res_xy[0] * grid.res_xy[1]) * factor
+    if factor != 1.0:  # feet, US survey feet, km: the engine's sizes (GSD, margins, areas) are metres
+        return False
+    nominal = math.sqrt(grid.res_xy[0] * grid.res_xy[1])
     return abs(nominal / ground_gsd_m(grid) - 1.0) <= rel_tol
 
 

@@ -46,8 +46,10 @@ class Prefixed:
 
 
 def check_cancel(progress: Progress) -> None:
+    """Raise :class:`Cancelled` if ``progress`` says so. What a rerun can reuse is the caller's to say
+    (:func:`geoseg.errors.set_resume`): only the caller knows what it kept."""
     if progress.cancelled():
-        raise Cancelled("cancelled; rerun the same command to resume from the finished tiles")
+        raise Cancelled("cancelled")
 
 
 class _Eta:

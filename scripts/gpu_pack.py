@@ -39,6 +39,7 @@ def unjpeg(buf: np.ndarray) -> np.ndarray:
 def main() -> int:
     from safetensors.torch import save_file
 
+    from geoseg.models.weights import encode_state
     from geoseg.train.checkpoint import source_state
     from geoseg.train.experiment import load_experiment
     from geoseg.train.fit import train_regions
@@ -47,6 +48,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("configs", nargs="+", type=Path)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--init-encoding", choices=("fp16", "int8"), default="fp16",
+                    help="how to store the starting weights: int8 halves them, and loses nothing for a model "
+                         "shipped in int8 (the default model) since it is stored that way already")
     args = ap.parse_args()
     cfgs = [load_experiment(p) for p in args.configs]
     if any(c["data"] != cfgs[0]["data"] for c in cfgs[1:]):
@@ -73,8 +77,8 @@ def main() -> int:
     if inits:
         encoder, model = inits.pop()
         prefix = "encoder." if encoder else ""
-        state = {k: v.half().contiguous() for k, v in source_state(encoder or model).items() if k.startswith(prefix)}
-        save_file(state, str(args.out / "init.safetensors"))
+        state = {k: v for k, v in source_state(encoder or model).items() if k.startswith(prefix)}
+        save_file(encode_state(state, args.init_encoding), str(args.out / "init.safetensors"))
     for p in sorted(args.out.iterdir()):
         print(f"{p}: {p.stat().st_size / 2**20:.1f} MiB")
     print("regions:", [(r.name, r.image.shape) for r in regions], "val chips:", {k: len(v) for k, v in val.items()})

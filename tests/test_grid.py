@@ -42,6 +42,24 @@ def test_metric_crs_for_geographic_is_local_utm():
     assert georef.metric_crs_for(south).to_epsg() == 32737
 
 
+@pytest.mark.parametrize("crs, unit_m", [("EPSG:2263", 0.3048006096), ("EPSG:2227", 0.3048006096),
+                                          ("+proj=utm +zone=33 +datum=WGS84 +units=km", 1000.0)])
+def test_a_crs_in_feet_or_km_is_not_a_metric_working_grid(crs, unit_m):
+    """The engine's sizes are metres: a GSD of 0.3 must not become 0.3 ft (11 times the work) or 0.3 km."""
+    from rasterio.crs import CRS
+    from rasterio.warp import transform
+
+    lon, lat = {"EPSG:2263": (-73.95, 40.75), "EPSG:2227": (-122.0, 37.5)}.get(crs, (15.0, 45.0))
+    (x,), (y,) = transform("EPSG:4326", CRS.from_user_input(crs), [lon], [lat])
+    grid = RasterGrid((1000, 1000), Affine(0.15 / unit_m, 0, x, 0, -0.15 / unit_m, y), crs)
+    assert georef.ground_gsd_m(grid) == pytest.approx(0.15, rel=0.01)
+    assert not georef.is_metric_faithful(grid)
+    work = georef.work_grid(grid, 0.3)
+    assert CRS.from_user_input(work.crs).linear_units_factor[1] == 1.0
+    assert work.res_xy == pytest.approx((0.3, 0.3)) and georef.ground_gsd_m(work) == pytest.approx(0.3, rel=0.01)
+    assert 490 < work.shape_yx[0] < 520 and 490 < work.shape_yx[1] < 520  # 500, grown by the turn to a UTM grid
+
+
 def test_reproject_grid_covers_the_source():
     geo = RasterGrid((512, 512), Affine(1.34e-6, 0, 85.519, 0, -1.19e-6, 27.634), "EPSG:4326")
     work = georef.reproject_grid(geo, georef.metric_crs_for(geo), 0.3)

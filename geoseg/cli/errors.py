@@ -10,7 +10,7 @@ import warnings
 
 import click
 
-from geoseg.errors import Cancelled, GeosegError
+from geoseg.errors import Cancelled, GeosegError, resume_of
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -50,7 +50,8 @@ def handle_errors(fn=None, *, resume: str | None = None):
             sys.exit(130)
         except (Terminated, KeyboardInterrupt) as exc:
             how, code = ("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
-            hint = f"; rerun the same command to resume from {resume}" if resume else ""
+            said = resume_of(exc)  # what the library kept, where it knows; else what the command can resume from
+            hint = f"; {said}" if said else (f"; rerun the same command to resume from {resume}" if resume else "")
             click.echo(f"geoseg: {how}{hint}", err=True)
             sys.exit(code)
         except GeosegError as exc:

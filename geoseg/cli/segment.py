@@ -41,7 +41,7 @@ from geoseg.cli.errors import handle_errors
 @click.option("--no-resume", is_flag=True, help="Start over even if an interrupted run left finished tiles.")
 @click.option("--keep-work", is_flag=True, help="Keep the intermediate work folder.")
 @o.progress
-@handle_errors(resume="the finished tiles")
+@handle_errors  # the library says what an interrupted run kept (geoseg.errors.set_resume)
 def segment(input_path, output, prob, model, device, precision, batch_size, tta, tta_scales, gsd, tile_size, overlap, blend, dst_crs,
             compress, cog, bands, threshold, min_area, min_part, border_cut, simplify, regularize, no_split, aoi, aoi_margin, aoi_clip, no_resume, keep_work,
             progress_mode):
@@ -63,7 +63,7 @@ def segment(input_path, output, prob, model, device, precision, batch_size, tta,
         result = run(input_path, output, prob, cfg, reporter, return_footprints=bool(output))
     finally:
         getattr(reporter, "close", lambda: None)()
-    n = 0 if result.footprints is None else len(result.footprints)
+    n = None if result.footprints is None else len(result.footprints)  # None: --prob only, no footprints made
     summary = {"footprints": n, "output": str(output) if output else None, "prob": str(prob) if prob else None,
                "tiles_predicted": result.stats.tiles_predicted, "tiles_empty": result.stats.tiles_empty,
                "chunks_reused": result.stats.chunks_reused, "work_gsd_m": result.plan.work_gsd_m}
@@ -71,4 +71,5 @@ def segment(input_path, output, prob, model, device, precision, batch_size, tta,
         click.echo(json.dumps({"stage": "done", **summary}), err=True)
     else:
         resumed = f", resumed {result.stats.chunks_reused} finished rows" if result.stats.chunks_reused else ""
-        click.echo(f"{n} buildings -> {output or prob} ({result.stats.tiles_predicted} tiles at {result.plan.work_gsd_m} m{resumed})", err=True)
+        what = f"{n} buildings -> {output}" if output else f"probabilities -> {prob}"
+        click.echo(f"{what} ({result.stats.tiles_predicted} tiles at {result.plan.work_gsd_m} m{resumed})", err=True)

@@ -120,8 +120,15 @@ def _out_grid(grid: RasterGrid, dst_crs: str | None) -> RasterGrid:
         crs = CRS.from_user_input(dst_crs)
     except (CRSError, pyproj.exceptions.CRSError):
         raise ConfigError(f"--dst-crs {dst_crs!r} is not a CRS; use e.g. EPSG:32633") from None
-    g = grid
-    transform, w, h = calculate_default_transform(g.crs, crs, g.width, g.height, *g.bounds)
+    g, (w, h) = grid, (grid.width, grid.height)
+    t = g.transform
+    if t.b or t.d:  # rotated or sheared: a north-up grid over its bounds with pixels of the same area, not coarser ones
+        import math
+
+        px = math.sqrt(abs(t.determinant))
+        left, bottom, right, top = g.bounds
+        w, h = max(1, round((right - left) / px)), max(1, round((top - bottom) / px))
+    transform, w, h = calculate_default_transform(g.crs, crs, w, h, *g.bounds)
     return RasterGrid((h, w), transform, crs)
 
 

@@ -14,7 +14,7 @@ from geoseg.config import SegmentConfig
 from geoseg.engine.plan import Plan, plan_for
 from geoseg.engine.run import RunStats, chunk_windows, predict_rows
 from geoseg.engine.workdir import WorkDir, fingerprint, work_dir_for
-from geoseg.errors import InputError
+from geoseg.errors import Cancelled, InputError, set_resume
 from geoseg.io.atomic import check_not_an_input
 from geoseg.io.prob_raster import check_raster_output, write_probability
 from geoseg.models.registry import get_card
@@ -83,10 +83,29 @@ def segment(input_path: str, output: str | Path | None = None, prob: str | Path 
     try:
         with lock, _gdal_env():
             work = WorkDir(wd_path, plan.work_grid, plan.n_channels, fp, resume=cfg.resume)
-            return _run(info, plan, card, cfg, predictor, work, input_path, output, prob, progress, return_footprints)
+            try:
+                return _run(info, plan, card, cfg, predictor, work, input_path, output, prob, progress, return_footprints)
+            except BaseException as exc:  # Cancelled, Ctrl-C, a termination: say what a rerun reuses
+                if isinstance(exc, Cancelled) or not isinstance(exc, Exception):
+                    set_resume(exc, _what_is_kept(plan, work if anchor else None, cfg.resume))
+                raise
     finally:
         if tmp_root is not None:
             tmp_root.cleanup()
+
+
+def _what_is_kept(plan: Plan, work: WorkDir | None, resume: bool) -> str:
+    """What a rerun of an interrupted run reuses: the finished parts (tile rows x column blocks) in ``work``."""
+    if work is None:
+        return "nothing was kept (only a run with an output, -o or --prob, can resume)"
+    chunks = chunk_windows(plan)
+    done = sum(work.done(i) for i in chunks)
+    if done == 0:
+        return "no row of tiles had finished, so a rerun starts from the beginning"
+    rerun = "rerun the same command" if resume else "rerun without --no-resume"
+    if done == len(chunks):
+        return f"the prediction had finished; {rerun} to reuse it"
+    return f"{rerun} to resume from the {done} of {len(chunks)} finished parts (rows of tiles)"
 
 
 def _gdal_env():

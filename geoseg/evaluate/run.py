@@ -87,6 +87,32 @@ def _warn_no_truth(what: str) -> None:
                   "check that the truth covers the raster", LabelWarning, stacklevel=3)
 
 
+def _warn_apart(what: str) -> None:
+    import warnings
+
+    from geoseg.errors import LabelWarning
+
+    warnings.warn(f"{what}: every building scores as missed or false; check that both files are of the same place "
+                  "and that each carries its true CRS", LabelWarning, stacklevel=3)
+
+
+def _n_features(path: str) -> int:
+    """How many features the vector file holds, over its whole extent (0 where the driver cannot say)."""
+    import pyogrio
+
+    try:
+        return max(0, int(pyogrio.read_info(path, force_feature_count=True)["features"]))
+    except Exception:  # noqa: BLE001 - only a hint for a warning; the file was read already
+        return 0
+
+
+def _boxes_meet(a, b) -> bool:
+    """Whether the bounding boxes of two GeoDataFrames (any CRSs) overlap, compared in ``a``'s CRS."""
+    import shapely
+
+    return shapely.box(*a.total_bounds).intersects(shapely.box(*b.to_crs(a.crs).total_bounds))
+
+
 def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float | None = None,
              iou_threshold: float = 0.5, breakdown: bool = False, matches: str | None = None,
              aoi: str | None = None) -> dict:
@@ -148,6 +174,9 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
         pred_r = pred_r[valid_at(raster, pred_r.geometry.values)].pipe(_within, aoi_gdf)
         if truth_r.empty:
             _warn_no_truth(f"no polygon of {truth} lies on the valid area of {raster}" + (" inside the aoi" if aoi else ""))
+        if pred_r.empty and not is_raster and (n := _n_features(pred)):
+            _warn_apart(f"none of the {n} features of {pred} lies on the valid area of {raster}"
+                        + (" inside the aoi" if aoi else ""))
         prob_thr = thr if (is_raster and Path(raster) == Path(pred)) else None
         area = None if aoi_gdf is None else aoi_gdf.to_crs(grid.crs).geometry.values
         out.update(pixel_scores(raster, truth_r.geometry.values, pred_r.geometry.values, prob_threshold=prob_thr,
@@ -161,6 +190,8 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
                              "(polygons, any CRS), or leave --aoi out")
         if truth_gdf.empty:
             _warn_no_truth(f"{truth} holds no polygon" + (" inside the aoi" if aoi else ""))
+        if not truth_gdf.empty and not pred_gdf.empty and not _boxes_meet(truth_gdf, pred_gdf):
+            _warn_apart(f"the predictions ({pred}) and the truth ({truth}) do not overlap anywhere")
         some = truth_gdf if not truth_gdf.empty else pred_gdf
         metric = some.estimate_utm_crs() if not some.empty else "EPSG:3857"  # nothing on either side: no areas to measure
         truth_gdf, pred_gdf = truth_gdf.to_crs(metric), pred_gdf.to_crs(metric)

@@ -47,7 +47,7 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
     the sweep (:class:`geoseg.errors.Cancelled`) within the run in progress."""
     from geoseg.config import SegmentConfig
     from geoseg.engine.plan import check_run_gsd
-    from geoseg.errors import ConfigError
+    from geoseg.errors import Cancelled, ConfigError, set_resume
     from geoseg.evaluate.run import check_aoi, read_polygons
     from geoseg.georef import ground_gsd_m
     from geoseg.io.raster import inspect_raster
@@ -72,24 +72,37 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
 
         check_output_dir(Path(keep_dir), f"--keep {keep_dir}")
         Path(keep_dir).mkdir(parents=True, exist_ok=True)
-    for g in gsds:
-        check_cancel(progress)
-        label = Prefixed(progress, f"{card.name} @ {g:g} m: ")
-        with _run_dir(keep_dir) as folder:
-            stem = Path(folder) / (f"{card.name}_{g:g}m" if keep_dir is not None else "b")
-            key = _key(raster, truth, card.sha256, mode, g, cfg, breakdown, *(("ceiling",) if ceiling else ()),
-                       *((_file_id(aoi),) if aoi else ()))
-            row = _kept(stem.with_name(stem.name + "_row.json"), key) if keep_dir is not None else None
-            if row is None:
-                row = _run_one(raster, truth, g, model, card, cfg, mode, breakdown, stem, keep_dir is not None, label,
-                               ceiling, aoi)
-                row.update(source_gsd_m=round(source_gsd, 4), finer_than_source=g < 0.99 * source_gsd)
-                if keep_dir is not None:
-                    _keep(stem.with_name(stem.name + "_row.json"), key, row)
-            else:
-                label.update(1, 1, "kept from an earlier run")
-            rows.append(row)
+    try:
+        for g in gsds:
+            check_cancel(progress)
+            label = Prefixed(progress, f"{card.name} @ {g:g} m: ")
+            with _run_dir(keep_dir) as folder:
+                stem = Path(folder) / (f"{card.name}_{g:g}m" if keep_dir is not None else "b")
+                key = _key(raster, truth, card.sha256, mode, g, cfg, breakdown, *(("ceiling",) if ceiling else ()),
+                           *((_file_id(aoi),) if aoi else ()))
+                row = _kept(stem.with_name(stem.name + "_row.json"), key) if keep_dir is not None else None
+                if row is None:
+                    row = _run_one(raster, truth, g, model, card, cfg, mode, breakdown, stem, keep_dir is not None, label,
+                                   ceiling, aoi)
+                    row.update(source_gsd_m=round(source_gsd, 4), finer_than_source=g < 0.99 * source_gsd)
+                    if keep_dir is not None:
+                        _keep(stem.with_name(stem.name + "_row.json"), key, row)
+                else:
+                    label.update(1, 1, "kept from an earlier run")
+                rows.append(row)
+    except BaseException as exc:  # Cancelled, Ctrl-C, a termination: say what a rerun reuses
+        if isinstance(exc, Cancelled) or not isinstance(exc, Exception):
+            set_resume(exc, _what_is_kept(len(rows), len(gsds), keep_dir))
+        raise
     return rows
+
+
+def _what_is_kept(done: int, total: int, keep_dir) -> str:
+    """What a rerun of an interrupted sweep reuses: with ``keep_dir``, every finished GSD and the finished tiles of
+    the one in progress; without, nothing (its runs were in a temporary folder)."""
+    if keep_dir is None:
+        return "nothing was kept (add --keep DIR to make a sweep resumable)"
+    return f"rerun the same command to resume: {done} of {total} GSDs are done and kept in {keep_dir}"
 
 
 def _run_one(raster, truth, g, model, card, cfg, mode, breakdown, stem: Path, keep: bool, progress,

@@ -164,6 +164,7 @@ class WorkReader:
     def __init__(self, info: RasterInfo, work: RasterGrid, within=None):
         self.info, self.work, self.within = info, work, within
         self._ds = self._vrt = None
+        self._alpha: int | None = None  # the warped alpha band, whose values are the validity
         self._offset = (0, 0)
 
     def __enter__(self) -> WorkReader:  # noqa: PYI034 - not subclassed; Self needs Python 3.11
@@ -185,6 +186,10 @@ class WorkReader:
                 add_alpha=ColorInterp.alpha not in self._ds.colorinterp,  # an RGBA source's alpha is the mask already
             )
             self._src = self._vrt
+            # validity from the warped alpha band itself: GDAL uses that band as the VRT's mask only for Byte and
+            # UInt16 data, so float or Int16 imagery would read as valid everywhere (nodata segmented as black)
+            alpha = [i + 1 for i, ci in enumerate(self._vrt.colorinterp) if ci == ColorInterp.alpha]
+            self._alpha = alpha[-1] if alpha else None
         return self
 
     def __exit__(self, *exc) -> None:
@@ -201,7 +206,10 @@ class WorkReader:
                           window.width).to_rasterio()
         try:
             data = self._src.read(indexes=list(self.info.bands), window=win)
-            valid = self._src.dataset_mask(window=win) > 0
+            if self._alpha is not None:
+                valid = self._src.read(self._alpha, window=win) > 0
+            else:
+                valid = self._src.dataset_mask(window=win) > 0
         except RasterioError as exc:
             raise RasterReadError(f"{self.info.path} could not be read at {window} ({gdal_reason(exc)}); the file may be corrupt or truncated") from None
         if data.dtype.kind == "f":

@@ -150,6 +150,8 @@ def write_vectors(gdf, path: str | os.PathLike, metadata: dict | None = None) ->
     meta = _flat_metadata(metadata)
     tmp = temp_path_for(path)
     tmp_sidecar = _sidecar(tmp)
+    if driver == "GeoJSON":
+        gdf = _geojson_crs(gdf, path)
     try:
         _WRITERS[driver](gdf, tmp, path.stem, meta)
         if meta and _embedded_metadata(tmp) != meta:
@@ -224,6 +226,25 @@ def _write_gpkg(gdf, tmp: Path, layer: str, meta: dict[str, str]) -> None:
 
 def _write_fgb(gdf, tmp: Path, layer: str, meta: dict[str, str]) -> None:
     _write_ogr(gdf, tmp, layer, "FlatGeobuf", layer_metadata=meta or None)
+
+
+def _geojson_crs(gdf, path: Path):
+    """GeoJSON names its CRS only by an authority code (GDAL writes no ``crs`` member otherwise, and readers then
+    take the coordinates for longitude/latitude): a CRS without an EPSG code goes to EPSG:4326, with a warning."""
+    import warnings
+
+    from geoseg.errors import OutputWarning
+
+    if gdf.crs is None:
+        return gdf
+    code = gdf.crs.to_epsg(min_confidence=100)
+    if code is not None:  # the same CRS, named by its code (a WKT without one would be written without a crs)
+        return gdf.set_crs(f"EPSG:{code}", allow_override=True)
+    name = gdf.crs.name if gdf.crs.name not in ("", "unknown") else gdf.crs.to_string()
+    warnings.warn(f"GeoJSON can name a CRS only by its EPSG code and {name!r} has none, so {path.name} is "
+                  "written in EPSG:4326 (longitude/latitude); write .gpkg, .fgb or .parquet to keep that CRS",
+                  OutputWarning, stacklevel=3)
+    return gdf.to_crs("EPSG:4326")
 
 
 def _write_geojson(gdf, tmp: Path, layer: str, meta: dict[str, str]) -> None:

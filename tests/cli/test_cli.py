@@ -65,6 +65,12 @@ def test_progress_json_lines(tmp_path, pixel_card):
     assert predict[-1]["done"] == predict[-1]["total"] > 1
     assert all({"stage", "done", "total", "eta_s"} <= set(x) for x in recs[:-1])
     assert recs[-1]["stage"] == "done" and recs[-1]["footprints"] == 1
+    r = run("segment", src, "--prob", tmp_path / "p.tif", "--model", pixel_card, "--progress", "json")
+    assert r.exit_code == 0, r.output
+    done = json.loads(r.stderr.splitlines()[-1])
+    assert done["footprints"] is None and done["prob"] == str(tmp_path / "p.tif"), "--prob alone: no footprints made"
+    r = run("segment", src, "--prob", tmp_path / "p2.tif", "--model", pixel_card, "--progress", "none")
+    assert r.exit_code == 0 and r.stderr.startswith(f"probabilities -> {tmp_path / 'p2.tif'} ("), r.stderr
 
 
 def test_plan_is_a_dry_run(tmp_path, pixel_card):
@@ -294,12 +300,16 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, sig):
     proc.send_signal(getattr(signal, sig))
     _, err = proc.communicate(timeout=60)
     assert proc.returncode != 0, "the run finished before it could be killed"
-    if sig == "SIGTERM":
-        assert proc.returncode == 143 and "resume" in err and "Traceback" not in err
     assert not (tmp_path / "o.gpkg").exists() and not (tmp_path / "o.tif").exists()
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name], "temporary outputs left behind"
     done = len(list(work.glob("chunk_*.tif")))
     assert done >= 1
+    if sig == "SIGTERM":  # the message counts what the rerun below will reuse
+        import re
+
+        said = re.fullmatch(r"geoseg: terminated; rerun the same command to resume from the (\d+) of (\d+) finished "
+                            r"parts \(rows of tiles\)", err.strip().splitlines()[-1])
+        assert proc.returncode == 143 and said and int(said[1]) == done < int(said[2]) and "Traceback" not in err
     again = subprocess.run(_geoseg(*args), capture_output=True, text=True, check=False)
     assert again.returncode == 0, again.stderr
     assert f"resumed {done} finished rows" in again.stderr

@@ -111,6 +111,37 @@ def test_dst_crs_reprojects_outputs(tmp_path, pixel_card):
     assert iou(back, truth) > 0.95
 
 
+def test_a_raster_in_us_survey_feet_runs_in_metres_and_its_footprints_stay_in_place(tmp_path, pixel_card):
+    """EPSG:2263 (NY Long Island, US survey feet) at 0.5 m pixels: the model runs at its 1 m, not at 1 ft, and the
+    footprints come back in the input's CRS where the buildings are, with areas in square metres."""
+    from rasterio.warp import transform
+
+    ft = 0.3048006096
+    (x,), (y,) = transform("EPSG:4326", "EPSG:2263", [-73.95], [40.75])
+    t = Affine(0.5 / ft, 0, x, 0, -0.5 / ft, y)
+    src = write_raster(tmp_path / "ny.tif", scene((200, 200), [(40, 40, 120, 140)]), crs="EPSG:2263", transform=t)
+    res = segment(str(src), tmp_path / "o.gpkg", None, cfg(pixel_card))
+    h, w = res.plan.work_grid.shape_yx
+    assert 98 < h < 110 and 98 < w < 110, "1 m pixels, not 1 ft ones (about 330 x 330)"
+    assert res.footprints.crs.to_epsg() == 2263 and len(res.footprints) == 1
+    assert iou(res.footprints.geometry.iloc[0], rect_geom(40, 40, 120, 140, t)) > 0.9
+    assert res.footprints.area_m2.iloc[0] == pytest.approx(40 * 50, rel=0.06)
+
+
+def test_dst_crs_keeps_the_pixel_size_of_a_rotated_input(tmp_path, pixel_card):
+    """A 30-degree rotated 1 m grid written to a north-up grid: 1 m pixels over its bounds, not the 1.37 m that
+    spreading its pixel count over the larger bounds gives, and the building stays where it is."""
+    t = Affine.translation(500000, 5000000) * Affine.rotation(30) * Affine.scale(1.0, -1.0)
+    src = write_raster(tmp_path / "rot.tif", scene((120, 120), [(30, 30, 80, 90)]), transform=t)
+    res = segment(str(src), tmp_path / "o.gpkg", tmp_path / "p.tif", cfg(pixel_card, dst_crs="EPSG:32633"))
+    with rasterio.open(tmp_path / "p.tif") as ds:
+        assert ds.res == pytest.approx((1.0, 1.0), rel=0.01) and ds.transform.b == 0 and ds.transform.d == 0
+    from shapely.geometry import Polygon
+
+    turned = Polygon([t @ (c, r) for r, c in ((30, 30), (30, 90), (80, 90), (80, 30))])  # rows 30-80, cols 30-90
+    assert len(res.footprints) == 1 and iou(res.footprints.geometry.iloc[0], turned) > 0.9
+
+
 class CancelAfter(NullProgress):
     def __init__(self, n):
         self.n, self.calls = n, 0
@@ -144,6 +175,53 @@ def test_interrupted_run_resumes_and_equals_an_uninterrupted_run(tmp_path, pixel
     assert len(ref) == len(got) == 2
     assert all(a.equals_exact(b, 1e-6) for a, b in zip(ref.geometry, got.geometry))
     assert not work.exists()
+
+
+class AlwaysCancel(NullProgress):
+    def cancelled(self):
+        return True
+
+
+class InterruptAfter(CancelAfter):
+    """Ctrl-C (KeyboardInterrupt) after ``n`` rows of tiles, as the CLI would see it."""
+
+    def update(self, done, total, stage):
+        super().update(done, total, stage)
+        if self.calls > self.n:
+            raise KeyboardInterrupt
+
+
+def _parts(message: str) -> tuple[int, int]:
+    import re
+
+    m = re.search(r"resume from the (\d+) of (\d+) finished parts \(rows of tiles\)$", message)
+    assert m, message
+    return int(m[1]), int(m[2])
+
+
+def test_a_cancelled_run_says_what_a_rerun_reuses(tmp_path, pixel_card):
+    from geoseg.errors import resume_of
+
+    src = write_raster(tmp_path / "in.tif", scene((300, 200), [(40, 20, 120, 90)]))
+    work = tmp_path / ".o.gpkg.geoseg-work"
+    with pytest.raises(Cancelled) as exc:
+        segment(str(src), tmp_path / "o.gpkg", None, cfg(pixel_card), progress=CancelAfter(3))
+    done, total = _parts(str(exc.value))
+    assert str(exc.value).startswith("cancelled; rerun the same command to resume")
+    assert done == len(list(work.glob("chunk_*.tif"))) and 0 < done < total
+    with pytest.raises(Cancelled) as exc:  # --no-resume: the same command would start over
+        segment(str(src), tmp_path / "o.gpkg", None, cfg(pixel_card, resume=False), progress=CancelAfter(2))
+    assert str(exc.value).startswith("cancelled; rerun without --no-resume to resume") and _parts(str(exc.value))[0] > 0
+    with pytest.raises(Cancelled) as exc:
+        segment(str(src), tmp_path / "n.gpkg", None, cfg(pixel_card), progress=AlwaysCancel())
+    assert str(exc.value) == "cancelled; no row of tiles had finished, so a rerun starts from the beginning"
+    with pytest.raises(Cancelled) as exc:  # without an output nothing survives the run
+        segment(str(src), None, None, cfg(pixel_card), progress=CancelAfter(3))
+    assert str(exc.value) == "cancelled; nothing was kept (only a run with an output, -o or --prob, can resume)"
+    with pytest.raises(KeyboardInterrupt) as exc:
+        segment(str(src), tmp_path / "k.gpkg", None, cfg(pixel_card), progress=InterruptAfter(2))
+    done, _ = _parts(resume_of(exc.value))
+    assert done == len(list((tmp_path / ".k.gpkg.geoseg-work").glob("chunk_*.tif"))) > 0
 
 
 def test_changed_settings_do_not_reuse_stale_tiles(tmp_path, pixel_card):

@@ -76,6 +76,37 @@ def test_truth_that_misses_the_raster_warns_instead_of_scoring_silently(tmp_path
     assert r.exit_code == 0 and "geoseg: warning: no polygon of" in r.stderr
 
 
+def test_predictions_of_another_place_warn_with_and_without_a_raster(tmp_path):
+    """Footprints that lie nowhere near the truth (another place, or a CRS mix-up) score zero on every count: say
+    why. A prediction that overlaps the truth, or an empty one, does not warn."""
+    import warnings
+
+    from shapely import affinity
+
+    from geoseg.errors import LabelWarning
+
+    raster = write_raster(tmp_path / "r.tif", scene((100, 100)))
+    gpd.GeoDataFrame(geometry=TRUTH, crs=32633).to_file(tmp_path / "near.gpkg")
+    gpd.GeoDataFrame(geometry=[affinity.translate(g, 10_000, 0) for g in TRUTH], crs=32633).to_file(tmp_path / "far.gpkg")
+    wrong = gpd.GeoDataFrame(geometry=TRUTH, crs=32633).set_crs(4326, allow_override=True)  # UTM metres read as degrees
+    wrong.to_file(tmp_path / "wrong_crs.gpkg")
+    near, far = str(tmp_path / "near.gpkg"), str(tmp_path / "far.gpkg")
+    with pytest.warns(LabelWarning, match="near.gpkg.* do not overlap anywhere.*true CRS"):
+        s = evaluate(far, near)
+    assert s["iou"] == 0 and s["obj_fp"] == 3 and s["obj_fn"] == 3
+    with pytest.warns(LabelWarning, match="none of the 3 features of .*wrong_crs.gpkg lies on the valid area"):
+        s = evaluate(str(tmp_path / "wrong_crs.gpkg"), near, raster=str(raster))
+    assert s["n_pred"] == 0 and s["n_truth"] == 3
+    gpd.GeoDataFrame(geometry=[], crs=32633).to_file(tmp_path / "none.gpkg")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LabelWarning)
+        assert evaluate(near, near)["iou"] == pytest.approx(1.0)
+        assert evaluate(near, near, raster=str(raster))["iou"] == pytest.approx(1.0)
+        assert evaluate(str(tmp_path / "none.gpkg"), near, raster=str(raster))["n_pred"] == 0
+    r = CliRunner().invoke(cli, ["evaluate", far, "--truth", near])
+    assert r.exit_code == 0 and r.stderr.startswith("geoseg: warning: the predictions") and "Traceback" not in r.output
+
+
 @pytest.mark.parametrize("as_pred", [True, False])
 def test_a_raster_without_a_crs_is_a_one_line_error(tmp_path, as_pred):
     raster = write_raster(tmp_path / "r.tif", scene((40, 40)), crs=None)
@@ -423,10 +454,14 @@ def test_a_cancelled_sweep_stops_and_leaves_no_kept_files(tmp_path, pixel_card):
     raster = write_raster(tmp_path / "in.tif", scene((160, 160), rects))
     gpd.GeoDataFrame(geometry=[b(*r) for r in rects], crs=32633).to_file(tmp_path / "t.gpkg")
     reporter = _CancelAfter(1)
-    with pytest.raises(Cancelled):
+    with pytest.raises(Cancelled) as exc:
         gsd_sweep(str(raster), str(tmp_path / "t.gpkg"), [1.0, 2.5], str(pixel_card), reporter, keep_dir=tmp_path / "k")
     assert reporter.stages and all(s.startswith("pixel-test @ 1 m: ") for s in reporter.stages), "stopped in the first run"
     assert not list((tmp_path / "k").glob("*.gpkg")), "no footprints from a cancelled run"
+    assert str(exc.value) == f"cancelled; rerun the same command to resume: 0 of 2 GSDs are done and kept in {tmp_path / 'k'}"
+    with pytest.raises(Cancelled) as exc:  # without a keep folder the runs were temporary: no promise to resume
+        gsd_sweep(str(raster), str(tmp_path / "t.gpkg"), [1.0, 2.5], str(pixel_card), _CancelAfter(1))
+    assert str(exc.value) == "cancelled; nothing was kept (add --keep DIR to make a sweep resumable)"
 
 
 class _Stages(_CancelAfter):
@@ -451,8 +486,9 @@ def test_a_kept_sweep_resumes_after_a_cancel_and_reuses_finished_runs(tmp_path, 
         stopper = _CancelAfter(10**9)
         stopper.cancelled = lambda st=stopper: any(s.startswith("pixel-test @ 2.5 m: ") for s in st.stages)
         (keep / mode / "pixel-test_2.5m_row.json").unlink()  # as if the 2.5 m run had been killed
-        with pytest.raises(Cancelled):
+        with pytest.raises(Cancelled) as exc:
             gsd_sweep(str(raster), str(truth), [1.0, 2.5], str(pixel_card), stopper, keep_dir=keep / mode, mode=mode)
+        assert str(exc.value).endswith(f"1 of 2 GSDs are done and kept in {keep / mode}")
         assert [s for s in stopper.stages if s.startswith("pixel-test @ 1 m: ")] == ["pixel-test @ 1 m: kept from an earlier run"]
         again = _Stages()
         rerun = gsd_sweep(str(raster), str(truth), [1.0, 2.5], str(pixel_card), again, keep_dir=keep / mode, mode=mode)

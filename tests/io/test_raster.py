@@ -145,6 +145,27 @@ def test_reading_a_resampled_metric_grid_keeps_the_mask(tmp_path):
     assert not valid[:, -w // 3:].any(), "the masked half must stay invalid"
 
 
+@pytest.mark.parametrize("dtype, nodata, how", [
+    ("float32", float("nan"), "nodata"), ("float32", -9999.0, "nodata"), ("float32", None, "mask"),
+    ("int16", -32768, "nodata"), ("uint16", 0, "nodata"), ("uint8", None, "mask")])
+def test_a_resampled_read_keeps_the_nodata_of_every_data_type(tmp_path, dtype, nodata, how):
+    """GDAL takes a warped VRT's alpha band as its mask for Byte and UInt16 only: float and Int16 imagery must
+    not read as valid everywhere (its nodata would be segmented as black ground)."""
+    data = scene((100, 100)).astype(dtype)
+    mask = np.ones((100, 100), bool)
+    mask[:, 60:] = False
+    if how == "nodata":
+        data[:, ~mask] = nodata
+    src = write_raster(tmp_path / f"{dtype}.tif", data, nodata=nodata, mask=mask if how == "mask" else None)
+    info = inspect_raster(str(src))
+    work = reproject_grid(info.grid, "EPSG:32633", 2.0)  # resampled: read through a warped VRT
+    with WorkReader(info, work) as r:
+        _, valid = r.read(work.full_window)
+    w = valid.shape[1]
+    assert valid[:, : w // 2].all(), "the valid part stays valid"
+    assert not valid[:, -w // 3:].any(), "nodata stays invalid"
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(RasterReadError, match="not found"):
         inspect_raster(str(tmp_path / "nope.tif"))

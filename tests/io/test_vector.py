@@ -64,6 +64,33 @@ def test_every_format_round_trips(tmp_path, ext):
 
 
 @pytest.mark.parametrize("ext", sorted(VECTOR_EXTENSIONS))
+def test_a_crs_without_an_epsg_code_is_kept_or_geojson_says_where_it_went(tmp_path, ext):
+    """A local transverse Mercator (no EPSG code): every format records it, except GeoJSON, which can only name an
+    EPSG code; there the footprints go to EPSG:4326 with a warning, never projected metres labelled as degrees.
+    A CRS that is an EPSG one, in WKT without its code, is written under its code."""
+    from pyproj import CRS
+
+    from geoseg.errors import OutputWarning
+
+    local = CRS.from_proj4("+proj=tmerc +lat_0=0 +lon_0=16 +k=0.9999 +x_0=500000 +y_0=0 +datum=WGS84 +units=m")
+    gdf = footprints().to_crs(local)
+    if VECTOR_EXTENSIONS[ext] == "GeoJSON":
+        with pytest.warns(OutputWarning, match="EPSG:4326"):
+            out = write_vectors(gdf, tmp_path / f"b{ext}")
+        back = read_back(out)
+        assert back.crs.to_epsg() == 4326
+        assert back.geometry.iloc[0].equals_exact(gdf.to_crs(4326).geometry.iloc[0], 1e-9)
+    else:
+        back = read_back(write_vectors(gdf, tmp_path / f"b{ext}")).sort_values("id", ignore_index=True)
+        assert CRS(back.crs).equals(local, ignore_axis_order=True)
+        assert back.geometry.iloc[0].normalize().equals_exact(gdf.geometry.iloc[0].normalize(), 1e-6)
+    utm_without_code = footprints().set_crs(CRS.from_epsg(32633).to_wkt().replace('ID["EPSG",32633]', ""),
+                                            allow_override=True)
+    back = read_back(write_vectors(utm_without_code, tmp_path / f"utm{ext}"))
+    assert back.crs.to_epsg() == 32633
+
+
+@pytest.mark.parametrize("ext", sorted(VECTOR_EXTENSIONS))
 def test_empty_frames_write_valid_files(tmp_path, ext):
     out = write_vectors(footprints(0), tmp_path / f"none{ext}")
     back = read_back(out)

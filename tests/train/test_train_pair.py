@@ -75,3 +75,26 @@ def test_a_pack_keeps_each_entry_s_base_gsd_and_chip_span(experiment, monkeypatc
     assert [(r.gsd_m, r.chip_gsd_m) for r in regions] == [(0.15, (0.2, 0.3)), (0.3, (0.3, 0.4))]
     fine, coarse = regions[0].label.shape, regions[1].label.shape
     assert all(abs(f - 2 * c) <= 2 for f, c in zip(fine, coarse)), (fine, coarse)  # the same ground, half the pixels
+
+
+def test_int8_final_weights_only_load_and_export(experiment):  # noqa: F811
+    """``--encoding int8 --no-best`` (what scripts/gpu_r7.sh asks for, to fit the GPU machine's way back): only the
+    final weights, in int8 storage, half the size, and they export and load as a card."""
+    from safetensors.torch import load_file
+
+    from geoseg.models.weights import SCALE_SUFFIX
+
+    a = _config(experiment, "pair-int8", "scinet")
+    data, out = experiment / "packed", experiment / "pair8"
+    assert _run(SCRIPTS / "gpu_pack.py", a, "--out", data).returncode == 0
+    r = _run(SCRIPTS / "train_pair.py", a, "--data", data, "--out", out, "--steps", 1, "--workers", 0,
+             "--device", "cpu", "--encoding", "int8", "--no-best")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["log.jsonl", "pair-int8.last.json", "pair-int8.last.safetensors"]
+    stored = load_file(out / "pair-int8.last.safetensors")
+    scaled = [k for k in stored if k.endswith(SCALE_SUFFIX)]
+    assert scaled and all(stored[k[: -len(SCALE_SUFFIX)]].dtype.is_floating_point is False for k in scaled)
+    card = get_card(str(export(out / "pair-int8.last.safetensors", experiment / "models8",
+                               {"gsd_m": 0.3, "gsd_valid_m": [0.15, 0.6], "threshold": 0.5}, encoding="int8")))
+    card.verify_weights()
+    assert card.raw["training"]["step"] == 1
