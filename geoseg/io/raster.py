@@ -99,21 +99,24 @@ def _pick_bands(ds, n_model: int, requested: tuple[int, ...] | None, path: str) 
                      "(in a training config: bands = [...] in the data entry)")
 
 
+STRETCH_PERCENTILES = (0.5, 99.5)  # of all chosen bands' valid pixels together (docs/imagery_gsd.md, "Imagery that is not uint8")
+
+
 def _scaling(ds, bands: tuple[int, ...]) -> tuple[tuple[float, float], ...] | None:
-    """uint8 passes through. Other dtypes map each band's 2nd..98th percentile (of a
-    decimated read of valid pixels) linearly onto 0..255, clipping outside."""
+    """uint8 passes through. Other dtypes map one range, the 0.5th..99.5th percentile of every chosen band's valid
+    pixels together (a decimated read), linearly onto 0..255, clipping outside. One range for all bands keeps the
+    colour balance: the models do not tolerate a change of white balance, and a per-band stretch cost 0.05 IoU on
+    the held-out chips."""
     if all(ds.dtypes[b - 1] == "uint8" for b in bands):
         return None
     f = max(1, max(ds.height, ds.width) // 1024)
     shape = (max(1, ds.height // f), max(1, ds.width // f))
     mask = ds.dataset_mask(out_shape=shape) > 0
-    out = []
-    for b in bands:
-        v = ds.read(b, out_shape=shape).astype(np.float64)[mask]
-        v = v[np.isfinite(v)]
-        lo, hi = (np.percentile(v, [2, 98]) if v.size else (0.0, 1.0))
-        out.append((float(lo), float(hi) if hi > lo else float(lo) + 1.0))
-    return tuple(out)
+    v = np.concatenate([ds.read(b, out_shape=shape).astype(np.float64)[mask] for b in bands])
+    v = v[np.isfinite(v)]
+    lo, hi = (np.percentile(v, STRETCH_PERCENTILES) if v.size else (0.0, 1.0))
+    lo, hi = float(lo), (float(hi) if hi > lo else float(lo) + 1.0)
+    return tuple((lo, hi) for _ in bands)
 
 
 def inspect_raster(path: str, n_model_bands: int = 3, bands: tuple[int, ...] | None = None) -> RasterInfo:

@@ -110,7 +110,7 @@ def export(checkpoint: Path, out_dir: Path, card_extra: dict[str, Any] | None = 
         "sha256": digest,
         "weights_encoding": encoding,
         "input": {"bands": band_names(n_bands), "normalization": cfg.get("normalization", default_normalization(n_bands)),
-                  "dtype_rule": "uint8 as is; other dtypes: each band's 2nd-98th percentile mapped linearly to 0-255"},
+                  "dtype_rule": "uint8 as is; other dtypes: the 0.5th-99.5th percentile of all bands together mapped linearly to 0-255"},
         "training": {"config": cfg, "epoch": ck.get("epoch"), **({"step": ck["step"]} if ck.get("step") is not None else {}),
                      **({"unfinished_epoch": {k: ck["partial"][k] for k in ("epoch", "step")}} if ck.get("partial") else {}),
                      "val_metrics_during_training": ck.get("metrics")},

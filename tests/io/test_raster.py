@@ -113,6 +113,19 @@ def test_uint16_is_scaled_by_percentiles(tmp_path):
     assert 100 < got.mean() < 155
 
 
+def test_non_uint8_keeps_its_colour_balance(tmp_path):
+    """One range for all bands: a reddish uint16 image stays reddish (a per-band stretch would make it grey)."""
+    rng = np.random.default_rng(1)
+    base = rng.integers(500, 1500, size=(64, 64))
+    data = np.stack([base * 2, base, base // 2]).astype(np.uint16)  # red = 2 x green = 4 x blue
+    info = inspect_raster(str(write_raster(tmp_path / "red.tif", data)))
+    assert len(set(info.scale)) == 1, "the same range for every band"
+    with WorkReader(info, info.grid) as r:
+        got, _ = r.read(info.grid.full_window)
+    red, green, blue = (got[i].astype(float).mean() for i in range(3))
+    assert red > 1.5 * green > 1.5 * blue, (red, green, blue)
+
+
 def test_float_nan_is_invalid(tmp_path):
     data = np.ones((3, 20, 20), np.float32)
     data[:, :5] = np.nan
