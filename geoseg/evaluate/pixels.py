@@ -67,7 +67,7 @@ def pixel_scores(raster_path: str, truth_geoms, pred_geoms=None, prob_threshold:
             win = PixelWindow(r0, 0, min(rows_per_step, ds.height - r0), ds.width)
             rw = win.to_rasterio()
             t = ds.window_transform(rw)
-            valid = ds.dataset_mask(window=rw) > 0
+            valid = _valid(ds, rw)
             if aoi_b is not None:
                 valid &= aoi_b.burn(win.shape_yx, t)
             truth = truth_b.burn(win.shape_yx, t)
@@ -101,8 +101,17 @@ def valid_at(raster_path: str, geoms) -> np.ndarray:
             col, row = inv @ (p.x, p.y)
             r, c = int(np.floor(row)), int(np.floor(col))
             if 0 <= r < ds.height and 0 <= c < ds.width:
-                out[i] = ds.dataset_mask(window=PixelWindow(r, c, 1, 1).to_rasterio())[0, 0] > 0
+                out[i] = _valid(ds, PixelWindow(r, c, 1, 1).to_rasterio())[0, 0]
     return out
+
+
+def _valid(ds, window) -> np.ndarray:
+    """The raster's valid pixels in ``window``: its mask, and for float data also finite in every band (NaN is how
+    many tools write "no data" without declaring it; the engine's readers take it so too)."""
+    valid = ds.dataset_mask(window=window) > 0
+    if any(np.dtype(d).kind == "f" for d in ds.dtypes):
+        valid &= np.isfinite(ds.read(window=window)).all(axis=0)
+    return valid
 
 
 def _ratios(tp: float, fp: float, fn: float) -> dict[str, float]:

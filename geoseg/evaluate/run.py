@@ -87,6 +87,21 @@ def _warn_no_truth(what: str) -> None:
                   "check that the truth covers the raster", LabelWarning, stacklevel=3)
 
 
+def _warn_multipart(gdf, path: str) -> None:
+    """Object scores count features: a feature of several separate polygons (a dissolved layer) is one building."""
+    import warnings
+
+    import shapely
+
+    from geoseg.errors import LabelWarning
+
+    n = int((shapely.get_num_geometries(gdf.geometry.values) > 1).sum())
+    if n:
+        warnings.warn(f"{n} of the {len(gdf)} features of {path} hold several polygons; each counts as one building in "
+                      "the object scores (pixel scores are not affected); if each part is a building, split them "
+                      "first, e.g. `ogr2ogr -explodecollections`", LabelWarning, stacklevel=3)
+
+
 def _warn_apart(what: str) -> None:
     import warnings
 
@@ -104,6 +119,16 @@ def _n_features(path: str) -> int:
         return max(0, int(pyogrio.read_info(path, force_feature_count=True)["features"]))
     except Exception:  # noqa: BLE001 - only a hint for a warning; the file was read already
         return 0
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file (``p.tif`` and ``./dir/../p.tif`` do)."""
+    import os
+
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(a).resolve() == Path(b).resolve()
 
 
 def _boxes_meet(a, b) -> bool:
@@ -150,6 +175,7 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
     grid = _grid(raster or (pred if is_raster else None))  # the grid and valid area the pixel scores use
     extent = _extent(grid)  # only the part of large vector files that can count
     truth_gdf = read_polygons(truth, "truth", extent)
+    _warn_multipart(truth_gdf, truth)
     aoi_gdf = _read_aoi(aoi, extent, raster or (pred if is_raster else None))
     thr = 0.5 if threshold is None else threshold
     if is_raster:
@@ -168,36 +194,39 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
         pred_gdf = read_polygons(pred, "prediction", extent)
     out: dict = {"pred": str(pred), "truth": str(truth), "raster": raster, "threshold": thr if is_raster else None,  # footprints have none
                  **({"aoi": str(aoi)} if aoi else {})}
+    # Pixel (or area) scores count every building's pixels on the valid area, also of buildings cut by the raster's
+    # edge, its nodata or the aoi; objects are the buildings whose representative point lies there (on both sides).
     if raster is not None:
-        truth_r, pred_r = truth_gdf.to_crs(grid.crs), pred_gdf.to_crs(grid.crs)
-        truth_r = truth_r[valid_at(raster, truth_r.geometry.values)].pipe(_within, aoi_gdf)
-        pred_r = pred_r[valid_at(raster, pred_r.geometry.values)].pipe(_within, aoi_gdf)
+        truth_all, pred_all = truth_gdf.to_crs(grid.crs), pred_gdf.to_crs(grid.crs)
+        truth_r = truth_all[valid_at(raster, truth_all.geometry.values)].pipe(_within, aoi_gdf)
+        pred_r = pred_all[valid_at(raster, pred_all.geometry.values)].pipe(_within, aoi_gdf)
         if truth_r.empty:
             _warn_no_truth(f"no polygon of {truth} lies on the valid area of {raster}" + (" inside the aoi" if aoi else ""))
         if pred_r.empty and not is_raster and (n := _n_features(pred)):
             _warn_apart(f"none of the {n} features of {pred} lies on the valid area of {raster}"
                         + (" inside the aoi" if aoi else ""))
-        prob_thr = thr if (is_raster and Path(raster) == Path(pred)) else None
+        prob_thr = thr if (is_raster and _same_file(raster, pred)) else None
         area = None if aoi_gdf is None else aoi_gdf.to_crs(grid.crs).geometry.values
-        out.update(pixel_scores(raster, truth_r.geometry.values, pred_r.geometry.values, prob_threshold=prob_thr,
+        out.update(pixel_scores(raster, truth_all.geometry.values, pred_all.geometry.values, prob_threshold=prob_thr,
                                 breakdown=breakdown, aoi_geoms=area))
         metric = georef.metric_crs_for(grid)
         truth_gdf, pred_gdf = truth_r.to_crs(metric), pred_r.to_crs(metric)
     else:
-        truth_gdf, pred_gdf = _within(truth_gdf, aoi_gdf), _within(pred_gdf, aoi_gdf)
-        if truth_gdf.empty and pred_gdf.empty and aoi:
+        truth_in, pred_in = _within(truth_gdf, aoi_gdf), _within(pred_gdf, aoi_gdf)
+        if truth_in.empty and pred_in.empty and aoi:
             raise InputError(f"no building of {truth} or {pred} lies inside the aoi {aoi}; give an aoi where they are "
                              "(polygons, any CRS), or leave --aoi out")
-        if truth_gdf.empty:
+        if truth_in.empty:
             _warn_no_truth(f"{truth} holds no polygon" + (" inside the aoi" if aoi else ""))
-        if not truth_gdf.empty and not pred_gdf.empty and not _boxes_meet(truth_gdf, pred_gdf):
+        if not truth_in.empty and not pred_in.empty and not _boxes_meet(truth_in, pred_in):
             _warn_apart(f"the predictions ({pred}) and the truth ({truth}) do not overlap anywhere")
-        some = truth_gdf if not truth_gdf.empty else pred_gdf
+        some = truth_in if not truth_in.empty else pred_in
         metric = some.estimate_utm_crs() if not some.empty else "EPSG:3857"  # nothing on either side: no areas to measure
-        truth_gdf, pred_gdf = truth_gdf.to_crs(metric), pred_gdf.to_crs(metric)
         area = None if aoi_gdf is None else shapely.union_all(aoi_gdf.to_crs(metric).geometry.values)
-        out.update(area_scores(truth_gdf.geometry.values, pred_gdf.geometry.values, area), pixel_scores_from=(
-            "polygon areas over the whole extent (give --raster to score the imagery's valid area on its pixels)"))
+        out.update(area_scores(truth_gdf.to_crs(metric).geometry.values, pred_gdf.to_crs(metric).geometry.values, area),
+                   pixel_scores_from="polygon areas over the whole extent (give --raster to score the imagery's valid "
+                                     "area on its pixels)")
+        truth_gdf, pred_gdf = truth_in.to_crs(metric), pred_in.to_crs(metric)
     pairs = match_objects(pred_gdf.geometry.values, truth_gdf.geometry.values, iou_threshold)
     out.update(object_scores(pred_gdf.geometry.values, truth_gdf.geometry.values, iou_threshold, pairs))
     out.update({"n_pred": len(pred_gdf), "n_truth": len(truth_gdf)})

@@ -80,7 +80,10 @@ class ChipSampler:
             val = valid.astype(np.float32)
             interp = cv2.INTER_AREA if crop > self.size else cv2.INTER_LINEAR
             img = cv2.resize(img, (self.size, self.size), interpolation=interp)
-            inst = cv2.resize(inst.astype(np.float32), (self.size, self.size), interpolation=cv2.INTER_NEAREST).astype(np.int32)
+            # centre-aligned nearest, as INTER_AREA and INTER_LINEAR are: plain INTER_NEAREST takes each block's
+            # top-left pixel, and labels of a chip k times coarser sat (k - 1) / 2 base pixels off their imagery
+            inst = cv2.resize(inst.astype(np.float32), (self.size, self.size),
+                              interpolation=cv2.INTER_NEAREST_EXACT).astype(np.int32)
             lab = instance_targets(inst, self.n_targets)
             val = (cv2.resize(val, (self.size, self.size), interpolation=interp) > 0.99).astype(np.uint8)
             img = np.where(val[..., None] > 0, img, 0).astype(np.uint8)

@@ -107,6 +107,70 @@ def test_predictions_of_another_place_warn_with_and_without_a_raster(tmp_path):
     assert r.exit_code == 0 and r.stderr.startswith("geoseg: warning: the predictions") and "Traceback" not in r.output
 
 
+def test_pixel_scores_count_buildings_cut_by_the_raster_edge_nodata_or_the_aoi(tmp_path):
+    """Pixel scores count every valid pixel, also those of a building whose representative point lies off the raster,
+    on nodata or outside the aoi; only the object scores leave such buildings out (on both sides)."""
+    def save(name, geoms):
+        gpd.GeoDataFrame(geometry=geoms, crs=32633).to_file(tmp_path / name)
+        return str(tmp_path / name)
+
+    full = str(write_raster(tmp_path / "r.tif", scene((100, 100))))
+    # (a) the raster's right edge (col 100): truth cols 80-104 (its point is on the raster), pred cols 90-130 (off it)
+    s = evaluate(save("pa.gpkg", [b(10, 90, 30, 130), b(60, 20, 80, 40)]), save("ta.gpkg", [b(10, 80, 30, 104), b(60, 20, 80, 40)]),
+                 raster=full)
+    assert (s["px_tp"], s["px_fp"], s["px_fn"]) == (600, 0, 200) and s["iou"] == pytest.approx(0.75)
+    assert (s["obj_tp"], s["n_pred"], s["n_truth"]) == (1, 1, 2), "objects: the cut prediction's point is off the raster"
+    # (b) nodata at cols 0-49: truth cols 30-56 (its point on nodata), pred cols 45-60
+    mask = np.ones((100, 100), bool)
+    mask[:, :50] = False
+    nd = str(write_raster(tmp_path / "nd.tif", scene((100, 100)), mask=mask))
+    s = evaluate(save("pb.gpkg", [b(40, 45, 60, 60), b(70, 70, 80, 80)]), save("tb.gpkg", [b(40, 30, 60, 56), b(70, 70, 80, 80)]),
+                 raster=nd)
+    assert (s["px_tp"], s["px_fp"], s["px_fn"]) == (120 + 100, 80, 0)
+    # (c) an aoi of the west half: truth cols 44-70 (its point east), pred cols 30-56 (west): 6 x 20 px overlap inside
+    aoi = save("aoi.gpkg", [b(0, 0, 100, 50)])
+    s = evaluate(save("pc.gpkg", [b(40, 30, 60, 56), b(10, 10, 20, 20)]), save("tc.gpkg", [b(40, 44, 60, 70), b(10, 10, 20, 20)]),
+                 raster=full, aoi=aoi)
+    assert (s["px_tp"], s["px_fp"], s["px_fn"]) == (120 + 100, 280, 0) and s["iou"] == pytest.approx(220 / 500)
+    t = evaluate(str(tmp_path / "pc.gpkg"), str(tmp_path / "tc.gpkg"), aoi=aoi)  # polygon areas, no raster: the same
+    assert t["iou"] == pytest.approx(220 / 500, rel=1e-3)
+
+
+def test_nan_in_a_float_probability_raster_is_nodata_for_the_scores(tmp_path):
+    """NaN without a declared nodata (as many tools write it) is not "predicted background": pixels and objects
+    there do not count, as the vectorizer and the engine's reader take them."""
+    prob = np.zeros((100, 100), np.float32)
+    prob[10:30, 10:30] = 0.9
+    prob[:, 60:] = np.nan
+    raster = write_raster(tmp_path / "p.tif", prob[None])
+    truth = gpd.GeoDataFrame(geometry=[b(10, 10, 30, 30), b(40, 70, 60, 90)], crs=32633)
+    truth.to_file(tmp_path / "t.gpkg")
+    s = evaluate(str(raster), str(tmp_path / "t.gpkg"), threshold=0.5)
+    assert (s["px_tp"], s["px_fp"], s["px_fn"]) == (400, 0, 0) and (s["obj_fn"], s["n_truth"]) == (0, 1)
+
+
+def test_a_probability_raster_is_scored_the_same_whichever_way_its_path_is_written(tmp_path, monkeypatch):
+    prob = np.zeros((60, 60), np.uint8)
+    prob[10:30, 10:30], prob[40, 40] = 230, 230  # a one-pixel speck the vectorizer's minimum area drops
+    write_raster(tmp_path / "p.tif", prob[None])
+    gpd.GeoDataFrame(geometry=[b(10, 10, 30, 30)], crs=32633).to_file(tmp_path / "t.gpkg")
+    monkeypatch.chdir(tmp_path)
+    scores = {evaluate("p.tif", "t.gpkg", raster=r)["px_fp"] for r in (None, "p.tif", str(tmp_path / "p.tif"), "./p.tif")}
+    assert scores == {1}, "the raster's own pixels, thresholded, whatever the spelling"
+
+
+def test_multipart_truth_features_warn_that_each_is_one_building(tmp_path):
+    from shapely.geometry import MultiPolygon
+
+    from geoseg.errors import LabelWarning
+
+    gpd.GeoDataFrame(geometry=[MultiPolygon([b(10, 10, 20, 20), b(40, 40, 50, 50)])], crs=32633).to_file(tmp_path / "t.gpkg")
+    gpd.GeoDataFrame(geometry=[b(10, 10, 20, 20), b(40, 40, 50, 50)], crs=32633).to_file(tmp_path / "p.gpkg")
+    with pytest.warns(LabelWarning, match="1 of the 1 features .* hold several polygons"):
+        s = evaluate(str(tmp_path / "p.gpkg"), str(tmp_path / "t.gpkg"))
+    assert s["iou"] == pytest.approx(1.0) and (s["obj_tp"], s["obj_fp"]) == (1, 1)
+
+
 @pytest.mark.parametrize("as_pred", [True, False])
 def test_a_raster_without_a_crs_is_a_one_line_error(tmp_path, as_pred):
     raster = write_raster(tmp_path / "r.tif", scene((40, 40)), crs=None)

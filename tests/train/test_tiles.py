@@ -307,3 +307,36 @@ def test_a_self_crossing_aoi_is_repaired_not_fatal(labelled, tmp_path):
     gpd.GeoDataFrame(geometry=[bow, second], crs=32633).to_file(tmp_path / "bow.gpkg")
     tiled = TiledRegion(raster, labels, GSD, 100, aoi=str(tmp_path / "bow.gpkg"))
     assert tiled.tile_weights[0, 0] > 0 and tiled.tile_weights[2, 2] == 0
+
+
+def _label_offset(k: float, n: int = 60, size: int = 64) -> np.ndarray:
+    """Mean (rows, cols) of a building's label centroid minus its imagery's centroid, in chip pixels, for chips
+    ``k`` times coarser than the region (each chip the whole region, one bright box)."""
+    from geoseg.train.regions import Region
+
+    rng, offs = np.random.default_rng(0), []
+    for _ in range(n):
+        side = round(size * k)
+        y, x = rng.integers(side // 4, side // 2, 2)
+        h, w = rng.integers(side // 8, side // 4, 2)
+        img, lab = np.zeros((3, side, side), np.uint8), np.zeros((side, side), np.int32)
+        img[:, y:y + h, x:x + w], lab[y:y + h, x:x + w] = 255, 1
+        gsd = 0.15 * side / size
+        s = ChipSampler([Region("t", img, lab, np.ones((side, side), bool), 0.15)], size, (gsd, gsd * (1 + 1e-9)),
+                        seed=0, augment=False, n_targets=1)
+        _, im, t, _ = s.sample_with_gsd()
+        b, m = im[0] / 255.0, t[0].astype(float)
+        yy, xx = np.mgrid[:size, :size]
+        offs.append([(yy * m).sum() / m.sum() - (yy * b).sum() / b.sum(), (xx * m).sum() / m.sum() - (xx * b).sum() / b.sum()])
+    return np.mean(offs, axis=0)
+
+
+@pytest.mark.parametrize("k", [2.6, 3.3, 8.0])
+def test_labels_of_coarse_chips_stay_on_their_imagery(k):
+    """Labels are resized centre-aligned, as the imagery is: at most half a region pixel off (the nearest pixel
+    to each chip pixel's centre), and about 0 on average when the factor is not a whole number. Top-left nearest
+    sampling put them (k - 1) / 2 region pixels off: 0.44 chip pixels at k = 8."""
+    off = np.abs(_label_offset(k))
+    assert (off <= 0.5 / k + 0.03).all(), off
+    if k != round(k):
+        assert (off < 0.08).all(), off
