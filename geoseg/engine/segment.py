@@ -73,9 +73,8 @@ def segment(input_path: str, output: str | Path | None = None, prob: str | Path 
     anchor = output or prob
     tmp_root = None if anchor else tempfile.TemporaryDirectory(prefix="geoseg-")
     wd_path = work_dir_for(anchor) if anchor else Path(tmp_root.name) / "work"
-    st = os.stat(input_path) if os.path.exists(input_path) else None
-    fp = fingerprint({"input": os.path.abspath(input_path), "size": st and st.st_size, "mtime": st and st.st_mtime_ns,
-                      "model": card.sha256, "plan": plan.describe(), "block_width": plan.block_width, "blend": cfg.blend, "bands": info.bands,
+    fp = fingerprint({"input": os.path.abspath(input_path), "files": _input_files(input_path),
+                      "model": card.sha256, "card": _card_key(card), "plan": plan.describe(), "block_width": plan.block_width, "blend": cfg.blend, "bands": info.bands,
                       "scale": info.scale, "device": predictor.device, "precision": predictor.precision,
                       "tta": predictor.tta, **_scales_key(predictor), **_aoi_key(plan)})
     # one run per output at a time: a second would share the work folder (geoseg/runlock.py)
@@ -108,6 +107,29 @@ def _what_is_kept(plan: Plan, work: WorkDir | None, resume: bool) -> str:
     return f"{rerun} to resume from the {done} of {len(chunks)} finished parts (rows of tiles)"
 
 
+def _input_files(input_path: str) -> list:
+    """Path, size and modification time of every file GDAL reads for the input (a VRT's sources, masks,
+    ``.aux.xml``), for the resume fingerprint: a changed source must not resume into a mix of old and new rows."""
+    import rasterio
+
+    try:
+        with rasterio.open(input_path) as ds:
+            files = sorted({input_path, *ds.files})
+    except Exception:  # noqa: BLE001 - the fingerprint then falls back to the input file alone
+        files = [input_path]
+    out = []
+    for f in files:
+        st = os.stat(f) if os.path.exists(f) else None
+        out.append([os.path.abspath(f), st and st.st_size, st and st.st_mtime_ns])
+    return out
+
+
+def _card_key(card) -> dict:
+    """What in a model card shapes the probabilities besides its weights (their sha256 is keyed apart)."""
+    raw = card.raw or {}
+    return {k: raw.get(k) for k in ("architecture", "input", "outputs")}
+
+
 def _gdal_env():
     """Bound GDAL's block cache (default: 5% of RAM) unless the user chose a size."""
     import rasterio
@@ -127,8 +149,11 @@ def _run(info, plan: Plan, card, cfg: SegmentConfig, predictor, work: WorkDir, i
         if h * w <= MIN_WORK_PIXELS:
             raise InputError(f"{input_path} is only {h}x{w} pixels at {plan.work_gsd_m:g} m, too few to segment; "
                              "run it at a finer GSD")
-        where = f" inside the aoi {cfg.aoi}" if cfg.aoi else ""
-        raise InputError(f"{input_path} has no valid pixels{where} (all nodata or masked); nothing to segment")
+        if cfg.aoi:
+            raise InputError(f"{input_path} has no valid pixel centred inside the aoi {cfg.aoi} at {plan.work_gsd_m:g} m "
+                             "(the imagery there is nodata, or the aoi and its margin are narrower than a pixel); "
+                             "nothing to segment: widen the aoi or --aoi-margin")
+        raise InputError(f"{input_path} has no valid pixels (all nodata or masked); nothing to segment")
     chunks = chunk_windows(plan)
     mosaic = work.vrt(chunks)
     meta = provenance(card, cfg, plan, input_path)

@@ -25,6 +25,19 @@ def check_raster_output(path: Path) -> None:
     check_writable_dir(path)
 
 
+def _warp_scale(src, out_grid: RasterGrid) -> dict[str, float]:
+    """GDAL's XSCALE/YSCALE (output pixels per source pixel) for one fixed resampling kernel: left to GDAL, the
+    kernel follows each chunk's extent, and an aoi run's cropped output differed from the whole run's by up to 11
+    of 255 levels where the working grid is finer than the output."""
+    from geoseg.georef import ground_gsd_m
+
+    try:
+        scale = ground_gsd_m(RasterGrid((src.height, src.width), src.transform, src.crs)) / ground_gsd_m(out_grid)
+    except Exception:  # noqa: BLE001 - GDAL's own choice then
+        return {}
+    return {"XSCALE": scale, "YSCALE": scale}
+
+
 def write_probability(src_path: Path, out_path: Path, out_grid: RasterGrid, n_bands: int, *, compress: str = "deflate",
                       cog: bool = False, tags: dict[str, str] | None = None, progress: Progress | None = None,
                       rows_per_step: int = 1024, valid_path: Path | None = None,
@@ -53,7 +66,7 @@ def write_probability(src_path: Path, out_path: Path, out_grid: RasterGrid, n_ba
         offset = out_grid.offset_in(RasterGrid((src.height, src.width), src.transform, src.crs))
         same = offset is not None  # the source's own pixels (all, or a part at ``offset``): copied as they are
         warp = {"crs": out_grid.crs, "transform": out_grid.transform, "width": out_grid.width, "height": out_grid.height}
-        reader = src if same else WarpedVRT(src, resampling=Resampling.bilinear, **warp)
+        reader = src if same else WarpedVRT(src, resampling=Resampling.bilinear, **warp, **_warp_scale(src, out_grid))
         vsrc = None if same or valid_path is None else rasterio.open(valid_path)
         vreader = None if vsrc is None else WarpedVRT(vsrc, resampling=Resampling.nearest, **warp)
         try:

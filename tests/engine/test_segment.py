@@ -232,6 +232,36 @@ def test_changed_settings_do_not_reuse_stale_tiles(tmp_path, pixel_card):
     assert not res.resumed and res.stats.chunks_reused == 0
 
 
+def test_a_changed_vrt_source_or_card_input_does_not_reuse_stale_rows(tmp_path):
+    """The resume key covers every file GDAL reads (a VRT's sources) and the card's inputs, not just the named
+    file and the weights: rewriting a VRT's source, or editing the card's normalization, starts over."""
+    import json
+    import os
+    import sys
+
+    from tests.conftest import REPO, make_pixel_model
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    from chips_vrt import build_vrt
+
+    card = make_pixel_model(tmp_path / "m")
+    src = write_raster(tmp_path / "src.tif", scene((300, 200), [(40, 20, 120, 90)]))
+    vrt = str(build_vrt(tmp_path / "mos.vrt", [str(src)]))
+    with pytest.raises(Cancelled):
+        segment(vrt, None, tmp_path / "o.tif", cfg(card), progress=CancelAfter(2), return_footprints=False)
+    write_raster(src, 255 - scene((300, 200), [(40, 20, 120, 90)]))  # new imagery, the VRT itself untouched
+    os.utime(src, ns=(os.stat(src).st_atime_ns, os.stat(src).st_mtime_ns + 10**9))
+    res = segment(vrt, None, tmp_path / "o.tif", cfg(card), return_footprints=False)
+    assert not res.resumed and res.stats.chunks_reused == 0
+    with pytest.raises(Cancelled):
+        segment(str(src), None, tmp_path / "c.tif", cfg(card), progress=CancelAfter(2), return_footprints=False)
+    raw = json.loads(card.read_text())
+    raw["input"]["normalization"]["mean"] = [60, 60, 60]  # the same weights, other probabilities
+    card.write_text(json.dumps(raw))
+    res = segment(str(src), None, tmp_path / "c.tif", cfg(card), return_footprints=False)
+    assert not res.resumed and res.stats.chunks_reused == 0
+
+
 @pytest.mark.parametrize("scales, reused", [((1.0, 0.5), False), ((0.5,), False), ((1.0,), True)])
 def test_changed_tta_scales_do_not_reuse_stale_tiles(tmp_path, pixel_card, scales, reused):
     src = write_raster(tmp_path / "in.tif", scene((300, 200), [(40, 20, 120, 90)]))

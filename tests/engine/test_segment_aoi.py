@@ -91,7 +91,7 @@ def test_an_aoi_over_nodata_only_is_refused(tmp_path, pixel_card, aoi):
     m = np.ones((240, 400), bool)
     m[:, :200] = False
     src = write_raster(tmp_path / "in.tif", scene((240, 400), RECTS), mask=m)
-    with pytest.raises(InputError, match="no valid pixels inside the aoi"):
+    with pytest.raises(InputError, match="no valid pixel centred inside the aoi .* widen the aoi or --aoi-margin"):
         segment(str(src), tmp_path / "o.gpkg", None, cfg(pixel_card, aoi=aoi, aoi_margin_m=0))
     assert not (tmp_path / "o.gpkg").exists()
 
@@ -210,3 +210,22 @@ def test_an_aoi_of_far_apart_parts_reads_only_their_tiles_and_gives_the_whole_ru
     inside = np.zeros(whole.shape, bool)
     inside[0:55, 0:55] = inside[175:230, 325:390] = True
     assert (ok == inside).all() and (part[ok] == whole[ok]).all()
+
+
+def test_an_aoi_run_s_probabilities_match_the_whole_run_s_when_the_working_grid_is_finer(tmp_path, pixel_card):
+    """Working grid 0.7 m, input 1 m: the warp back to the input grid uses one kernel whatever the output's extent,
+    so the aoi's cropped raster holds the whole run's values (it differed by up to 11 levels)."""
+    from geoseg import segment as run
+
+    t = Affine(1.0, 0, 500000.0, 0, -1.0, 5000000.0)
+    src = write_raster(tmp_path / "in.tif", np.random.default_rng(3).integers(0, 256, (3, 240, 320), dtype=np.uint8),
+                       transform=t)
+    gpd.GeoDataFrame(geometry=[box(*(t * (10, 200)), *(t * (60, 150)))], crs="EPSG:32633").to_file(tmp_path / "aoi.gpkg")
+    kw = {"model": str(pixel_card), "gsd_m": 0.7, "precision": "fp32"}
+    run(str(src), prob=str(tmp_path / "full.tif"), **kw)
+    run(str(src), prob=str(tmp_path / "aoi.tif"), aoi=str(tmp_path / "aoi.gpkg"), aoi_margin_m=5, **kw)
+    with rasterio.open(tmp_path / "full.tif") as f, rasterio.open(tmp_path / "aoi.tif") as a:
+        c0, r0 = (round(v) for v in ~f.transform * (a.transform.c, a.transform.f))
+        inside = a.dataset_mask() > 0
+        d = np.abs(f.read(1)[r0:r0 + a.height, c0:c0 + a.width].astype(int) - a.read(1))[inside]
+    assert inside.sum() == 2500 and d.max() <= 1, (int(d.max()), int((d > 1).sum()))
