@@ -109,8 +109,9 @@ def _valid(ds, window) -> np.ndarray:
     """The raster's valid pixels in ``window``: its mask, and for float data also finite in every band (NaN is how
     many tools write "no data" without declaring it; the engine's readers take it so too)."""
     valid = ds.dataset_mask(window=window) > 0
-    if any(np.dtype(d).kind == "f" for d in ds.dtypes):
-        valid &= np.isfinite(ds.read(window=window)).all(axis=0)
+    for b, dtype in enumerate(ds.dtypes, start=1):  # band by band: one band's window in memory at a time
+        if np.dtype(dtype).kind == "f":
+            valid &= np.isfinite(ds.read(b, window=window))
     return valid
 
 
