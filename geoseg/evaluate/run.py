@@ -78,37 +78,33 @@ def _within(gdf, aoi_gdf):
     return gdf[inside(gdf, shapely.union_all(aoi_gdf.to_crs(gdf.crs).geometry.values))]
 
 
-def _warn_no_truth(what: str) -> None:
+def _label_warning(message: str) -> None:
     import warnings
 
     from geoseg.errors import LabelWarning
 
-    warnings.warn(f"{what}: there is nothing to find, so the scores say little (an empty prediction scores 1); "
-                  "check that the truth covers the raster", LabelWarning, stacklevel=3)
+    warnings.warn(message, LabelWarning, stacklevel=4)
+
+
+def _warn_no_truth(what: str) -> None:
+    _label_warning(f"{what}: there is nothing to find, so the scores say little (an empty prediction scores 1); "
+                   "check that the truth covers the raster")
 
 
 def _warn_multipart(gdf, path: str) -> None:
     """Object scores count features: a feature of several separate polygons (a dissolved layer) is one building."""
-    import warnings
-
     import shapely
-
-    from geoseg.errors import LabelWarning
 
     n = int((shapely.get_num_geometries(gdf.geometry.values) > 1).sum())
     if n:
-        warnings.warn(f"{n} of the {len(gdf)} features of {path} hold several polygons; each counts as one building in "
-                      "the object scores (pixel scores are not affected); if each part is a building, split them "
-                      "first, e.g. `ogr2ogr -explodecollections`", LabelWarning, stacklevel=3)
+        _label_warning(f"{n} of the {len(gdf)} features of {path} hold several polygons; each counts as one building "
+                       "in the object scores (pixel scores are not affected); if each part is a building, split them "
+                       "first, e.g. `ogr2ogr -explodecollections`")
 
 
 def _warn_apart(what: str) -> None:
-    import warnings
-
-    from geoseg.errors import LabelWarning
-
-    warnings.warn(f"{what}: every building scores as missed or false; check that both files are of the same place "
-                  "and that each carries its true CRS", LabelWarning, stacklevel=3)
+    _label_warning(f"{what}: every building scores as missed or false; check that both files are of the same place "
+                   "and that each carries its true CRS")
 
 
 def _n_features(path: str) -> int:
