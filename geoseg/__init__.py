@@ -63,13 +63,13 @@ def segment(path: str, model: str = "default", *, output: str | None = None, pro
 
 
 def plan(path: str, model: str = "default", **options: Any) -> dict:
-    """Dry run: the grids, tile count and estimates ``segment`` would use."""
+    """Dry run: the grids, tile count and estimates ``segment`` would use, and the share of valid input pixels."""
     from geoseg.config import SegmentConfig
-    from geoseg.engine.plan import plan_for
+    from geoseg.engine.plan import describe_plan
     from geoseg.models.registry import get_card
 
     cfg = SegmentConfig(model=model, **options)
-    return plan_for(path, get_card(cfg.model), cfg)[1].describe()
+    return describe_plan(path, get_card(cfg.model), cfg)
 
 
 def vectorize(prob_path: str, output: str | None = None, *, aoi: str | None = None, aoi_margin_m: float = 50.0,

@@ -65,6 +65,10 @@ class BandWarning(UserWarning):
     """The raster's bands were adapted to what the model expects (e.g. 1 band replicated)."""
 
 
+class InputWarning(UserWarning):
+    """The input raster looks unusable in part, e.g. a sample of it found no valid pixel."""
+
+
 class LabelWarning(UserWarning):
     """Labels (training labels, evaluation truth) that look wrong for their raster, e.g. none lies on it."""
 

@@ -28,15 +28,14 @@ from geoseg.cli.errors import handle_errors
 def plan(input_path, model, gsd, tile_size, overlap, batch_size, tta, tta_scales, bands, dst_crs, aoi, aoi_margin, as_json):
     """Show what `geoseg segment INPUT` would do: grids, tiles, GSD, memory and time estimate."""
     from geoseg.config import SegmentConfig
-    from geoseg.engine.plan import plan_for
+    from geoseg.engine.plan import describe_plan
     from geoseg.models.registry import get_card
 
     cfg = SegmentConfig(model=model, gsd_m=gsd, tile_size=tile_size, overlap=overlap, batch_size=batch_size, tta=tta,
                         tta_scales=o.parse_scales(tta_scales), bands=o.parse_bands(bands), dst_crs=dst_crs,
                         aoi=aoi, aoi_margin_m=aoi_margin)
     card = get_card(cfg.model)
-    info, the_plan = plan_for(input_path, card, cfg)
-    desc = {"model": card.name, "bands": list(info.bands), **the_plan.describe()}
+    desc = describe_plan(input_path, card, cfg)
     if as_json:
         click.echo(json.dumps(desc, indent=2))
         return

@@ -9,7 +9,7 @@ from geoseg import georef
 from geoseg.config import SegmentConfig
 from geoseg.engine.tta import check_scales
 from geoseg.engine.tta import passes as tta_passes
-from geoseg.errors import ConfigError, GsdWarning, InputError
+from geoseg.errors import ConfigError, GsdWarning, InputError, InputWarning
 from geoseg.grid import RasterGrid
 from geoseg.io.raster import RasterInfo
 from geoseg.models.card import ModelCard
@@ -212,3 +212,18 @@ def plan_for(input_path: str, card: ModelCard, cfg: SegmentConfig) -> tuple[Rast
 
     info = inspect_raster(input_path, card.bands, cfg.bands)
     return info, make_plan(info, card, cfg, read_aoi(cfg.aoi, info.grid, input_path) if cfg.aoi else None)
+
+
+def describe_plan(input_path: str, card: ModelCard, cfg: SegmentConfig) -> dict:
+    """What ``geoseg plan`` prints: the plan, and the share of valid input pixels (``valid_fraction``; sampled on
+    large rasters). An input with no valid pixel fails here as ``segment`` would, before any work."""
+    from geoseg.io.raster import valid_fraction
+
+    info, plan = plan_for(input_path, card, cfg)
+    share, exact = valid_fraction(info)
+    if share == 0.0 and exact:
+        raise InputError(f"{input_path} has no valid pixels (all nodata or masked); nothing to segment")
+    if share == 0.0:
+        warnings.warn(f"{input_path}: no valid pixel in a sample of the raster (nodata or masked almost everywhere); "
+                      "segment may find nothing to run on", InputWarning, stacklevel=2)
+    return {"model": card.name, "bands": list(info.bands), **plan.describe(), "valid_fraction": round(share, 3)}

@@ -119,6 +119,38 @@ def _scaling(ds, bands: tuple[int, ...]) -> tuple[tuple[float, float], ...] | No
     return tuple((lo, hi) for _ in bands)
 
 
+def valid_fraction(info: RasterInfo, max_side: int = 2048, probes: int = 8, probe_px: int = 256) -> tuple[float, bool]:
+    """``(share, exact)``: the share of ``info``'s pixels that are valid (not nodata, masked or NaN). A raster at
+    most ``max_side`` pixels a side is read whole (``exact``). A larger one is estimated, cheaply enough for a dry
+    run: from its overviews when it has them, else from ``probes`` x ``probes`` windows of ``probe_px`` pixels
+    spread evenly over it (a decimated read of a file without overviews decodes every block)."""
+    import rasterio
+    from rasterio.enums import MaskFlags
+    from rasterio.windows import Window
+
+    h, w = info.grid.shape_yx
+    with rasterio.Env(GDAL_CACHEMAX=64 * 2**20), open_raster(info.path) as ds:
+        floats = any(ds.dtypes[b - 1][0] == "f" for b in info.bands)
+        if not floats and all(ds.mask_flag_enums[b - 1] == [MaskFlags.all_valid] for b in info.bands):
+            return 1.0, True  # no nodata, mask or alpha: nothing to read
+
+        def valid(window=None, out_shape=None):
+            ok = ds.dataset_mask(window=window, out_shape=out_shape) > 0
+            for b in info.bands if floats else ():
+                ok &= np.isfinite(ds.read(b, window=window, out_shape=out_shape))
+            return ok
+
+        if max(h, w) <= max_side:
+            return float(valid().mean()), True
+        if ds.overviews(info.bands[0]):
+            f = -(-max(h, w) // 1024)
+            return float(valid(out_shape=(max(1, h // f), max(1, w // f))).mean()), False
+        ph, pw = min(probe_px, h), min(probe_px, w)
+        rows = np.linspace(0, h - ph, probes).astype(int)
+        cols = np.linspace(0, w - pw, probes).astype(int)
+        return float(np.mean([valid(Window(c, r, pw, ph)).mean() for r in rows for c in cols])), False
+
+
 def inspect_raster(path: str, n_model_bands: int = 3, bands: tuple[int, ...] | None = None) -> RasterInfo:
     """Validate ``path`` and describe it; raises a one-line :mod:`geoseg.errors` error on bad input."""
     path = str(path)

@@ -82,6 +82,27 @@ def test_plan_is_a_dry_run(tmp_path, pixel_card):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
 
 
+def test_plan_reports_the_valid_share_and_refuses_an_input_with_none(tmp_path, pixel_card):
+    mask = np.zeros((300, 200), bool)
+    mask[:75] = True  # a quarter valid
+    src = write_raster(tmp_path / "quarter.tif", scene((300, 200)), mask=mask)
+    plan = json.loads(run("plan", src, "--model", pixel_card, "--json").stdout)
+    assert plan["valid_fraction"] == 0.25
+    empty = write_raster(tmp_path / "none.tif", np.zeros((3, 300, 200), np.uint8), nodata=0)
+    nan = write_raster(tmp_path / "nan.tif", np.full((3, 300, 200), np.nan, np.float32))
+    for path in (empty, nan):
+        assert_clean_error(run("plan", path, "--model", pixel_card), "has no valid pixels", "nothing to segment")
+
+
+def test_plan_on_a_large_raster_samples_it_and_warns_when_the_sample_is_all_nodata(tmp_path, pixel_card):
+    data = np.zeros((3, 2100, 2100), np.uint8)
+    data[:, 1050, 1050] = 200  # one valid pixel, between the sampled windows (rows and columns 790-1045, 1053-1308): a warning, not a refusal
+    src = write_raster(tmp_path / "sparse.tif", data, nodata=0)
+    r = run("plan", src, "--model", pixel_card, "--json")
+    assert r.exit_code == 0, r.output
+    assert "no valid pixel in a sample" in r.stderr and json.loads(r.stdout)["valid_fraction"] == 0.0
+
+
 def test_models_list_and_info():
     r = run("models", "list")
     assert r.exit_code == 0 and "scinet-r18-h200 (alias: default)" in r.stdout and "unet-r18-multiscale-c512" in r.stdout

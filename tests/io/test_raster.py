@@ -6,7 +6,7 @@ from affine import Affine
 
 from geoseg.errors import BandWarning, InputError, RasterReadError
 from geoseg.georef import reproject_grid
-from geoseg.io.raster import WorkReader, inspect_raster
+from geoseg.io.raster import WorkReader, inspect_raster, valid_fraction
 from tests.conftest import scene, write_raster
 
 
@@ -177,6 +177,24 @@ def test_a_resampled_read_keeps_the_nodata_of_every_data_type(tmp_path, dtype, n
     w = valid.shape[1]
     assert valid[:, : w // 2].all(), "the valid part stays valid"
     assert not valid[:, -w // 3:].any(), "nodata stays invalid"
+
+
+@pytest.mark.parametrize("how", ["whole", "overviews", "probes"])
+def test_valid_fraction_reads_small_rasters_whole_and_estimates_large_ones(tmp_path, how):
+    side = 300 if how == "whole" else 2400
+    data = scene((side, side))
+    data[:, :, side // 4:] = 0  # a quarter of the columns hold data; nodata 0 elsewhere
+    path = write_raster(tmp_path / "in.tif", data, nodata=0)
+    if how == "overviews":
+        import rasterio
+        from rasterio.enums import Resampling
+
+        with rasterio.open(path, "r+") as ds:
+            ds.build_overviews([2, 4, 8], Resampling.nearest)
+    share, exact = valid_fraction(inspect_raster(path))
+    assert exact == (how == "whole")
+    assert share == pytest.approx(0.25, abs=0.0 if exact else 0.02)
+    assert valid_fraction(inspect_raster(write_raster(tmp_path / "full.tif", scene((side, side))))) == (1.0, True)
 
 
 def test_missing_file(tmp_path):
