@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -111,9 +112,10 @@ def _out_grid(grid: RasterGrid, dst_crs: str | None) -> RasterGrid:
     if dst_crs is None:
         return grid
     import pyproj
+    from affine import Affine
     from rasterio.crs import CRS
     from rasterio.errors import CRSError
-    from rasterio.warp import calculate_default_transform
+    from rasterio.warp import calculate_default_transform, transform_bounds
 
     try:  # pyproj first: it refuses an unknown code quietly, where GDAL would also print "ERROR 1: PROJ: ..."
         pyproj.CRS.from_user_input(dst_crs)
@@ -123,13 +125,18 @@ def _out_grid(grid: RasterGrid, dst_crs: str | None) -> RasterGrid:
     g, (w, h) = grid, (grid.width, grid.height)
     t = g.transform
     if t.b or t.d:  # rotated or sheared: a north-up grid over its bounds with pixels of the same area, not coarser ones
-        import math
-
         px = math.sqrt(abs(t.determinant))
         left, bottom, right, top = g.bounds
         w, h = max(1, round((right - left) / px)), max(1, round((top - bottom) / px))
     transform, w, h = calculate_default_transform(g.crs, crs, w, h, *g.bounds)
-    return RasterGrid((h, w), transform, crs)
+    # GDAL's pixel size, but the bounds from transforming the edges: GDAL's suggested extent can land hundreds of
+    # metres off where the CRS is far outside its area of use (EPSG:2056 over Nepal), away from the footprints
+    left, bottom, right, top = transform_bounds(g.crs, crs, *g.bounds, densify_pts=21)
+    if not left < right:  # across the antimeridian: keep GDAL's grid
+        return RasterGrid((h, w), transform, crs)
+    xres, yres = transform.a, -transform.e
+    w, h = max(1, math.ceil((right - left) / xres - 1e-6)), max(1, math.ceil((top - bottom) / yres - 1e-6))
+    return RasterGrid((h, w), Affine(xres, 0.0, left, 0.0, -yres, top), crs)
 
 
 def _crop(grid: RasterGrid, work: RasterGrid, aoi, margin_m: float, tile: int, overlap: int):

@@ -142,6 +142,22 @@ def test_dst_crs_keeps_the_pixel_size_of_a_rotated_input(tmp_path, pixel_card):
     assert len(res.footprints) == 1 and iou(res.footprints.geometry.iloc[0], turned) > 0.9
 
 
+def test_dst_crs_far_outside_its_area_keeps_the_probabilities_under_the_footprints(tmp_path, pixel_card):
+    """EPSG:2056 (Swiss LV95) over Nepal: GDAL's suggested output extent lands about 750 m west of where the data
+    transforms to, so the probability raster held only nodata there while the footprints were in place."""
+    from rasterio.features import rasterize
+
+    src = write_raster(tmp_path / "np.tif", scene((120, 120), [(30, 30, 80, 90)]), crs="EPSG:32645",
+                       transform=Affine(1.0, 0, 352000.0, 0, -1.0, 3057000.0))
+    res = segment(str(src), tmp_path / "o.gpkg", tmp_path / "p.tif", cfg(pixel_card, dst_crs="EPSG:2056"))
+    assert len(res.footprints) == 1
+    with rasterio.open(tmp_path / "p.tif") as ds:
+        p, valid = ds.read(1), ds.read_masks(1) > 0
+        inside = rasterize(res.footprints.geometry, out_shape=ds.shape, transform=ds.transform) > 0
+    assert valid.mean() > 0.3 and inside.sum() > 0.8 * 50 * 60 * (1 / abs(ds.res[0] * ds.res[1]))
+    assert p[inside & valid].mean() > 200 and p[~inside & valid].mean() < 60
+
+
 class CancelAfter(NullProgress):
     def __init__(self, n):
         self.n, self.calls = n, 0
