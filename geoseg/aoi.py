@@ -57,9 +57,37 @@ def grown(area, grid: RasterGrid, margin_m: float):
     return to_crs(to_crs(area, grid.crs, metric).buffer(margin_m), metric, grid.crs)
 
 
-def restrict(gdf, area, cut: bool = False, min_area_m2: float = 0.0):
-    """``gdf`` limited to ``area`` (in its CRS): :func:`clip` where ``cut``, else :func:`owned`."""
-    return clip(gdf, area, min_area_m2) if cut else owned(gdf, area)
+def restrict(gdf, area, cut: bool = False, min_area_m2: float = 0.0, region=None, px_m: float = 0.0):
+    """``gdf`` limited to ``area`` (in its CRS): :func:`clip` where ``cut``, else :func:`owned`; ids renumbered
+    1..N in the same order. ``region`` (the traced area: ``area`` plus its margin, in ``gdf``'s CRS) and ``px_m`` (the
+    traced pixel size in metres): warns of kept footprints that reach the region's edge, where they were cut."""
+    out = clip(gdf, area, min_area_m2) if cut else owned(gdf, area)
+    if region is not None and not cut and not out.empty:  # a cut copy ends at the aoi, inside the margin
+        _warn_cut_at_margin(out, region, px_m)
+    return renumbered(out)
+
+
+def renumbered(gdf):
+    """``gdf`` with its ``id`` column (if any) set to 1..N in row order, after rows were dropped."""
+    if "id" in gdf and len(gdf) and not (gdf["id"].to_numpy() == np.arange(1, len(gdf) + 1)).all():
+        gdf = gdf.copy()
+        gdf["id"] = np.arange(1, len(gdf) + 1, dtype=gdf["id"].dtype)
+    return gdf
+
+
+def _warn_cut_at_margin(gdf, region, px_m: float) -> None:
+    import warnings
+
+    import shapely
+
+    from geoseg.errors import InputWarning
+
+    crs = gdf.crs
+    m_per_unit = 1.0 if crs is None else 111_320.0 if crs.is_geographic else crs.axis_info[0].unit_conversion_factor
+    n = int(shapely.dwithin(gdf.geometry.values, region.boundary, 1.01 * px_m / m_per_unit).sum())
+    if n:
+        warnings.warn(f"{n} kept building(s) reach the edge of the aoi plus its margin and may be cut there; raise "
+                      "--aoi-margin to trace them whole", InputWarning, stacklevel=3)
 
 
 def mask(area, transform, shape_yx: tuple[int, int]) -> np.ndarray:
@@ -73,15 +101,21 @@ def mask(area, transform, shape_yx: tuple[int, int]) -> np.ndarray:
     return geometry_mask(geoms, out_shape=shape_yx, transform=transform, invert=True)
 
 
+TIE_NUDGE = (1e-9, 1.618e-9)  # x and y, times the coordinate's magnitude: points on an edge go one way
+
+
 def inside(gdf, area) -> np.ndarray:
     """Which rows of ``gdf`` have their representative point (a point inside each shape) in ``area`` (in
-    ``gdf``'s CRS; its edge counts as in): bool per row."""
+    ``gdf``'s CRS): bool per row. A point on the edge is moved by a tiny fixed step (:data:`TIE_NUDGE`) first, so
+    of two areas that share an edge exactly one holds it: tiled areas get each building once."""
     import shapely
 
     if gdf.empty:
         return np.zeros(0, bool)
     shapely.prepare(area)
-    return shapely.intersects(area, shapely.point_on_surface(gdf.geometry.values))
+    xy = shapely.get_coordinates(shapely.point_on_surface(gdf.geometry.values))
+    xy += np.maximum(np.abs(xy), 1.0) * np.array(TIE_NUDGE)
+    return shapely.intersects_xy(area, xy[:, 0], xy[:, 1])
 
 
 def owned(gdf, area):

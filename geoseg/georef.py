@@ -91,3 +91,27 @@ def work_grid(grid: RasterGrid, gsd_m: float) -> RasterGrid:
     if is_metric_faithful(grid) and abs(ground_gsd_m(grid) / gsd_m - 1) < 0.01:
         return grid
     return reproject_grid(grid, metric_crs_for(grid), gsd_m)
+
+
+def check_representable(grid: RasterGrid, dst_crs: object, name: str | None = None) -> None:
+    """A one-line :class:`ConfigError` (naming the CRS as the user gave it, ``name``) when ``dst_crs`` cannot hold ``grid``'s area: its edges (21 points a side)
+    transform to infinite or undefined coordinates there (e.g. an orthographic view of the other hemisphere)."""
+    import numpy as np
+    from rasterio.warp import transform
+
+    from geoseg.errors import ConfigError
+
+    h, w = grid.shape_yx
+    t = np.linspace(0.0, 1.0, 21)
+    cols = np.concatenate([t * w, np.full(21, w), t * w, np.zeros(21)])
+    rows = np.concatenate([np.zeros(21), t * h, np.full(21, h), t * h])
+    xs, ys = grid.transform * (cols, rows)
+    try:
+        x, y = transform(_crs(grid.crs), _crs(dst_crs), xs.tolist(), ys.tolist())
+    except Exception:  # noqa: BLE001 - PROJ refuses the points outright: the same answer as infinite ones
+        x, y = [math.inf], [math.inf]
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        crs = _crs(dst_crs)
+        name = name or (f"EPSG:{crs.to_epsg()}" if crs.to_epsg() else crs.to_proj4() or "(this CRS)")
+        raise ConfigError(f"--dst-crs {name} cannot represent the raster's area (its coordinates there are infinite "
+                          "or undefined); choose a CRS that covers the area, e.g. its UTM zone or EPSG:4326")

@@ -27,6 +27,7 @@ from geoseg.cli.errors import handle_errors
 def vectorize(prob_path, output, threshold, min_area, min_part, border_cut, simplify, regularize, no_split, dst_crs, aoi, aoi_margin,
               aoi_clip, progress_mode):
     """Turn PROB (band 1 = building probability, uint8 0-255 or float 0-1) into footprints."""
+    import json
     import os
 
     from geoseg import __version__
@@ -44,7 +45,7 @@ def vectorize(prob_path, output, threshold, min_area, min_part, border_cut, simp
     finally:
         getattr(reporter, "close", lambda: None)()
     meta = {k: v for k, v in tags.items() if k in ("geoseg_version", "model", "model_sha256", "settings")}
-    meta.update({"vectorized_by": __version__, "source": os.path.abspath(prob_path), "vectorize": str(used.to_dict()),
+    meta.update({"vectorized_by": __version__, "source": os.path.abspath(prob_path), "vectorize": json.dumps(used.to_dict(), sort_keys=True),
                  **({"aoi": os.path.abspath(aoi), "aoi_margin_m": str(aoi_margin), "aoi_clip": str(aoi_clip)} if aoi else {})})
     write_vectors(gdf, output, meta)
     click.echo(f"{len(gdf)} buildings -> {output}", err=True)

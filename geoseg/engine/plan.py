@@ -122,6 +122,7 @@ def _out_grid(grid: RasterGrid, dst_crs: str | None) -> RasterGrid:
         crs = CRS.from_user_input(dst_crs)
     except (CRSError, pyproj.exceptions.CRSError):
         raise ConfigError(f"--dst-crs {dst_crs!r} is not a CRS; use e.g. EPSG:32633") from None
+    georef.check_representable(grid, crs, dst_crs)
     g, (w, h) = grid, (grid.width, grid.height)
     t = g.transform
     if t.b or t.d:  # rotated or sheared: a north-up grid over its bounds with pixels of the same area, not coarser ones

@@ -9,7 +9,7 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from geoseg.aoi import clip, outline, restrict, to_crs
+from geoseg.aoi import clip, outline, renumbered, restrict, to_crs
 from geoseg.config import SegmentConfig
 from geoseg.engine.plan import Plan, plan_for
 from geoseg.engine.run import RunStats, chunk_windows, predict_rows
@@ -168,7 +168,8 @@ def _run(info, plan: Plan, card, cfg: SegmentConfig, predictor, work: WorkDir, i
             gdf = _clip_to_input(gdf, plan)
         if plan.aoi is not None:
             area = to_crs(plan.aoi, plan.work_grid.crs, gdf.crs)
-            gdf = restrict(gdf, area, cfg.aoi_clip, vcfg.min_area_m2)
+            gdf = restrict(gdf, area, cfg.aoi_clip, vcfg.min_area_m2,
+                           region=to_crs(plan.region, plan.work_grid.crs, gdf.crs), px_m=plan.work_gsd_m)
     if prob is not None:
         area = None if plan.aoi is None else to_crs(plan.aoi, plan.work_grid.crs, plan.out_grid.crs)
         write_probability(mosaic, prob, plan.out_grid, plan.n_channels, compress=cfg.compress, cog=cfg.cog,
@@ -188,7 +189,7 @@ def _clip_to_input(gdf, plan: Plan):
     if gdf.empty:
         return gdf
     edge = gpd.GeoSeries([outline(plan.input_grid)], crs=plan.input_grid.crs).segmentize(max(plan.input_grid.res_xy) * 64)
-    return clip(gdf, edge.to_crs(gdf.crs).iloc[0])
+    return renumbered(clip(gdf, edge.to_crs(gdf.crs).iloc[0]))
 
 
 def _predictor(card, cfg: SegmentConfig):

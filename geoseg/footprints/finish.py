@@ -7,12 +7,14 @@ import numpy as np
 from affine import Affine
 
 from geoseg.config import VectorizeConfig
-from geoseg.footprints.regularize import regularize
-from geoseg.georef import metric_crs_for
+from geoseg.footprints.regularize import KEPT_ORIGINAL, REGULARISED, iou, regularize
+from geoseg.georef import check_representable, metric_crs_for
 from geoseg.grid import RasterGrid
 
 COLUMNS = ["id", "area_m2", "p_mean", "gsd_m", "model", "reg_status", "geometry"]
 _WKB_CHUNK = 65536  # footprints decoded at once when the output frame is built
+MIN_HOLE_PX = 4  # holes smaller than this many pixels are filled
+COVERAGE_TOLERANCE = 2.0  # split parts' Visvalingam-Whyatt tolerance, as a share of the Douglas-Peucker one
 
 
 class Finisher:
@@ -31,6 +33,8 @@ class Finisher:
         self.grid, self.gsd_m, self.cfg = grid, gsd_m, cfg
         src_crs = CRS.from_user_input(grid.crs)
         self.dst_crs = src_crs if out_crs is None else CRS.from_user_input(out_crs)
+        if self.dst_crs != src_crs:
+            check_representable(grid, self.dst_crs)
         metric_crs = metric_crs_for(grid)
         self.unit_m = metric_crs.linear_units_factor[1]  # metres per metric-CRS unit
         self.to_metric = None if metric_crs == src_crs else _transformer(src_crs, metric_crs)
@@ -39,28 +43,31 @@ class Finisher:
         self.tolerance = tolerance_m / self.unit_m
         self.batches: list[tuple] = []  # (WKB of the batch's geometries, their sizes, anchor_x, anchor_y, area_m2, p_mean, reg_status)
 
-    def add(self, pixel_polys: list, p_mean: list[float]) -> None:
+    def add(self, pixel_polys: list, p_mean: list[float], groups: list[int] | None = None) -> None:
+        """``groups``: parts of one split component share a value (their walls are simplified once, as a coverage,
+        and squaring never makes them overlap); None: every polygon stands alone."""
         import shapely
 
         pixel_geoms = np.empty(len(pixel_polys), dtype=object)
         pixel_geoms[:] = pixel_polys
-        pixel_geoms = shapely.normalize(shapely.simplify(pixel_geoms, 0.0))
+        pixel_geoms = shapely.normalize(shapely.simplify(_without_pinholes(pixel_geoms), 0.0))
         anchor_xy = shapely.get_coordinates(shapely.point_on_surface(pixel_geoms))
         geoms = _to_map(pixel_geoms, self.grid.transform)
         del pixel_geoms
         if self.to_metric is not None:
             geoms = _reproject(geoms, self.to_metric)
-        geoms = _simplified(geoms, self.tolerance)
+        siblings = _sibling_sets(groups, len(geoms))
+        geoms = _simplified(geoms, self.tolerance, siblings)
         reg_status = np.full(len(geoms), -1, dtype=np.int64)
         if self.cfg.regularize:
-            reg_status = _squared_in_place(geoms, self.cfg, self.unit_m)
+            reg_status = _squared_in_place(geoms, self.cfg, self.unit_m, siblings)
         area_m2 = shapely.area(geoms) * self.unit_m**2
         keep = area_m2 >= self.cfg.min_area_m2
         if not keep.any():
             return
         geoms = geoms[keep]
-        if self.to_dst is not None:
-            geoms = _reproject(geoms, self.to_dst)
+        if self.to_dst is not None:  # a non-linear transform can make a pinched outline cross itself: repair it
+            geoms = _valid(_reproject(geoms, self.to_dst))
         wkb = shapely.to_wkb(geoms)
         del geoms
         sizes = np.fromiter(map(len, wkb), dtype=np.int64, count=len(wkb))
@@ -119,20 +126,40 @@ def _reproject(geoms: np.ndarray, transformer) -> np.ndarray:
     return shapely.transform(geoms, xy)
 
 
-def _squared_in_place(geoms: np.ndarray, cfg: VectorizeConfig, unit_m: float) -> np.ndarray:
+def _squared_in_place(geoms: np.ndarray, cfg: VectorizeConfig, unit_m: float,
+                      siblings: list[np.ndarray] = ()) -> np.ndarray:
     """Regularise ``geoms`` (metric frame) in place; returns the status per geometry.
 
     A squared outline has IoU >= min_iou with its input, so its area is at most
     area / min_iou: inputs below ``min_area_m2 * min_iou`` would be dropped anyway
-    and are skipped (status -1).
+    and are skipped (status -1). A part of a split component is squared, then cut
+    back to where its siblings (as they are by then) are not, and the gate applies
+    to that: split parts never overlap.
     """
     import shapely
 
     status = np.full(len(geoms), -1, dtype=np.int64)
     candidates = shapely.area(geoms) * unit_m**2 >= cfg.min_area_m2 * min(cfg.regularize_min_iou, 1.0)
+    sibling_of = {int(i): members for members in siblings for i in members}
     for i in np.flatnonzero(candidates):
-        geoms[i], status[i] = regularize(geoms[i], cfg.regularize_min_iou)
+        squared, status[i] = regularize(geoms[i], cfg.regularize_min_iou)
+        others = [j for j in sibling_of.get(int(i), ()) if j != i]
+        if status[i] == REGULARISED and others:
+            squared = _largest_polygon(shapely.difference(squared, shapely.union_all(geoms[others])))
+            if squared is None or iou(squared, geoms[i]) < cfg.regularize_min_iou:
+                status[i] = KEPT_ORIGINAL
+                continue
+        geoms[i] = squared
     return status
+
+
+def _largest_polygon(geom):
+    """The largest valid polygon in ``geom`` (None if it holds none): a cut can leave slivers beside the part."""
+    from shapely.geometry import Polygon
+
+    parts = [geom] if isinstance(geom, Polygon) else [g for g in getattr(geom, "geoms", []) if isinstance(g, Polygon)]
+    parts = [p for p in parts if p.is_valid and not p.is_empty]
+    return max(parts, key=lambda p: p.area) if parts else None
 
 
 def empty_footprints(crs=None):
@@ -163,11 +190,55 @@ def _to_map(pixel_geoms: np.ndarray, transform: Affine) -> np.ndarray:
     return shapely.transform(pixel_geoms, affine_xy)
 
 
-def _simplified(geoms: np.ndarray, tolerance: float) -> np.ndarray:
-    """Topology-preserving Douglas-Peucker; any result that is not a valid non-empty polygon keeps the input."""
+def _without_pinholes(pixel_geoms: np.ndarray) -> np.ndarray:
+    """Holes of fewer than :data:`MIN_HOLE_PX` pixels filled: one dark pixel in a roof is noise, and simplifying it
+    left a sliver triangle of half a pixel (courtyards are far larger)."""
+    import shapely
+    from shapely.geometry import Polygon
+
+    for i in np.flatnonzero(shapely.get_num_interior_rings(pixel_geoms) > 0):
+        g = pixel_geoms[i]
+        holes = [r for r in g.interiors if Polygon(r).area >= MIN_HOLE_PX]
+        if len(holes) < len(g.interiors):
+            pixel_geoms[i] = Polygon(g.exterior, holes)
+    return pixel_geoms
+
+
+def _sibling_sets(groups, n: int) -> list[np.ndarray]:
+    """Indices of the polygons that share a group with another (the parts of one split component), per group."""
+    if groups is None or n == 0:
+        return []
+    g = np.asarray(groups)
+    _, inverse, counts = np.unique(g, return_inverse=True, return_counts=True)
+    order = np.argsort(inverse, kind="stable")
+    return [m for m in np.split(order, np.cumsum(counts)[:-1]) if m.size > 1]
+
+
+def _simplified(geoms: np.ndarray, tolerance: float, siblings: list[np.ndarray] = ()) -> np.ndarray:
+    """Topology-preserving Douglas-Peucker, polygon by polygon; the parts of a split component (``siblings``) are
+    simplified together as a coverage instead (Visvalingam-Whyatt, :data:`COVERAGE_TOLERANCE` of the tolerance), so
+    a wall they share moves once and they neither overlap nor leave gaps. A result that is not a valid non-empty
+    polygon keeps the input (for a coverage: all of its parts)."""
     import shapely
 
     simple = shapely.simplify(geoms, tolerance, preserve_topology=True)
     bad = shapely.is_empty(simple) | ~shapely.is_valid(simple) | (shapely.get_type_id(simple) != 3)
     simple[bad] = geoms[bad]
+    for members in siblings:
+        parts = shapely.coverage_simplify(geoms[members], COVERAGE_TOLERANCE * tolerance)
+        ok = ~shapely.is_empty(parts) & shapely.is_valid(parts) & (shapely.get_type_id(parts) == 3)
+        simple[members] = parts if ok.all() else geoms[members]
     return simple
+
+
+def _valid(geoms: np.ndarray) -> np.ndarray:
+    """``geoms`` with the invalid ones repaired (their polygonal parts: a Polygon, or a MultiPolygon if it fell
+    apart); a non-finite coordinate is an error the caller rules out beforehand (:func:`check_representable`)."""
+    import shapely
+
+    from geoseg.io.vector import polygon_parts
+
+    bad = ~shapely.is_valid(geoms)
+    if bad.any():
+        geoms[bad] = [polygon_parts(fixed, g) for fixed, g in zip(shapely.make_valid(geoms[bad]), geoms[bad])]
+    return geoms

@@ -3,9 +3,9 @@ that wrote the raster, optionally only inside an area of interest (the rules of 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from geoseg.config import VectorizeConfig
+from geoseg.config import DEFAULT_BORDER_CUT, VectorizeConfig
 from geoseg.errors import InputError
 from geoseg.progress import Progress
 
@@ -27,6 +27,7 @@ def vectorize_file(prob_path: str, cfg: VectorizeConfig, *, out_crs=None, progre
     at the edge, ``clip``), as ``geoseg segment --aoi`` keeps them."""
     from geoseg.aoi import grown, read_aoi, restrict, to_crs
     from geoseg.footprints.raster import vectorize_raster
+    from geoseg.georef import ground_gsd_m
     from geoseg.grid import RasterGrid
     from geoseg.io.prob_raster import settings_from_raster
     from geoseg.io.raster import open_raster
@@ -41,8 +42,11 @@ def vectorize_file(prob_path: str, cfg: VectorizeConfig, *, out_crs=None, progre
                              "(gdal_edit.py -a_srs) or vectorize without --aoi")
         area = read_aoi(aoi.path, grid, prob_path)
         region = grown(area, grid, aoi.margin_m)
+    cfg = replace(cfg, threshold=0.5 if cfg.threshold is None else cfg.threshold,  # vectorize_raster's defaults,
+                  border_cut=DEFAULT_BORDER_CUT if cfg.border_cut is None else cfg.border_cut)  # said in the output
     gdf = vectorize_raster(prob_path, cfg, model_name=tags.get("model", ""), out_crs=out_crs, progress=progress, region=region,
                            require_valid=True)
     if area is not None:
-        gdf = restrict(gdf, to_crs(area, grid.crs, gdf.crs), aoi.clip, cfg.min_area_m2)
+        gdf = restrict(gdf, to_crs(area, grid.crs, gdf.crs), aoi.clip, cfg.min_area_m2,
+                       region=to_crs(region, grid.crs, gdf.crs), px_m=ground_gsd_m(grid))
     return gdf, cfg, tags

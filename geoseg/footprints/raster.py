@@ -163,6 +163,7 @@ class _BlockTracer:
         core = (slice(cr0 - wr0, cr1 - wr0), slice(cc0 - wc0, cc1 - wc0))
         polys: list = []
         p_mean: list[float] = []
+        groups: list[int] = []  # the component each polygon comes from (split parts share it)
         big_core_yx = inst_yx = None
         if n:
             boxes = ndimage.find_objects(comp_yx)
@@ -186,13 +187,14 @@ class _BlockTracer:
             own_boxes = [(slice(boxes[k - 1][0].start - dr, boxes[k - 1][0].stop - dr),
                           slice(boxes[k - 1][1].start - dc, boxes[k - 1][1].stop - dc)) for k in own_ids]
             self._whole(inst_yx, own_boxes, raw_yx[dr:, dc:], None if boundary_yx is None else boundary_yx[dr:, dc:],
-                        (cr0, cc0), polys, p_mean)
-        self._fragments(i, j, big_core_yx, raw_yx[core], (cr0, cc0), polys, p_mean)
+                        (cr0, cc0), polys, p_mean, groups)
+        self._fragments(i, j, big_core_yx, raw_yx[core], (cr0, cc0), polys, p_mean, groups)
         if polys:
-            self.finisher.add(polys, p_mean)
+            self.finisher.add(polys, p_mean, groups)
 
-    def _whole(self, inst_yx, boxes, raw_yx, boundary_yx, origin, polys, p_mean) -> None:
+    def _whole(self, inst_yx, boxes, raw_yx, boundary_yx, origin, polys, p_mean, groups) -> None:
         """Split the components this block owns (labelled ``1..len(boxes)`` in ``inst_yx``, in place) and trace them."""
+        component = list(range(len(boxes) + 1))  # label -> the component it is (a part of)
         if self.split_touching:
             next_label = len(boxes) + 1
             for lab, box in enumerate(boxes, start=1):
@@ -206,11 +208,14 @@ class _BlockTracer:
                 if parts is None:
                     continue
                 inst_yx[box][inside] = parts[inside] + (next_label - 1)
+                component += [lab] * int(parts.max())
                 next_label += int(parts.max())
         count, total = self._sums(inst_yx, raw_yx)
+        first = len(groups) and max(groups) + 1  # unique within this block's batch
         for lab, poly in traced_polygons(inst_yx, Affine.translation(origin[1], origin[0])).items():
             polys.append(poly)
             p_mean.append(float(total[lab] / count[lab]))
+            groups.append(first + component[lab])
 
     def _sums(self, labels_yx: np.ndarray, raw_yx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Pixel count and probability sum per label (index = label), a few rows at a time."""
@@ -226,7 +231,7 @@ class _BlockTracer:
 
     # -- big components ---------------------------------------------------------------------------
 
-    def _fragments(self, i, j, big_core_yx, raw_core_yx, origin, polys, p_mean) -> None:
+    def _fragments(self, i, j, big_core_yx, raw_core_yx, origin, polys, p_mean, groups) -> None:
         """Add this core's big-component pieces, link them to the pieces of the blocks above and to the left,
         and finish every group that no unread block can reach any more."""
         n_rows, n_cols = self.layout.shape
@@ -275,12 +280,17 @@ class _BlockTracer:
                 del self.groups[root]
                 for fid in group.members:
                     del self.parent[fid]
-                self._finish_group(group, polys, p_mean)
+                self._finish_group(group, polys, p_mean, groups)
             elif len(group.parts) > 1:
                 group.parts = [merge_parts(group.parts)]  # linked pieces share edges: one polygon
 
-    def _finish_group(self, group: _Group, polys: list, p_mean: list[float]) -> None:
+    def _finish_group(self, group: _Group, polys: list, p_mean: list[float], groups: list[int]) -> None:
         """A finished big component: split on its own if it fits in a window, else whole."""
+        groups_before = len(polys)
+        self._finish_parts(group, polys, p_mean)
+        groups += [max(groups, default=-1) + 1] * (len(polys) - groups_before)
+
+    def _finish_parts(self, group: _Group, polys: list, p_mean: list[float]) -> None:
         poly = merge_parts(group.parts)
         lay = self.layout
         x0, y0, x1, y1 = (round(v) for v in poly.bounds)
@@ -372,6 +382,7 @@ def vectorize_raster(
             whole = RasterGrid((ds.height, ds.width), ds.transform, ds.crs)
             part = whole.full_window if region is None else whole.window_covering(region.bounds)
             seen = [False]  # any valid pixel read (require_valid)
+            peak = [0]  # the highest valid band-1 value of a uint8 raster (a 0/1 mask reads as 0..1/255)
             if part is None:
                 _no_valid_pixels(path, region, require_valid)
                 return Finisher(whole, ground_gsd_m(whole), cfg, out_crs).frame(model_name)
@@ -388,6 +399,8 @@ def vectorize_raster(
                 if region is not None:
                     valid &= mask(region, grid.window_transform(PixelWindow(r0, c0, r1 - r0, c1 - c0)), valid.shape)
                 seen[0] = seen[0] or bool(valid.any())
+                if raw.dtype == np.uint8 and valid.any():
+                    peak[0] = max(peak[0], int(raw[valid].max()))
                 return raw, valid, boundary
 
             tracer = _BlockTracer(layout, prob, cfg.split_touching, finisher, read, min_part_px=cfg.min_part_m2 / gsd_m**2,
@@ -404,7 +417,24 @@ def vectorize_raster(
                               "re-export it, or rerun the geoseg segment run that wrote it") from None
     if not seen[0]:
         _no_valid_pixels(path, region, require_valid)
-    return finisher.frame(model_name)
+    gdf = finisher.frame(model_name)
+    if gdf.empty and 0 < peak[0] <= LOW_PEAK < threshold * 255:
+        _warn_low_values(path, peak[0])
+    return gdf
+
+
+LOW_PEAK = 100  # a uint8 raster whose values stop here may hold a 0/1 mask or percentages, not 0..255
+
+
+def _warn_low_values(path, peak: int) -> None:
+    import warnings
+
+    from geoseg.errors import InputWarning
+
+    hint = "a 0/1 mask" if peak == 1 else "percentages (0-100)" if peak > 1 else ""
+    warnings.warn(f"{path}: no building found, and its values reach only {peak} of 255; if it holds {hint} rather "
+                  f"than probabilities 0-255, rescale it to 0-255 or pass --threshold {0.5 * peak / 255:.4f}",
+                  InputWarning, stacklevel=3)
 
 
 def _no_valid_pixels(path, region, require_valid: bool) -> None:

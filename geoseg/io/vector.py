@@ -134,6 +134,9 @@ def check_vector_output(path: str | os.PathLike) -> None:
         )
     if path.is_dir():
         raise OutputError(f"cannot write {path}: it is a folder; give a file name ending in {path.suffix}")
+    if path.suffix.lower() == ".shp" and path.suffix != ".shp":
+        raise OutputError(f"cannot write {path}: GDAL names a shapefile's files in lower case ({path.stem}.shp, "
+                          f".dbf, ...), so {path.name} would not exist; name it {path.stem}.shp")
     check_writable_dir(path)
 
 

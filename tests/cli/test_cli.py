@@ -56,6 +56,16 @@ def test_segment_sample_tile_with_the_default_model(tmp_path):
     assert len(every) > len(v) and every["area_m2"].min() < 10.0  # smaller footprints and split pieces kept
 
 
+def test_vectorize_records_the_threshold_and_cut_it_used_as_json(tmp_path):
+    from geoseg.io.vector import read_metadata
+    from tests.footprints.test_vectorize_raster import draw, write_prob
+
+    prob = write_prob(tmp_path / "p.tif", draw((60, 100), [(10, 10, 30, 40)]))  # no settings tag: the defaults
+    assert run("vectorize", prob, "-o", tmp_path / "v.gpkg", "--progress", "none").exit_code == 0
+    used = json.loads(read_metadata(tmp_path / "v.gpkg")["vectorize"])
+    assert used["threshold"] == 0.5 and used["border_cut"] == 0.5
+
+
 def test_progress_json_lines(tmp_path, pixel_card):
     src = write_raster(tmp_path / "in.tif", scene((200, 150), [(20, 20, 60, 60)]))
     r = run("segment", src, "-o", tmp_path / "o.fgb", "--model", pixel_card, "--progress", "json")
@@ -101,6 +111,12 @@ def test_plan_on_a_large_raster_samples_it_and_warns_when_the_sample_is_all_noda
     r = run("plan", src, "--model", pixel_card, "--json")
     assert r.exit_code == 0, r.output
     assert "no valid pixel in a sample" in r.stderr and json.loads(r.stdout)["valid_fraction"] == 0.0
+
+
+def test_plan_refuses_a_dst_crs_that_cannot_hold_the_area(tmp_path, pixel_card):
+    src = write_raster(tmp_path / "in.tif", scene((300, 200)))  # UTM 33N
+    assert_clean_error(run("plan", src, "--model", pixel_card, "--dst-crs", "+proj=ortho +lat_0=-45 +lon_0=-165"),
+                       "cannot represent the raster's area")
 
 
 def test_models_list_and_info():

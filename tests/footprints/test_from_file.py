@@ -69,3 +69,39 @@ def test_an_aoi_on_a_raster_without_crs_is_refused(tmp_path, aoi):
     prob = write_raster(tmp_path / "nocrs.tif", (np.ones((1, 40, 40)) * 200).astype("uint8"), crs=None)
     with pytest.raises(InputError, match="no CRS"):
         vectorize_file(str(prob), VCFG, aoi=AoiLimit(aoi))
+
+
+def test_areas_sharing_an_edge_get_each_building_once_renumbered_and_a_cut_one_is_warned(tmp_path):
+    """A house centred on the shared edge (its representative point on it) went to both areas; a 210 m warehouse
+    across the edge, longer than the 50 m margin, came out of each area cut short without a word; ids had gaps."""
+    import warnings
+
+    import numpy as np
+    from affine import Affine
+    from shapely.geometry import box
+
+    from geoseg.errors import InputWarning
+    from tests.footprints.test_vectorize_raster import write_prob
+
+    a = np.zeros((200, 800), np.uint8)
+    a[50:110, 40:740] = 230  # the warehouse: x 12-222 m
+    a[150:180, 380:420] = 230  # the house: x 114-126 m, centred on the edge at 120 m
+    a[20:30, 100:110] = a[20:30, 600:610] = 230  # one small building inside each area, away from the edge
+    x0, y0 = 500000, 4000000
+    prob = write_prob(tmp_path / "p.tif", a, transform=Affine(0.3, 0, x0, 0, -0.3, y0))
+    for side, b in (("west", box(x0, y0 - 60, x0 + 120, y0)), ("east", box(x0 + 120, y0 - 60, x0 + 240, y0))):
+        gpd.GeoDataFrame(geometry=[b], crs="EPSG:32633").to_file(tmp_path / f"{side}.gpkg")
+    got, warned = {}, {}
+    for side in ("west", "east"):
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            got[side] = vectorize_file(str(prob), VectorizeConfig(), aoi=AoiLimit(str(tmp_path / f"{side}.gpkg")))[0]
+        warned[side] = [str(w.message) for w in rec if issubclass(w.category, InputWarning)]
+    houses = [g for gdf in got.values() for g in gdf.geometry if abs(g.area - 12 * 9) < 1]
+    assert len(houses) == 1, "the house on the shared edge comes out of exactly one area"
+    for side, gdf in got.items():
+        assert gdf["id"].tolist() == list(range(1, len(gdf) + 1))
+        assert len(warned[side]) == 1 and "1 kept building(s) reach the edge of the aoi plus its margin" in warned[side][0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a margin that holds the warehouse: no warning
+        vectorize_file(str(prob), VectorizeConfig(), aoi=AoiLimit(str(tmp_path / "west.gpkg"), margin_m=150))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import warnings
+
 import numpy as np
 import pytest
 import rasterio
@@ -265,6 +268,86 @@ def test_unreadable_raster_and_bad_options_are_reported(tmp_path):
         vectorize_raster(good, VectorizeConfig(), out_crs="EPSG:not-a-crs")
     with pytest.raises(ConfigError):
         vectorize_raster(good, VectorizeConfig(band_rows=0))
+
+
+def _pairs_overlap_m2(gdf) -> float:
+    g = gdf.geometry
+    return sum(g.iloc[i].intersection(g.iloc[j]).area for i, j in zip(*g.sindex.query(g, predicate="intersects")) if i < j)
+
+
+@pytest.mark.parametrize("regularize", [False, True])
+def test_split_parts_simplified_or_squared_never_overlap(tmp_path, regularize):
+    """Touching buildings split along slanted walls (a border band): each part was simplified on its own, so a wall
+    they share moved twice and they overlapped (707 pairs among 643 footprints on held-out Banepa; docs/splitting.md)."""
+    rng = np.random.default_rng(4)
+    prob_yx, border_yx = np.zeros((240, 240), np.uint8), np.zeros((240, 240), np.uint8)
+    rows, cols = np.mgrid[0:50, 0:70]
+    for r0, c0 in [(10, 10), (10, 120), (100, 10), (100, 120), (180, 60)]:
+        prob_yx[r0:r0 + 50, c0:c0 + 70] = 230
+        slope, at = rng.uniform(-0.15, 0.15), rng.uniform(25, 45)
+        wall = np.abs(cols - (at + slope * (rows - 25))) <= 1.0  # a slanted wall two pixels wide: a staircase
+        border_yx[r0:r0 + 50, c0:c0 + 70][wall] = 255
+    path = write_prob(tmp_path / "p.tif", np.stack([prob_yx, border_yx]))
+    parts = vectorize_raster(path, VectorizeConfig(boundary_band=2, regularize=regularize))
+    assert len(parts) == 10 and parts.is_valid.all()
+    assert _pairs_overlap_m2(parts) < 1e-6
+    if regularize:
+        assert (parts["reg_status"] == 0).sum() >= 8, "parts are still squared, cut back from their neighbours"
+    whole = vectorize_raster(path, VectorizeConfig(split_touching=False))
+    assert parts.union_all().symmetric_difference(whole.union_all()).area < 0.05 * whole.area.sum()
+
+
+@pytest.mark.parametrize("crs, transform, dst_crs", [
+    ("EPSG:3857", Affine(0.3, 0, 9517000, 0, -0.3, 3195000), None),
+    ("EPSG:4326", Affine(3e-6, 0, 85.5, 0, -3e-6, 27.6), None),
+])
+def test_footprints_stay_valid_after_the_output_reprojection(tmp_path, crs, transform, dst_crs):
+    """Outlines simplified in UTM with a vertex touching another ring cross themselves once bent into EPSG:3857 or
+    4326 (3 of 105 on this ragged raster, from the 3857 input): they are repaired after the reprojection."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(2)
+    p = ndimage.gaussian_filter(rng.random((400, 400)), 0.7)
+    p = ((p - p.min()) / (p.max() - p.min()) * 255).astype(np.uint8)
+    path = write_prob(tmp_path / "ragged.tif", p, crs=crs, transform=transform)
+    gdf = vectorize_raster(path, VectorizeConfig(), out_crs=dst_crs)
+    assert len(gdf) > 50 and gdf.is_valid.all()
+
+
+@pytest.mark.parametrize("high, hint", [(1, "a 0/1 mask"), (100, "percentages (0-100)")])
+def test_a_uint8_mask_or_percentages_warn_when_nothing_passes_the_threshold(tmp_path, high, hint):
+    from geoseg.errors import InputWarning
+
+    path = write_prob(tmp_path / "m.tif", draw((60, 100), [(10, 10, 30, 40), (35, 50, 55, 90)], value=high))
+    with pytest.warns(InputWarning, match=rf"values reach only {high} of 255; if it holds {re.escape(hint)}") as rec:
+        assert vectorize_raster(path, VectorizeConfig()).empty
+    threshold = float(str(rec[0].message).rsplit("--threshold ", 1)[1])
+    assert len(vectorize_raster(path, VectorizeConfig(threshold=threshold))) == 2, "the suggested threshold works"
+
+
+def test_no_warning_for_a_probability_raster_that_simply_has_no_building(tmp_path):
+    path = write_prob(tmp_path / "p.tif", draw((60, 100), [(10, 10, 30, 40)], value=120))  # 0.47: below 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert vectorize_raster(path, VectorizeConfig()).empty
+
+
+def test_an_output_crs_that_cannot_hold_the_area_is_refused(tmp_path):
+    """An orthographic view of the other hemisphere: the footprints were written with infinite coordinates."""
+    path = write_prob(tmp_path / "p.tif", draw((60, 100), [(10, 10, 30, 40)]))
+    with pytest.raises(ConfigError, match=r"^--dst-crs \+proj=ortho .* cannot represent the raster's area"):
+        vectorize_raster(path, VectorizeConfig(), out_crs="+proj=ortho +lat_0=-45 +lon_0=-165")
+    assert len(vectorize_raster(path, VectorizeConfig(), out_crs="+proj=ortho +lat_0=45 +lon_0=15")) == 1
+
+
+def test_pinholes_are_filled_and_courtyards_kept(tmp_path):
+    prob = draw((80, 80), [(10, 10, 70, 70)])
+    prob[25, 25] = prob[15, 50] = 0  # one-pixel dips in the roof: noise
+    prob[40:50, 30:45] = 0  # a courtyard of 150 pixels
+    gdf = vectorize_raster(write_prob(tmp_path / "p.tif", prob), VectorizeConfig())
+    holes = [box(*r.bounds).area for r in gdf.geometry.iloc[0].interiors]
+    assert len(gdf) == 1 and len(holes) == 1 and holes[0] == pytest.approx(150 * 0.25, rel=0.1)
+    assert gdf["area_m2"].iloc[0] == pytest.approx((60 * 60 - 150) * 0.25, rel=0.01)
 
 
 def assert_same_cover_without_overlap(parts, whole) -> None:

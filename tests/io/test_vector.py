@@ -285,3 +285,12 @@ def test_outlines_reprojected_to_infinity_become_empty_without_a_numpy_warning()
         warnings.simplefilter("error")
         out = polygonal([off, box(0, 0, 1, 1), bowtie])
     assert out[0].is_empty and out[1].area == 1 and out[2].is_valid and out[2].area > 0
+
+
+def test_an_upper_case_shp_output_is_refused_before_any_work(tmp_path):
+    """GDAL writes OLD.SHP as OLD.shp/.dbf/...: the path the user gave (and geoseg reported) did not exist."""
+    from geoseg.io.vector import check_vector_output
+
+    with pytest.raises(OutputError, match=r"name it OLD\.shp$"):
+        check_vector_output(tmp_path / "OLD.SHP")
+    check_vector_output(tmp_path / "old.shp")
