@@ -3,6 +3,8 @@ optimiser and schedule; a model or encoder started from another model's weights.
 
 from __future__ import annotations
 
+import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,27 @@ def init_from(model, source: str, whole: bool) -> None:
           + (f"; new: {', '.join(fresh)})" if fresh else ")"), flush=True)
 
 
+RESUMABLE_CHANGES = ("train.epochs", "train.steps_per_epoch", "train.workers", "train.threads", "train.device",
+                     "train.precision", "train.checkpoint_every_s", "train.cache_tiles", "train.deterministic",
+                     "train.val_chip_size", "data.val", "name")  # how long, where and how fast, how it is scored
+
+
+def changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two configs, except :data:`RESUMABLE_CHANGES`: what a resumed run
+    would otherwise mix (other data, chips, learning rate, loss...) while its card records only the new config."""
+    out = []
+    for key in sorted(set(old) | set(new), key=str):
+        path = f"{prefix}{key}"
+        if path in RESUMABLE_CHANGES or path in ("train.init_model", "train.init_encoder"):  # used by a fresh run only
+            continue
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += changed_keys(a, b, f"{path}.")
+        elif a != b:
+            out.append(path)
+    return out
+
+
 def _arch(cfg: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in sorted(cfg["architecture"].items()))
 
@@ -77,11 +100,16 @@ def resume(last: Path, cfg: dict[str, Any], model, opt, sched, steps: int, devic
     import torch
 
     if not last.exists():
-        return 0, -1.0, None
+        return 0, -math.inf, None  # any first score is better: best.pt after the first epoch, validated or not
     ck = torch.load(last, weights_only=False, map_location=device)
     if ck["config"]["architecture"] != cfg["architecture"]:
         raise ConfigError(f"{last} is a run of another architecture ({_arch(ck['config'])}, this config asks for "
                           f"{_arch(cfg)}); give a new --out, or resume with that run's config")
+    changed = changed_keys(ck["config"], cfg)
+    if changed:
+        raise ConfigError(f"{last} was started with another config ({', '.join(changed[:4])}"
+                          f"{' ...' if len(changed) > 4 else ''} changed); give a new --out, or resume with that run's "
+                          "config (only " + ", ".join(RESUMABLE_CHANGES) + " may change)")
     model.load_state_dict(ck["model"]), opt.load_state_dict(ck["opt"])
     start, partial = ck["epoch"] + 1, ck.get("partial")
     same_steps = ck["config"]["train"]["steps_per_epoch"] == steps
@@ -92,9 +120,11 @@ def resume(last: Path, cfg: dict[str, Any], model, opt, sched, steps: int, devic
     if ck["config"]["train"]["epochs"] == epochs and same_steps:
         sched.load_state_dict(ck["sched"])
     else:  # the schedule was lengthened or shortened: follow the new one from here
-        print(f"schedule changed to {epochs} epochs at epoch {start}", flush=True)
-        for _ in range(min(start * steps + (partial["step"] if partial else 0), epochs * steps)):
-            sched.step()
+        print(f"schedule changed to {epochs} epochs at epoch {start + 1}", flush=True)
+        with warnings.catch_warnings():  # replaying the schedule without optimiser steps is what is meant here
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+            for _ in range(min(start * steps + (partial["step"] if partial else 0), epochs * steps)):
+                sched.step()
     at = f"epoch {start + 1}, step {partial['step']}" if partial else f"epoch {start + 1}"
     print(f"resumed at {at}", flush=True)
     return start, float(ck["best"]), partial

@@ -40,8 +40,16 @@ class ChipSampler:
         self.spans = [getattr(r, "chip_gsd_m", None) for r in regions]
         if all(s is None for s in self.spans):
             self.spans = None  # every region serves every GSD: drawn by valid ground area alone
-        n_bands = getattr(regions[0], "n_bands", 3) if regions else 3
-        self.aug = _augmentations(seed, color_shift, n_bands) if augment else None
+        self.n_bands, self.color_shift = (getattr(regions[0], "n_bands", 3) if regions else 3), color_shift
+        self.aug = _augmentations(seed, color_shift, self.n_bands) if augment else None
+
+    def reseed(self, seed: int) -> None:
+        """Draw from here on as a sampler made with ``seed`` would (chips and augmentations): one seed per epoch
+        makes an epoch's chips depend on the seed and the epoch alone, so a resumed run draws what an
+        uninterrupted one draws."""
+        self.rng = np.random.default_rng(seed)
+        if self.aug is not None:
+            self.aug = _augmentations(seed, self.color_shift, self.n_bands)
 
     @classmethod
     def from_config(cls, regions: list, tcfg: dict, seed: int, n_targets: int) -> ChipSampler:

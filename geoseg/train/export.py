@@ -63,6 +63,41 @@ def _parent_card(source: str):
         return None
 
 
+def card_fields(cfg: dict[str, Any], card_extra: dict[str, Any] | None) -> dict[str, Any]:
+    """The card's tiles, GSDs, threshold... : defaults, then the caller's fields. A tile size given without an
+    overlap gets a quarter of it (a quarter of the chip size could be half the tile or more: a card that would not
+    load). A one-line :class:`ConfigError` for fields a card cannot hold."""
+    from geoseg.errors import ConfigError
+    from geoseg.models.card import card_field_problem
+
+    extra = dict(card_extra or {})
+    if "tile_size" in extra and "overlap" not in extra and isinstance(extra["tile_size"], int):
+        extra["overlap"] = extra["tile_size"] // 4
+    fields = {**inference_tiles(cfg["train"]), **card_defaults(cfg), **extra}
+    problem = card_field_problem(fields)
+    if problem:
+        raise ConfigError(f"card fields: {problem}")
+    return fields
+
+
+def check_export_target(out_dir: Path, cfg: dict[str, Any]) -> None:
+    """A one-line :class:`ConfigError` when ``out_dir`` already holds a model of this name that another run made
+    (another config, or a shipped model): exporting would silently replace it. Re-exporting the same run is fine."""
+    from geoseg.errors import ConfigError
+    from geoseg.train.checkpoint import changed_keys
+
+    card = Path(out_dir) / f"{cfg['name']}.json"
+    if not card.is_file():
+        return
+    try:
+        theirs = json.loads(card.read_text()).get("training", {}).get("config")
+    except (ValueError, AttributeError):
+        theirs = None
+    if not isinstance(theirs, dict) or changed_keys(theirs, cfg):
+        raise ConfigError(f"{card} is another model named {cfg['name']!r} (not trained with this config); exporting "
+                          "would replace it: export to another folder, or give the experiment another name")
+
+
 def read_checkpoint(checkpoint: Path) -> dict[str, Any]:
     """A ``geoseg train`` checkpoint (``*.pt``), or weights as ``NAME.safetensors`` beside a ``NAME.json`` holding
     ``config`` plus ``step`` and ``metrics`` (what ``scripts/train_pair.py`` writes)."""
@@ -96,6 +131,8 @@ def export(checkpoint: Path, out_dir: Path, card_extra: dict[str, Any] | None = 
     cfg = ck["config"]
     name = cfg["name"]
     n_bands = int(cfg["architecture"].get("in_channels", 3))
+    fields = card_fields(cfg, card_extra)  # checked before anything is written
+    check_export_target(out_dir, cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     weights = out_dir / f"{name}.safetensors"
     with atomic_output(weights) as tmp:  # whole or absent, like every geoseg output
@@ -114,9 +151,7 @@ def export(checkpoint: Path, out_dir: Path, card_extra: dict[str, Any] | None = 
         "training": {"config": cfg, "epoch": ck.get("epoch"), **({"step": ck["step"]} if ck.get("step") is not None else {}),
                      **({"unfinished_epoch": {k: ck["partial"][k] for k in ("epoch", "step")}} if ck.get("partial") else {}),
                      "val_metrics_during_training": ck.get("metrics")},
-        **inference_tiles(cfg["train"]),
-        **card_defaults(cfg),
-        **(card_extra or {}),
+        **fields,
     }
     if not all(card.get(k) for k in ("license", "attribution")):
         print(f"warning: {name}'s card has no license or attribution; weights carry the terms of their training data "
@@ -131,5 +166,11 @@ if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if a != "--int8"]
     if len(args) not in (2, 3):
         sys.exit("usage: python -m geoseg.train.export CHECKPOINT OUT_DIR [CARD_FIELDS.json] [--int8]")
-    extra = json.loads(Path(args[2]).read_text()) if len(args) == 3 else None
+    from geoseg.errors import GeosegError
+    from geoseg.train.run import card_extra_from
+
+    try:
+        extra = card_extra_from(args[2]) if len(args) == 3 else None
+    except GeosegError as exc:
+        sys.exit(f"error: {exc}")
     print(export(Path(args[0]), Path(args[1]), extra, "int8" if "--int8" in sys.argv else "fp16"))

@@ -154,7 +154,7 @@ def expand_globs(entries: list[dict]) -> list[dict]:
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
-    """The sampling seed of one epoch when chips come from worker processes (workers add 1, 2, ...)."""
+    """The sampling seed of one epoch (worker processes, with ``train.workers``, add 1, 2, ...)."""
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]) % 1_000_000 * 1000
 
 
@@ -186,9 +186,9 @@ def fit(cfg: dict[str, Any], out_dir: Path, show_progress: bool | Progress = Fal
     from geoseg.runlock import run_lock
     from geoseg.train.experiment import check_experiment, check_paths
 
-    check_experiment(cfg)
-    check_paths(cfg["data"])
     out_dir = Path(out_dir)
+    check_experiment(cfg, resuming=(out_dir / "last.pt").exists())
+    check_paths(cfg["data"])
     created = not out_dir.exists()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -256,8 +256,6 @@ def _fit(cfg: dict[str, Any], out_dir: Path, show_progress: Progress | None, sto
     sched = one_cycle(opt, float(tcfg["lr"]), epochs * steps)
     last = out_dir / "last.pt"
     start, best, partial = resume(last, cfg, model, opt, sched, steps, device)
-    if last.exists():
-        sampler.rng = np.random.default_rng([seed, start])
     model.train()
     run = _Epochs(cfg, out_dir, model, opt, sched, scaler, dtype, device, norm, weights, sampler, regions, n_targets,
                   show_progress, best, stop_after_steps)
@@ -266,7 +264,11 @@ def _fit(cfg: dict[str, Any], out_dir: Path, show_progress: Progress | None, sto
         partial = None
         if len(losses) < steps:  # stop_after_steps: this call ends inside the epoch (its checkpoint is kept)
             break
-        metrics = validate(model, val, norm, device, dtype)
+        try:
+            metrics = validate(model, val, norm, device, dtype)
+        except BaseException:  # Ctrl-C, SIGTERM during validation: keep the epoch's steps; a rerun validates them
+            run.keep(epoch, losses, t0, "interrupted in validation")
+            raise
         rec = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": round(time.time() - t0, 1), **metrics}
         with open(out_dir / "log.jsonl", "a") as fh:
             fh.write(json.dumps(rec) + "\n")
@@ -326,15 +328,18 @@ class _Epochs:
         losses = list(resumed["losses"]) if resumed else []
         t0 = time.time() - (resumed["seconds"] if resumed else 0.0)
         workers = int(t.get("workers", 0))
-        # train.workers > 0: chips drawn in that many processes, reseeded per epoch (so a resumed run draws the same)
-        stream = worker_batches(self.regions, t, self.n_targets, _epoch_seed(int(t.get("seed", 0)), epoch), workers) \
-            if workers else None
+        # chips drawn in this process or (train.workers > 0) in that many, reseeded per epoch: a resumed run draws
+        # what an uninterrupted one draws
+        epoch_seed = _epoch_seed(int(t.get("seed", 0)), epoch)
+        stream = worker_batches(self.regions, t, self.n_targets, epoch_seed, workers) if workers else None
+        if stream is None:
+            self.sampler.reseed(epoch_seed)
 
         def draw():
             return next(stream) if stream is not None else self.sampler.batch(t["batch_size"])
 
         accumulate = int(t.get("accumulate", 1))  # batches per optimiser step
-        for _ in range(done * accumulate):  # the batches of the steps a checkpoint already holds: drawn again, not used
+        for _ in range(done * accumulate if done < steps else 0):  # the steps a checkpoint holds: drawn, not used
             draw()
         set_train_mode(self.model, bool(t.get("freeze_bn", False)))  # validation ends in model.train(), unfreezing it
         every_s, saved = float(t.get("checkpoint_every_s", 600)), time.time()

@@ -17,13 +17,14 @@ def train_experiment(config: str | Path | dict[str, Any], out_dir: str | Path | 
     weights + model card (``card_extra``: card fields, a dict or a JSON file). ``show_progress``: True for a progress
     bar, or a :class:`geoseg.progress.Progress`. ``train_command``: how the run was started, for the card's
     ``train_command`` unless ``card_extra`` gives one. Returns ``{"best": ..., "card": ...}``."""
-    from geoseg.train.experiment import load_experiment
+    from geoseg.train.experiment import check_experiment, load_experiment
     from geoseg.train.fit import fit
 
     if not all(map(_installed, ("albumentations", "cv2"))):
         raise ConfigError("training needs the training extras: pip install 'geoseg[train]'")
     cfg = config if isinstance(config, dict) else load_experiment(config)
-    extra = _card_extra(card_extra)  # before training: a bad card file must not cost a run
+    check_experiment(cfg, resuming=True)  # the name makes the run folder; fit checks the rest again, knowing more
+    extra = card_extra_from(card_extra)  # before training: a bad card file must not cost a run
     if train_command and "train_command" not in extra:
         extra["train_command"] = train_command
     if isinstance(card_extra, dict):
@@ -38,6 +39,11 @@ def train_experiment(config: str | Path | dict[str, Any], out_dir: str | Path | 
         check_output_dir(Path(export_dir), f"--export {export_dir}")
     out = Path(out_dir or Path("runs") / cfg["name"])
     check_output_dir(out, f"the run folder {out}")
+    if export_dir is not None:
+        from geoseg.train.export import card_fields, check_export_target
+
+        card_fields(cfg, extra)  # a card that would not load, or would replace another model: refused before training
+        check_export_target(Path(export_dir), cfg)
     result = {"best": fit(cfg, out, show_progress=show_progress)}
     if export_dir is not None:
         from geoseg.train.export import export
@@ -46,7 +52,7 @@ def train_experiment(config: str | Path | dict[str, Any], out_dir: str | Path | 
     return result
 
 
-def _card_extra(card_extra: str | Path | dict | None) -> dict:
+def card_extra_from(card_extra: str | Path | dict | None) -> dict:
     if card_extra is None or isinstance(card_extra, dict):
         return dict(card_extra or {})
     path = Path(card_extra)

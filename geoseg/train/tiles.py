@@ -97,13 +97,19 @@ class TiledRegion:
             warn_unlabelled(raster, labels)
         self.cache: OrderedDict[tuple[int, int], tuple] = OrderedDict()
         self.cache_tiles, self.refresh = cache_tiles, refresh
-        self.tile_weights = self._valid_fraction_per_tile()
-        self.tile_weights[self.tile_weights < min_valid] = 0
-        if not self.tile_weights.any():
+        fraction = self._valid_fraction_per_tile()
+        fraction[fraction < min_valid] = 0
+        if not fraction.any():
             rest = "nodata, masked or outside the aoi" if aoi is not None else "nodata or masked"
             raise InputError(f"{raster}: no tile of {tile_size} px is at least {min_valid:.0%} valid (the rest is {rest}); "
                              "train on rasters with imagery in them")
-        self.valid_pixels = float((self.tile_weights * tile_size * tile_size).sum())
+        # valid pixels per tile: an edge tile, or a raster smaller than a tile, counts its own pixels, not a whole
+        # tile's (which over-sampled small rasters up to 4x against large ones)
+        area = np.zeros_like(fraction)
+        for t in self.tiles:
+            area[t.index] = t.read.height * t.read.width
+        self.tile_weights = fraction * area
+        self.valid_pixels = float(self.tile_weights.sum())
 
     @property
     def n_bands(self) -> int:

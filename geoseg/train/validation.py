@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 
+from geoseg.errors import ConfigError, LabelWarning
 from geoseg.models.normalize import normalize
 from geoseg.train.experiment import entry_bands, glob_rasters
 from geoseg.train.regions import Region, load_region
@@ -59,6 +61,14 @@ def val_sets(entries: list[dict], size: int, n_bands: int = 3) -> dict[str, list
                 region = load_region(r, d["labels"], g, d.get("name"), n_bands=n_bands, bands=entry_bands(d),
                                      aoi=d.get("aoi"))
                 sets.setdefault(key, []).extend(val_chips(region, size))
+    empty = [k for k, v in sets.items() if not v]
+    if empty and len(empty) == len(sets):
+        raise ConfigError(f"data.val gives no validation chip ({', '.join(empty)}): each raster is smaller than "
+                          f"train.val_chip_size ({size} px) at its gsd_m, or mostly nodata; lower val_chip_size, or "
+                          "drop data.val (best.pt is then the epoch of the lowest loss)")
+    for k in empty:
+        warnings.warn(f"validation set {k} gives no chip of train.val_chip_size ({size} px): its raster is smaller "
+                      "at that GSD, or mostly nodata; it is left out", LabelWarning, stacklevel=2)
     return {k: v for k, v in sets.items() if v}
 
 

@@ -62,15 +62,24 @@ def test_the_yaml_example_in_the_training_guide_loads(tmp_path):
     assert isinstance(cfg["train"]["lr"], float) and cfg["data"]["val"][0]["gsd_m"] == [0.15, 0.3, 0.6]
 
 
-SHIPPED = sorted((Path(__file__).parents[2] / "configs").rglob("*.toml"))
+SHIPPED = sorted(p for p in (Path(__file__).parents[2] / "configs").rglob("*") if p.suffix in (".toml", ".yaml", ".yml"))
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
-def test_shipped_experiment_configs_load_and_are_complete(path):
-    """Every config in configs/ (the recipes the model cards and docs cite) parses and names a full schedule."""
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(p.parents[1])) if p.parent.name != "configs"
+                         else p.name)
+def test_shipped_experiment_configs_load_and_are_complete(path, tmp_path, monkeypatch):
+    """Every config in configs/ and its folders (the recipes the model cards and docs cite) parses, passes every check
+    (no unknown key, a registered model to start from) and names a full schedule."""
     from geoseg.train.experiment import check_experiment
 
     cfg = load_experiment(path)
+    init = cfg["train"].get("init_model") or cfg["train"].get("init_encoder")
+    if init and init.endswith(".pt"):  # the run of another shipped recipe: made here as it would be by training it
+        names = {load_experiment(p)["name"] for p in SHIPPED}
+        assert any(init == f"runs/{n}/last.pt" for n in names), f"{path.name}: {init} is no shipped recipe's run"
+        monkeypatch.chdir(tmp_path)
+        Path(init).parent.mkdir(parents=True)
+        Path(init).write_bytes(b"")
     check_experiment(cfg)
     t = cfg["train"]
     for key in ("chip_size", "gsd_range", "batch_size", "steps_per_epoch", "epochs", "lr"):
@@ -79,6 +88,10 @@ def test_shipped_experiment_configs_load_and_are_complete(path):
     n_out = int(cfg["architecture"].get("classes", 2))
     assert len(t.get("channel_weights", [1.0, 0.5, 0.5])) >= n_out
     assert t.get("precision", "auto") == "auto", "shipped recipes let the machine pick bf16 only where it is native"
+
+
+def test_every_shipped_folder_of_configs_is_checked():
+    assert {p.parent.name for p in SHIPPED} >= {"configs", "gpu", "cpu", "encoders", "finetune"}
 
 
 FULL = {
@@ -220,3 +233,212 @@ def test_a_missing_file_in_any_entry_is_named_before_any_data_is_read(tmp_path, 
     data["train"][0]["aoi"] = "area.gpkg"
     with pytest.raises(ConfigError, match=r"data.train\[0\].aoi not found: area.gpkg"):
         check_paths(data)
+
+
+def _changed(change) -> dict:
+    import copy
+
+    cfg = copy.deepcopy(FULL)
+    change(cfg)
+    return cfg
+
+
+def _one_line_error(cfg) -> str:
+    from geoseg.train.experiment import check_experiment
+
+    with pytest.raises(ConfigError) as err:
+        check_experiment(cfg)
+    assert "\n" not in str(err.value)
+    return str(err.value)
+
+
+@pytest.mark.parametrize("change,needle", [
+    (lambda c: c.update(normalisation=c.pop("normalization")), ("normalisation is not a section of an experiment "
+                                                              "(did you mean normalization?)")),
+    (lambda c: c.update(trian={}), "trian is not a section of an experiment (did you mean train?)"),
+    (lambda c: c["architecture"].update(encoder_name="mobilenet_v2"),
+     "architecture.encoder_name is not an architecture setting (did you mean encoder?)"),
+    (lambda c: c["architecture"].update(classess=3), ("architecture.classess is not an architecture setting (did you "
+                                                     "mean classes?)")),
+    (lambda c: c["normalization"].update(sdt=[1, 1, 1]), ("normalization.sdt is not a normalization setting (did you "
+                                                          "mean std?)")),
+    (lambda c: c["data"].update(vall=[]), "data.vall is not a data setting (did you mean val?)"),
+    (lambda c: c["data"]["train"][0].update(band=[3, 2, 1]),
+     "data.train[0].band is not a setting of a data.train entry (did you mean bands?)"),
+    (lambda c: c["data"]["val"][0].update(band=[3, 2, 1]),
+     "data.val[0].band is not a setting of a data.val entry (did you mean bands?)"),
+    (lambda c: c["data"]["val"][0].update(chip_gsd_m=[0.1, 0.3]), ("data.val[0].chip_gsd_m is not a setting of a "
+                                                                    "data.val entry (did you mean gsd_m?)")),
+    (lambda c: c["data"]["train"][0].update(zzz=1), "known: aoi, bands, base_gsd_m, chip_gsd_m, labels, name"),
+])
+def test_an_unknown_key_in_any_section_or_entry_names_the_nearest_known_one(change, needle):
+    """A typo outside [train] was ignored: [normalisation] trained with the default normalization, `band` read a BGR
+    raster as RGB, `encoder_name` trained a resnet18."""
+    assert needle in _one_line_error(_changed(change))
+
+
+def _set(path: str, value):
+    """A change setting ``section.key`` (``data.val.0.gsd_m``: inside a list) of a config to ``value``."""
+    def change(cfg):
+        *keys, last = path.split(".")
+        for k in keys:
+            cfg = cfg[int(k)] if k.isdigit() else cfg[k]
+        cfg[last] = value
+    return change
+
+
+@pytest.mark.parametrize("path,value,needle", [
+    ("architecture", "unet", "architecture must be a table of settings"),
+    ("data", "data256", "data must be a table of settings"),
+    ("train", [], "train must be a table of settings"),
+    ("normalization", "imagenet", "normalization must be a table of settings"),
+    ("data.val", {"raster": "v.tif", "labels": "v.gpkg", "gsd_m": 0.3}, "data.val must be a list of entries"),
+    ("architecture.classes", 4, "architecture.classes must be 1 (building), 2 (+ border) or 3 (+ gap), not 4"),
+    ("architecture.classes", 0, "architecture.classes must be 1"),
+    ("architecture.classes", "2", "architecture.classes must be 1"),
+    ("architecture.classes", True, "architecture.classes must be 1"),
+    ("train.channel_weights", [1.0], "channel_weights must list a loss weight >= 0 for each of the 2 outputs"),
+    ("train.channel_weights", "1,0.5", "channel_weights must list"),
+    ("train.channel_weights", [float("nan"), 0.5], "channel_weights must list"),
+    ("train.channel_weights", [1.0, -0.5], "channel_weights must list"),
+    ("train.channel_weights", [1.0, 0.5, 0.5, 0.5], "channel_weights must list"),
+    ("train.device", "gpu", "train.device must be cpu or cuda"),
+    ("train.device", "auto", "train.device must be cpu or cuda"),
+    ("train.precision", "fp23", "train.precision must be auto, fp32, bf16, fp16, not 'fp23'"),
+    ("train.seed", "abc", "train.seed must be a whole number >= 0"),
+    ("train.seed", 1.5, "train.seed must be a whole number >= 0"),
+    ("train.seed", -1, "train.seed must be a whole number >= 0"),
+    ("train.val_chip_size", "big", "train.val_chip_size must be a multiple of 32"),
+    ("train.val_chip_size", 0, "train.val_chip_size must be a multiple of 32"),
+    ("train.val_chip_size", 100, "train.val_chip_size must be a multiple of 32"),
+    ("train.gsd_range", [0.3, float("inf")], "gsd_range must be [finest, coarsest]"),
+    ("train.lr", float("inf"), "train.lr must be a number >= 0"),
+    ("train.lr", float("nan"), "train.lr must be a number >= 0"),
+    ("train.lr", False, "train.lr must be a number >= 0"),
+    ("train.lr", "fast", "train.lr must be a number >= 0, not 'fast'"),
+    ("train.lr", "nan", "train.lr must be a number >= 0, not 'nan'"),
+    ("train.checkpoint_every_s", float("inf"), "checkpoint_every_s must be seconds >= 0"),
+    ("train.max_seconds", "ten", "train.max_seconds must be a number of seconds > 0"),
+    ("train.max_seconds", 0, "train.max_seconds must be a number of seconds > 0"),
+    ("train.val_every_s", float("inf"), "train.val_every_s must be a number of seconds > 0"),
+    ("normalization.mean", [120, float("nan"), 110], "normalization.mean must list 3 numbers"),
+    ("normalization.std", [50, float("inf"), 50], "normalization.std must list 3 numbers"),
+    ("data.base_gsd_m", float("inf"), "data.base_gsd_m must be a GSD"),
+    ("data.val.0.gsd_m", [0.15, float("inf")], "data.val[0] needs labels"),
+    ("name", 5, "name must be a plain folder name"),
+    ("name", "runs/x", "name must be a plain folder name"),
+    ("name", "..", "name must be a plain folder name"),
+    ("name", " ", "name must be a plain folder name"),
+])
+def test_a_value_of_the_wrong_type_or_range_is_a_one_line_config_error(path, value, needle):
+    """Each of these was an internal error (exit 1), an error after all the data had loaded, or a run that trained
+    NaN weights."""
+    assert needle in _one_line_error(_changed(_set(path, value)))
+
+
+@pytest.mark.parametrize("path,value", [
+    ("architecture.classes", 1), ("architecture.classes", 3), ("train.channel_weights", [1.0, 0.5]),
+    ("train.channel_weights", [1, 0, 2]), ("train.device", "cpu"), ("train.precision", "bf16"), ("train.seed", 0),
+    ("train.val_chip_size", 256), ("train.max_seconds", 400), ("train.val_every_s", 60.5), ("name", "my-model_2"),
+    ("train.lr", 0), ("train.checkpoint_every_s", 0),
+])
+def test_the_values_fit_trains_with_pass(path, value):
+    from geoseg.train.experiment import check_experiment
+
+    check_experiment(_changed(_set(path, value)))
+
+
+@pytest.mark.parametrize("train,needle", [
+    ({"device": "cuda"}, "train.device = cuda needs a CUDA GPU and PyTorch sees none here"),
+    ({"precision": "fp16"}, "train.precision = fp16 needs a CUDA GPU"),
+])
+def test_cuda_asked_for_without_a_gpu_is_a_config_error(monkeypatch, train, needle):
+    import torch
+
+    from geoseg.train.experiment import check_experiment
+
+    cfg = _changed(lambda c: c["train"].update(train))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert needle in _one_line_error(cfg)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    check_experiment(cfg)
+    check_experiment(_changed(lambda c: c["train"].update(train, device="cpu", precision="fp32")))
+
+
+@pytest.mark.parametrize("arch,train,needle", [
+    ({}, {"init_model": "no-such-model"}, "train.init_model: unknown model 'no-such-model'; valid names: "),
+    ({}, {"init_encoder": "models/nope.json"}, "train.init_encoder: model card not found: models/nope.json"),
+    ({}, {"init_model": "runs/nope/last.pt"}, ("train.init_model not found: runs/nope/last.pt (relative paths are read "
+                                              "from the current folder")),
+    ({}, {"init_encoder": "/nowhere/w.safetensors"}, "train.init_encoder not found: /nowhere/w.safetensors; train"),
+    ({}, {"init_model": 5}, "train.init_model must be a registered model's name"),
+    ({"encoder": "resnet34"}, {"init_encoder": "scinet-r18-h200"},
+     ("train.init_encoder 'scinet-r18-h200' does not match the architecture being trained (encoder resnet18 there, "
+     "resnet34 here)")),
+    ({"name": "unet", "classes": 3}, {"init_model": "scinet-r18-h200"},
+     "(name scinet there, unet here)"),
+    ({"in_channels": 4}, {"init_encoder": "scinet-r18-h200"}, "(in_channels 3 there, 4 here)"),
+    ({}, {"init_model": "scinet-r18-h200", "init_encoder": "scinet-r18-h200"}, ("init_model (fine-tune a whole model) "
+                                                                               "or train.init_encoder, not both")),
+])
+def test_the_weights_to_start_from_are_found_before_any_data_is_read(arch, train, needle):
+    cfg = _changed(lambda c: (c["architecture"].update(arch), c["train"].update(train)))
+    if arch.get("in_channels") == 4:
+        cfg["normalization"] = {"mean": [127.5] * 4, "std": [127.5] * 4}
+    assert needle in _one_line_error(cfg)
+
+
+def test_weights_that_fit_the_architecture_pass(tmp_path):
+    from geoseg.train.experiment import check_experiment
+
+    (tmp_path / "last.pt").write_bytes(b"")
+    for train in ({"init_model": "scinet-r18-h200"}, {"init_model": "default"}, {"init_encoder": "scinet-r18-h200"},
+                  {"init_model": str(tmp_path / "last.pt")}):
+        check_experiment(_changed(lambda c: c["train"].update(train)))  # noqa: B023 - called at once
+    check_experiment(_changed(lambda c: (c["architecture"].update(name="unet"),
+                                         c["train"].update(init_encoder="scinet-r18-h200"))))
+
+
+YAML_FLOATS = YAML + """  chip_size: 256
+  batch_size: 8
+  steps_per_epoch: 10
+  epochs: 2
+  lr: 5e-4
+  checkpoint_every_s: 6e2
+  channel_weights: [1, 5e-1]
+"""
+
+
+def test_yaml_numbers_without_a_dot_are_read_as_numbers(tmp_path):
+    """PyYAML (YAML 1.1) reads 5e-4 as the text '5e-4': `lr: 5e-4` was refused as "not a number"."""
+    from geoseg.train.experiment import check_experiment
+
+    (tmp_path / "e.yaml").write_text(YAML_FLOATS.replace("base_gsd_m: 0.15", "base_gsd_m: 15e-2"))
+    cfg = load_experiment(tmp_path / "e.yaml")
+    assert cfg["train"]["lr"] == "5e-4", "PyYAML still reads it as text"
+    check_experiment(cfg)
+    t = cfg["train"]
+    assert (t["lr"], t["checkpoint_every_s"], t["channel_weights"], cfg["data"]["base_gsd_m"]) == (5e-4, 600.0, [1, 0.5],
+                                                                                                  0.15)
+    (tmp_path / "bad.yaml").write_text(YAML_FLOATS.replace("lr: 5e-4", "lr: 5e-4x"))
+    assert "train.lr must be a number >= 0, not '5e-4x'" in _one_line_error(load_experiment(tmp_path / "bad.yaml"))
+
+
+@pytest.mark.parametrize("name", ["5", "'a/b'", "'..'"])
+def test_a_name_that_is_no_folder_name_is_refused_when_the_file_loads(tmp_path, name):
+    """`geoseg train` makes runs/<name> before fit checks the config: name = 5 was an internal TypeError."""
+    (tmp_path / "e.toml").write_text(TOML.replace('name = "x"', f"name = {name}"))
+    with pytest.raises(ConfigError, match="name must be a plain folder name"):
+        load_experiment(tmp_path / "e.toml")
+
+
+def test_the_cli_refuses_an_unknown_section_before_reading_data(tmp_path):
+    from click.testing import CliRunner
+
+    from geoseg.cli.main import cli
+
+    text = TOML + "chip_size = 64\nbatch_size = 2\nsteps_per_epoch = 1\nepochs = 1\nlr = 1e-3\n"
+    (tmp_path / "e.toml").write_text(text + "[normalisation]\nmean = [0, 0, 0]\nstd = [1, 1, 1]\n")
+    r = CliRunner().invoke(cli, ["train", str(tmp_path / "e.toml"), "--out", str(tmp_path / "run")])
+    assert r.exit_code == 2 and "normalisation is not a section of an experiment (did you mean normalization?)" in r.output
+    assert len([line for line in r.output.splitlines() if line.strip()]) == 1 and not (tmp_path / "run").exists()

@@ -1,6 +1,7 @@
 """Training end to end on a tiny generated raster + labels: the loss goes down, runs resume."""
 
 import json
+import re
 
 import geopandas as gpd
 import numpy as np
@@ -776,3 +777,133 @@ def test_a_bad_encoder_is_a_one_line_cli_error_before_the_data_loads(experiment,
     assert r.exit_code == 2 and needle in r.output and "Traceback" not in r.output
     assert "train regions" not in r.output, "the data was loaded before the architecture was checked"
     assert len([line for line in r.output.splitlines() if line.strip()]) == 1
+
+
+def _cfg(experiment, **train):
+    import tomllib
+
+    cfg = tomllib.loads((experiment / "exp.toml").read_text())
+    cfg["train"].update(train)
+    return cfg
+
+
+def test_without_validation_best_pt_is_the_lowest_loss_epoch_and_exports(experiment):
+    """No data.val (a laptop fine-tune on one labelled patch): the best score started at -1.0 and a loss above 1
+    never beat it, so best.pt was never written and --export failed after training."""
+    import torch
+
+    from geoseg.train.fit import fit
+
+    cfg = _cfg(experiment, epochs=2, steps_per_epoch=3)
+    cfg["data"]["val"] = []
+    best = fit(cfg, experiment / "run")
+    assert best.is_file()
+    losses = _epoch_losses(experiment / "run")
+    assert losses[0] > 1.0, "the case that failed: every epoch's loss is above 1"
+    assert torch.load(best, weights_only=False)["epoch"] == int(np.argmin(losses))
+
+
+def test_a_validation_set_without_chips_warns_and_none_at_all_is_refused(experiment):
+    from geoseg.errors import ConfigError, LabelWarning
+    from geoseg.train.validation import val_sets
+
+    entry = {"raster": str(experiment / "img.tif"), "labels": str(experiment / "labels.geojson")}
+    with pytest.warns(LabelWarning, match=r"validation set tiny@4 gives no chip"):
+        sets = val_sets([{**entry, "name": "tiny", "gsd_m": [0.3, 4.0]}], 64)  # 400 px at 0.15 m: 15 px at 4 m
+    assert list(sets) == ["tiny@0.3"]
+    with pytest.raises(ConfigError, match=r"data.val gives no validation chip \(tiny@4\)"):
+        val_sets([{**entry, "name": "tiny", "gsd_m": 4.0}], 64)
+
+
+def test_an_interrupt_during_validation_keeps_the_epochs_steps(experiment, monkeypatch):
+    """Ctrl-C while validating: nothing was kept since the last checkpoint (in the first epoch, the run folder was
+    removed); now last.pt holds all the epoch's steps and a rerun validates them without taking them again."""
+    import torch
+
+    from geoseg.train import fit as fit_module
+
+    cfg = _cfg(experiment, epochs=1, steps_per_epoch=3)
+    real_validate, real_step = fit_module.validate, fit_module.train_step
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fit_module, "validate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fit_module.fit(cfg, experiment / "run")
+    ck = torch.load(experiment / "run" / "last.pt", weights_only=False)
+    assert ck["partial"]["step"] == 3 and len(ck["partial"]["losses"]) == 3
+    steps = []
+    monkeypatch.setattr(fit_module, "validate", real_validate)
+    monkeypatch.setattr(fit_module, "train_step", lambda *args: steps.append(1) or real_step(*args))
+    fit_module.fit(cfg, experiment / "run")
+    log = [json.loads(x) for x in (experiment / "run" / "log.jsonl").read_text().splitlines()]
+    assert steps == [] and len(log) == 1 and "iou" in log[0]
+    assert log[0]["loss"] == pytest.approx(float(np.mean(ck["partial"]["losses"])))
+
+
+def test_an_in_process_run_resumed_between_epochs_matches_an_uninterrupted_one(experiment):
+    """workers = 0 (the default): the sampler was reseeded on resume but not in an uninterrupted run, so epoch 2
+    drew other chips (loss 1.707 against 1.824 in the audit); now every epoch draws from its own seed."""
+    from geoseg.train.fit import fit
+
+    cfg = _cfg(experiment, epochs=2, steps_per_epoch=3)
+    cfg["data"]["val"] = []
+    fit(cfg, experiment / "a")
+    fit(cfg, experiment / "b", stop_after=1)
+    fit(cfg, experiment / "b")
+    assert _epoch_losses(experiment / "b") == _epoch_losses(experiment / "a")
+
+
+@pytest.mark.parametrize("change, key", [
+    ({"lr": 1e-5}, "train.lr"), ({"chip_size": 96}, "train.chip_size"), ({"gsd_range": [0.3, 0.6]}, "train.gsd_range"),
+])
+def test_resuming_with_a_changed_training_config_is_refused_but_a_longer_schedule_is_not(experiment, change, key):
+    from geoseg.errors import ConfigError
+    from geoseg.train.fit import fit
+
+    cfg = _cfg(experiment, epochs=1, steps_per_epoch=2)
+    cfg["data"]["val"] = []
+    fit(cfg, experiment / "run")
+    with pytest.raises(ConfigError, match=rf"was started with another config \({re.escape(key)} changed\)"):
+        fit(_cfg(experiment, epochs=1, steps_per_epoch=2, **change) | {"data": cfg["data"]}, experiment / "run")
+    fit(_cfg(experiment, epochs=2, steps_per_epoch=2, workers=0) | {"data": cfg["data"]}, experiment / "run")
+    assert len(_epoch_losses(experiment / "run")) == 2
+
+
+def test_an_export_with_only_a_tile_size_loads_and_never_replaces_another_model(experiment):
+    """--card {"tile_size": 32} kept the overlap of a quarter of the 64 px chips (16, half the tile): a card that
+    would not load. Exporting into a folder that holds another model of the same name replaced it silently."""
+    from geoseg.errors import ConfigError
+    from geoseg.models.registry import get_card
+    from geoseg.train.export import export
+    from geoseg.train.fit import fit
+
+    cfg = _cfg(experiment, epochs=1, steps_per_epoch=2)
+    cfg["data"]["val"] = []
+    fit(cfg, experiment / "run")
+    card = export(experiment / "run" / "last.pt", experiment / "m", {"tile_size": 32})
+    assert (get_card(str(card)).tile_size, get_card(str(card)).overlap) == (32, 8)
+    export(experiment / "run" / "last.pt", experiment / "m")  # the same run again: fine
+    other = _cfg(experiment, epochs=1, steps_per_epoch=2, lr=1e-4)
+    other["data"]["val"] = []
+    fit(other, experiment / "run2")
+    with pytest.raises(ConfigError, match=r"tiny\.json is another model named 'tiny'"):
+        export(experiment / "run2" / "last.pt", experiment / "m")
+    with pytest.raises(ConfigError, match=r"card fields: .*threshold"):
+        export(experiment / "run2" / "last.pt", experiment / "m2", {"threshold": 5})
+    assert not (experiment / "m2").exists(), "nothing written for a card that would not load"
+
+
+def test_a_resumed_run_does_not_need_the_weights_it_started_from(experiment):
+    from geoseg.train.fit import fit
+
+    cfg = _cfg(experiment, epochs=2, steps_per_epoch=2)
+    cfg["data"]["val"] = []
+    fit(cfg, experiment / "parent", stop_after=1)
+    child = _cfg(experiment, epochs=2, steps_per_epoch=2, init_model=str(experiment / "parent" / "last.pt"))
+    child["data"]["val"] = []
+    fit(child, experiment / "child", stop_after=1)
+    (experiment / "parent" / "last.pt").unlink()
+    fit(child, experiment / "child")
+    assert len(_epoch_losses(experiment / "child")) == 2

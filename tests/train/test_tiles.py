@@ -174,10 +174,10 @@ def test_training_entries_load_at_their_own_base_gsd(labelled):
     for source in ("memory", "tiles"):
         a, b = train_regions(dcfg, {"source": source, "chip_size": 48, "gsd_range": [0.5, 2.0]})
         assert (a.gsd_m, b.gsd_m) == (GSD, 2 * GSD) and (a.chip_gsd_m, b.chip_gsd_m) == (None, (1.0, 2.0))
-        if source == "memory":
-            assert abs(a.valid_pixels / b.valid_pixels - 4) < 0.2
-        else:
+        assert abs(a.valid_pixels / b.valid_pixels - 4) < 0.2, "both sources: valid pixels, not whole tiles"
+        if source == "tiles":
             assert a.grid.shape_yx == tuple(2 * n for n in b.grid.shape_yx)
+            assert a.valid_pixels <= a.grid.width * a.grid.height  # a raster smaller than a tile counted 4x before
 
 
 def _patchy_region(size=600, block=200):
