@@ -29,18 +29,25 @@ def list_models() -> None:
         lo, hi = card.gsd_valid_m
         iou = card.raw.get("metrics", {}).get("val_iou")
         metric = f", val IoU {iou:.3f}" if isinstance(iou, float) else ""
-        click.echo(f"{name}{tag}: {card.architecture.get('name')}-{card.architecture.get('encoder')}, GSD {card.gsd_m} m (valid {lo}-{hi} m){metric}")
+        missing = "" if card.weights_path.is_file() else f" [weights missing: {card.weights_path}]"
+        click.echo(f"{name}{tag}: {card.architecture.get('name')}-{card.architecture.get('encoder')}, GSD {card.gsd_m} m (valid {lo}-{hi} m){metric}{missing}")
 
 
 @models.command("info")
 @click.argument("name")
 @handle_errors
 def info(name: str) -> None:
-    """The model card of NAME (a name, alias or card path), as JSON."""
+    """The model card of NAME (a name, alias or card path), as JSON, and whether its weights match it."""
+    from geoseg.errors import GeosegError
     from geoseg.models.registry import get_card
 
     card = get_card(name)
-    click.echo(json.dumps({"card_path": str(card.path), **card.summary()}, indent=2))
+    try:
+        card.verify_weights()
+        status = "ok"
+    except GeosegError as exc:
+        status = str(exc)
+    click.echo(json.dumps({"card_path": str(card.path), "weights_status": status, **card.summary()}, indent=2))
 
 
 @models.command("export")

@@ -12,7 +12,7 @@ from geoseg.cli.errors import handle_errors
 
 @click.command()
 @click.argument("input_path", metavar="INPUT")
-@click.option("--output", "-o", default=None, help="Footprints: .gpkg .parquet .fgb .geojson .shp")
+@click.option("--output", "-o", default=None, help="Footprints: .gpkg .parquet .fgb .geojson .shp (an existing file is replaced whole once the new one is complete, other layers of a GeoPackage included).")
 @click.option("--prob", default=None, help="Also write the probability raster here (GeoTIFF, uint8 0-255).")
 @o.model
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)

@@ -10,7 +10,7 @@ from geoseg.cli.errors import handle_errors
 
 @click.command()
 @click.argument("prob_path", metavar="PROB")
-@click.option("--output", "-o", required=True, help="Footprints: .gpkg .parquet .fgb .geojson .shp")
+@click.option("--output", "-o", required=True, help="Footprints: .gpkg .parquet .fgb .geojson .shp (an existing file is replaced whole once the new one is complete, other layers of a GeoPackage included).")
 @o.threshold
 @o.min_area
 @o.min_part

@@ -445,13 +445,16 @@ def _no_valid_pixels(path, region, require_valid: bool) -> None:
 
 
 def _parse_crs(crs):
+    import pyproj
     from rasterio.crs import CRS
     from rasterio.errors import CRSError
 
-    try:
+    try:  # pyproj first: it refuses an unknown code quietly, where GDAL would also print "ERROR 1: PROJ: ..."
+        if not isinstance(crs, CRS):
+            pyproj.CRS.from_user_input(crs)
         return CRS.from_user_input(crs)
-    except (CRSError, ValueError) as exc:
-        raise ConfigError(f"unknown output CRS {crs!r}; give one like 'EPSG:4326'") from exc
+    except (CRSError, ValueError, pyproj.exceptions.CRSError):
+        raise ConfigError(f"unknown output CRS {crs!r}; give one like 'EPSG:4326'") from None
 
 
 def _as_probability(raw_yx: np.ndarray) -> np.ndarray:

@@ -117,7 +117,7 @@ class ModelCard:
         """Raise :class:`ModelIntegrityError` unless the weights file hashes to ``sha256``."""
         p = self.weights_path
         if not p.is_file():
-            raise ModelNotFoundError(f"weights for model {self.name!r} not found at {p}; reinstall geoseg or fix the card's 'weights'")
+            raise ModelNotFoundError(f"weights for model {self.name!r} not found at {p}; put the weights file there (for a shipped model: reinstall geoseg) or fix the card's 'weights'")
         digest = file_sha256(p)
         if digest != self.sha256:
             raise ModelIntegrityError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ def train_experiment(config: str | Path | dict[str, Any], out_dir: str | Path | 
     extra = card_extra_from(card_extra)  # before training: a bad card file must not cost a run
     if train_command and "train_command" not in extra:
         extra["train_command"] = train_command
+        extra.setdefault("train_cwd", os.getcwd())  # where its relative paths (config, data) are read from
     if isinstance(card_extra, dict):
         from geoseg.models.card import card_field_problem
 

@@ -119,11 +119,40 @@ def test_plan_refuses_a_dst_crs_that_cannot_hold_the_area(tmp_path, pixel_card):
                        "cannot represent the raster's area")
 
 
+@pytest.mark.parametrize("command", ["vectorize", "plan"])
+def test_an_unknown_dst_crs_is_one_line_in_a_real_process(tmp_path, command):
+    """GDAL's own "ERROR 1: PROJ: ... crs not found" went to stderr too (CliRunner does not see it)."""
+    from tests.footprints.test_vectorize_raster import draw, write_prob
+
+    src = write_prob(tmp_path / "p.tif", draw((60, 100), [(10, 10, 30, 40)]))
+    args = ["-o", tmp_path / "v.gpkg"] if command == "vectorize" else []
+    r = subprocess.run(_geoseg(command, src, *args, "--dst-crs", "EPSG:999999"), capture_output=True, text=True,
+                       check=False)
+    lines = [line for line in r.stderr.splitlines() if not line.startswith("geoseg: warning")]  # plan: 1 band
+    assert r.returncode == 2 and len(lines) == 1 and "EPSG:999999" in lines[0], r.stderr
+
+
 def test_models_list_and_info():
     r = run("models", "list")
     assert r.exit_code == 0 and "scinet-r18-h200 (alias: default)" in r.stdout and "unet-r18-multiscale-c512" in r.stdout
     info = json.loads(run("models", "info", "default").stdout)
-    assert info["name"] == "scinet-r18-h200" and len(info["sha256"]) == 64
+    assert info["name"] == "scinet-r18-h200" and len(info["sha256"]) == 64 and info["weights_status"] == "ok"
+    assert "weights missing" not in r.stdout
+
+
+def test_models_info_and_list_say_when_a_cards_weights_are_missing_or_do_not_match(tmp_path, pixel_card, monkeypatch):
+    card = json.loads(pixel_card.read_text())
+    weights = pixel_card.parent / card["weights"]
+    copy = tmp_path / "mine.json"
+    copy.write_text(json.dumps({**card, "name": "mine", "weights": str(weights)}))
+    assert json.loads(run("models", "info", copy).stdout)["weights_status"] == "ok"
+    copy.write_text(json.dumps({**card, "name": "mine", "weights": str(weights), "sha256": "0" * 64}))
+    assert "the card says 000000000000" in json.loads(run("models", "info", copy).stdout)["weights_status"]
+    copy.write_text(json.dumps({**card, "name": "mine", "weights": str(tmp_path / "gone.safetensors")}))
+    assert "not found" in json.loads(run("models", "info", copy).stdout)["weights_status"]
+    monkeypatch.setenv("GEOSEG_MODEL_PATH", str(tmp_path))
+    listed = [line for line in run("models", "list").stdout.splitlines() if line.startswith("mine:")]
+    assert len(listed) == 1 and listed[0].endswith(f"[weights missing: {tmp_path / 'gone.safetensors'}]")
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["models", "list"], ["models", "export", "--help"], ["plan", str(SAMPLES / "banepa_z20_crop_3857.tif")]])

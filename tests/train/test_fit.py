@@ -1,6 +1,7 @@
 """Training end to end on a tiny generated raster + labels: the loss goes down, runs resume."""
 
 import json
+import os
 import re
 
 import geopandas as gpd
@@ -247,6 +248,7 @@ def test_an_export_without_card_fields_loads_and_a_fine_tune_inherits_its_parent
     assert first.gsd_valid_m == (0.2, 0.4) and abs(first.gsd_m - (0.2 * 0.4) ** 0.5) < 1e-3 and first.threshold == 0.5
     assert "card_defaults_from" not in first.raw, "started from random weights: nothing inherited"
     assert first.raw["train_command"] == f"geoseg train {exp} --out {experiment / 'p'} --export {experiment / 'm1'}"
+    assert first.raw["train_cwd"] == os.getcwd()
     assert "no license or attribution" in r.stderr, "a card without legal fields is exported with a warning"
 
     parent = json.loads((experiment / "m1" / "tiny.json").read_text())
