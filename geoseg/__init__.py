@@ -48,27 +48,44 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'geoseg' has no attribute {name!r}")
 
 
+def _segment_config(model: str = "default", **options: Any):
+    """A :class:`geoseg.config.SegmentConfig` from keyword options: its own fields (``device``, ``gsd_m``, ...) and
+    those of :class:`geoseg.config.VectorizeConfig` (``threshold``, ``min_area_m2``, ``regularize``, ...), which
+    tune ``vectorize`` (itself a ``VectorizeConfig``, if given)."""
+    from dataclasses import fields, replace
+
+    from geoseg.config import SegmentConfig, VectorizeConfig
+
+    own = {f.name for f in fields(SegmentConfig)}
+    footprint = {f.name for f in fields(VectorizeConfig)}
+    unknown = sorted(set(options) - own - footprint)
+    if unknown:
+        raise TypeError(f"unknown option(s) {', '.join(unknown)}; segment options: {', '.join(sorted(own - {'model'}))}; "
+                        f"footprint options: {', '.join(sorted(footprint))}")
+    cfg = SegmentConfig(model=model, **{k: v for k, v in options.items() if k in own})
+    extra = {k: v for k, v in options.items() if k in footprint and k not in own}
+    return replace(cfg, vectorize=replace(cfg.vectorize, **extra)) if extra else cfg
+
+
 def segment(path: str, model: str = "default", *, output: str | None = None, prob: str | None = None,
             progress=None, **options: Any):
     """Segment buildings in the raster at ``path``; return footprints as a GeoDataFrame.
 
-    ``options`` are :class:`geoseg.config.SegmentConfig` fields (``device``, ``gsd_m``,
-    ``batch_size``, ...); ``vectorize=VectorizeConfig(...)`` tunes the footprints.
+    ``options`` are :class:`geoseg.config.SegmentConfig` fields (``device``, ``gsd_m``, ``batch_size``, ...) and
+    :class:`geoseg.config.VectorizeConfig` fields for the footprints (``threshold``, ``min_area_m2``,
+    ``regularize``, ...), as the CLI's options.
     """
-    from geoseg.config import SegmentConfig
     from geoseg.engine.segment import segment as _segment
 
-    cfg = SegmentConfig(model=model, **options)
-    return _segment(path, output, prob, cfg, progress).footprints
+    return _segment(path, output, prob, _segment_config(model, **options), progress).footprints
 
 
 def plan(path: str, model: str = "default", **options: Any) -> dict:
     """Dry run: the grids, tile count and estimates ``segment`` would use, and the share of valid input pixels."""
-    from geoseg.config import SegmentConfig
     from geoseg.engine.plan import describe_plan
     from geoseg.models.registry import get_card
 
-    cfg = SegmentConfig(model=model, **options)
+    cfg = _segment_config(model, **options)
     return describe_plan(path, get_card(cfg.model), cfg)
 
 
@@ -82,14 +99,16 @@ def vectorize(prob_path: str, output: str | None = None, *, aoi: str | None = No
     as ``segment(..., aoi=...)``.
     """
     from geoseg.config import VectorizeConfig
-    from geoseg.footprints.from_file import AoiLimit, vectorize_file
+    from geoseg.footprints.from_file import AoiLimit, check_outputs, provenance, vectorize_file
 
     limit = AoiLimit(aoi, aoi_margin_m, aoi_clip) if aoi else None
-    gdf, _, _ = vectorize_file(prob_path, VectorizeConfig(**options), out_crs=dst_crs, progress=progress, aoi=limit)
+    if output is not None:
+        check_outputs(output, prob_path, limit)
+    gdf, used, tags = vectorize_file(prob_path, VectorizeConfig(**options), out_crs=dst_crs, progress=progress, aoi=limit)
     if output is not None:
         from geoseg.io.vector import write_vectors
 
-        write_vectors(gdf, output, {"source": str(prob_path)})
+        write_vectors(gdf, output, provenance(prob_path, used, tags, limit))
     return gdf
 
 
@@ -107,13 +126,12 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
               keep_dir: str | None = None, aoi: str | None = None, progress=None, **options: Any) -> list[dict]:
     """Score ``model`` on ``raster`` resampled to each GSD, as ``geoseg evaluate --gsd-sweep``: one dict of scores per
     GSD. ``mode``: ``"model"`` runs the model at each GSD, ``"imagery"`` makes imagery of each GSD and segments it
-    as ``segment`` would. ``aoi``: score only inside these polygons. ``options`` are
-    :class:`geoseg.config.SegmentConfig` fields (``tile_size``, ``tta``, ...)."""
-    from geoseg.config import SegmentConfig
+    as ``segment`` would. ``aoi``: score only inside these polygons. ``options`` are ``segment``'s (``tile_size``,
+    ``tta``, ``threshold``, ...)."""
     from geoseg.evaluate.sweep import gsd_sweep as _sweep
 
-    return _sweep(raster, truth, list(gsds), model, progress, base_config=SegmentConfig(**options), keep_dir=keep_dir,
-                  mode=mode, aoi=aoi)
+    return _sweep(raster, truth, list(gsds), model, progress, base_config=_segment_config(**options),
+                  keep_dir=keep_dir, mode=mode, aoi=aoi)
 
 
 def train_model(config: Any, out_dir: str | None = None, *, export_dir: str | None = None, card_extra: Any = None,

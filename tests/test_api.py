@@ -154,3 +154,40 @@ def test_vectorize_takes_an_aoi(tmp_path, pixel_card):
     gdf = geoseg.vectorize(str(tmp_path / "p.tif"), aoi=str(aoi), dst_crs="EPSG:4326")
     assert len(gdf) == 1 and gdf.crs.to_epsg() == 4326
     assert [tuple(map(round, g.bounds)) for g in gdf.to_crs(32633).geometry] == [(500020, 4999940, 500060, 4999980)]
+
+
+def test_segment_takes_the_footprint_options_the_cli_has(tmp_path, pixel_card):
+    """geoseg.segment(..., threshold=0.5) and min_area_m2=/regularize= raised TypeError: only vectorize=VectorizeConfig
+    reached them."""
+    import pytest
+
+    src = write_raster(tmp_path / "in.tif", scene((100, 120), [(10, 10, 40, 60), (60, 70, 70, 80)]))
+    both = geoseg.segment(str(src), str(pixel_card), min_area_m2=1.0)
+    big = geoseg.segment(str(src), str(pixel_card), min_area_m2=500.0, regularize=True)
+    assert len(both) == 2 and len(big) == 1 and big["reg_status"].iloc[0] in (0, 1)
+    assert len(geoseg.segment(str(src), str(pixel_card), threshold=0.999)) == 0
+    with pytest.raises(TypeError, match=r"unknown option\(s\) min_area; .*footprint options: .*min_area_m2"):
+        geoseg.segment(str(src), str(pixel_card), min_area=25)
+
+
+def test_vectorize_to_a_file_refuses_its_own_aoi_and_records_the_full_provenance(tmp_path):
+    import geopandas as gpd
+    import pytest
+    from shapely.geometry import box
+
+    from geoseg.errors import OutputError
+    from geoseg.io.vector import read_metadata
+
+    path = _row_of_two_houses(tmp_path, settings={"vectorize": {"threshold": 0.5}})
+    with rasterio.open(path, "r+") as ds:
+        ds.update_tags(model="m", model_sha256="ab" * 32, geoseg_version="0.1.0")
+        bounds = ds.bounds
+    aoi = tmp_path / "aoi.gpkg"
+    gpd.GeoDataFrame(geometry=[box(*bounds)], crs="EPSG:32633").to_file(aoi)
+    with pytest.raises(OutputError, match="is --aoi, an input"):
+        geoseg.vectorize(path, output=str(aoi), aoi=str(aoi))
+    assert len(gpd.read_file(aoi)) == 1, "the aoi file is untouched"
+    geoseg.vectorize(path, output=str(tmp_path / "v.gpkg"), aoi=str(aoi))
+    meta = read_metadata(tmp_path / "v.gpkg")
+    assert meta["model"] == "m" and meta["model_sha256"] == "ab" * 32 and "vectorized_by" in meta
+    assert json.loads(meta["vectorize"])["threshold"] == 0.5 and meta["aoi"] == str(aoi)

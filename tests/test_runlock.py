@@ -67,3 +67,18 @@ def test_segment_refuses_an_output_another_run_is_writing(tmp_path, pixel_card):
     r = CliRunner().invoke(cli, ["segment", str(src), "-o", str(out), "-m", str(pixel_card), "--progress", "none"])
     assert r.exit_code == 0, r.output
     assert out.exists() and not lock_path_for(out).exists()
+
+
+def test_a_second_segment_stops_before_it_loads_the_model(tmp_path, pixel_card, monkeypatch):
+    """It loaded torch and the model first (32 s on a 2-core machine) before saying the output was taken."""
+    import geoseg.engine.segment as seg
+
+    def no_model(*args):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(seg, "_predictor", no_model)
+    src = write_raster(tmp_path / "in.tif", scene((64, 64)))
+    out = tmp_path / "b.gpkg"
+    with run_lock(lock_path_for(out), str(out)):
+        r = CliRunner().invoke(cli, ["segment", str(src), "-o", str(out), "-m", str(pixel_card), "--progress", "none"])
+    assert r.exit_code == 2 and "another geoseg run" in r.output, r.output

@@ -10,11 +10,11 @@ from geoseg import __version__
 
 COMMANDS = {
     "segment": ("geoseg.cli.segment", "segment", "Find buildings in a raster: footprints and probabilities."),
-    "plan": ("geoseg.cli.plan", "plan", "Dry run: tiles, GSD, memory and time estimate."),
+    "plan": ("geoseg.cli.plan", "plan", "Dry run: tiles, GSD, valid share, memory and model-time estimate."),
     "vectorize": ("geoseg.cli.vectorize", "vectorize", "Footprints from an existing probability raster."),
     "evaluate": ("geoseg.cli.evaluate", "evaluate", "Accuracy against reference building polygons."),
     "train": ("geoseg.cli.train", "train", "Train a model from an experiment config (resumable)."),
-    "models": ("geoseg.cli.models", "models", "List installed models, show a card, export to ONNX."),
+    "models": ("geoseg.cli.models", "models", "List installed models, show a card, export to ONNX or TorchScript."),
 }
 
 

@@ -51,6 +51,19 @@ aoi = click.option("--aoi", default=None, metavar="FILE",
                         "lies there are kept whole; the probability raster is nodata outside (docs/aoi.md).")
 aoi_margin = click.option("--aoi-margin", type=click.FloatRange(min=0), default=50.0, show_default=True,
                           help="Predict this many metres beyond the --aoi, so buildings across its edge come out whole.")
+# vectorize reads a raster another run wrote: its defaults come from that run, and it traces rather than predicts
+vectorize_threshold = click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+                                   help="Probability threshold (0-1); default: that of the geoseg run that wrote PROB, "
+                                        "else 0.5.")
+vectorize_border_cut = click.option("--border-cut", type=click.FloatRange(min=0, max=1, min_open=True), default=None,
+                                    help="Split touching buildings where PROB's border/gap band is at least this (0-1]; "
+                                         "lower splits more; default: that of the run that wrote PROB, else 0.5.")
+vectorize_aoi = click.option("--aoi", default=None, metavar="FILE",
+                             help="Trace only inside the polygons of FILE (any vector format and CRS): buildings whose "
+                                  "inside point lies there are kept whole (docs/aoi.md).")
+vectorize_aoi_margin = click.option("--aoi-margin", type=click.FloatRange(min=0), default=50.0, show_default=True,
+                                    help="Trace this many metres of PROB beyond the --aoi, so buildings across its edge "
+                                         "come out whole.")
 aoi_clip = click.option("--aoi-clip", is_flag=True, help="Cut footprints at the --aoi's edge instead of keeping them whole.")
 progress = click.option("--progress", "progress_mode", type=click.Choice(["bar", "json", "none"]), default="bar", show_default=True, help="Progress display; json prints one object per line on stderr.")
 

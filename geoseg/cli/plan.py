@@ -20,7 +20,7 @@ from geoseg.cli.errors import handle_errors
 @o.tta
 @o.tta_scales
 @o.bands
-@click.option("--dst-crs", default=None)
+@click.option("--dst-crs", default=None, help="CRS of the outputs (e.g. EPSG:4326); default: the input's.")
 @o.aoi
 @o.aoi_margin
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")

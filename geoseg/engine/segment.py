@@ -69,18 +69,20 @@ def segment(input_path: str, output: str | Path | None = None, prob: str | Path 
         check_raster_output(prob)
     info, plan = plan_for(input_path, card, cfg)
 
-    predictor = _predictor(card, cfg)
     anchor = output or prob
     tmp_root = None if anchor else tempfile.TemporaryDirectory(prefix="geoseg-")
     wd_path = work_dir_for(anchor) if anchor else Path(tmp_root.name) / "work"
-    fp = fingerprint({"input": os.path.abspath(input_path), "files": _input_files(input_path),
-                      "model": card.sha256, "card": _card_key(card), "plan": plan.describe(), "block_width": plan.block_width, "blend": cfg.blend, "bands": info.bands,
-                      "scale": info.scale, "device": predictor.device, "precision": predictor.precision,
-                      "tta": predictor.tta, **_scales_key(predictor), **_aoi_key(plan)})
-    # one run per output at a time: a second would share the work folder (geoseg/runlock.py)
+    # one run per output at a time: a second would share the work folder (geoseg/runlock.py); taken before the model
+    # loads, so a second run stops at once
     lock = run_lock(lock_path_for(anchor), str(anchor)) if anchor else contextlib.nullcontext()
     try:
         with lock, _gdal_env():
+            predictor = _predictor(card, cfg)
+            fp = fingerprint({"input": os.path.abspath(input_path), "files": _input_files(input_path),
+                              "model": card.sha256, "card": _card_key(card), "plan": plan.describe(),
+                              "block_width": plan.block_width, "blend": cfg.blend, "bands": info.bands,
+                              "scale": info.scale, "device": predictor.device, "precision": predictor.precision,
+                              "tta": predictor.tta, **_scales_key(predictor), **_aoi_key(plan)})
             work = WorkDir(wd_path, plan.work_grid, plan.n_channels, fp, resume=cfg.resume)
             try:
                 return _run(info, plan, card, cfg, predictor, work, input_path, output, prob, progress, return_footprints)
@@ -165,7 +167,7 @@ def _run(info, plan: Plan, card, cfg: SegmentConfig, predictor, work: WorkDir, i
         gdf = vectorize_raster(mosaic, vcfg, model_name=card.name,  # vcfg holds the card's threshold and cut (segment())
                                out_crs=plan.out_grid.crs, progress=progress)
         if plan.resampled:
-            gdf = _clip_to_input(gdf, plan)
+            gdf = _clip_to_input(gdf, plan, vcfg.min_area_m2)
         if plan.aoi is not None:
             area = to_crs(plan.aoi, plan.work_grid.crs, gdf.crs)
             gdf = restrict(gdf, area, cfg.aoi_clip, vcfg.min_area_m2,
@@ -182,14 +184,15 @@ def _run(info, plan: Plan, card, cfg: SegmentConfig, predictor, work: WorkDir, i
     return SegmentResult(gdf, plan, stats, output, prob, work.resumed)
 
 
-def _clip_to_input(gdf, plan: Plan):
-    """The working grid is snapped outward; keep footprints within the input raster's footprint."""
+def _clip_to_input(gdf, plan: Plan, min_area_m2: float):
+    """The working grid is snapped outward; keep footprints within the input raster's footprint (pieces cut under
+    ``min_area_m2`` are dropped, as everywhere else)."""
     import geopandas as gpd
 
     if gdf.empty:
         return gdf
     edge = gpd.GeoSeries([outline(plan.input_grid)], crs=plan.input_grid.crs).segmentize(max(plan.input_grid.res_xy) * 64)
-    return renumbered(clip(gdf, edge.to_crs(gdf.crs).iloc[0]))
+    return renumbered(clip(gdf, edge.to_crs(gdf.crs).iloc[0], min_area_m2))
 
 
 def _predictor(card, cfg: SegmentConfig):

@@ -188,6 +188,7 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
         raster = raster or pred
     else:
         pred_gdf = read_polygons(pred, "prediction", extent)
+    pred_crs = pred_gdf.crs  # the matches file is written in it
     out: dict = {"pred": str(pred), "truth": str(truth), "raster": raster, "threshold": thr if is_raster else None,  # footprints have none
                  **({"aoi": str(aoi)} if aoi else {})}
     # Pixel (or area) scores count every building's pixels on the valid area, also of buildings cut by the raster's
@@ -231,6 +232,8 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
         from geoseg.io.vector import write_vectors
 
         table = match_table(pred_gdf.reset_index(drop=True), truth_gdf.reset_index(drop=True), pairs)
+        if pred_crs is not None:  # scored in a metric CRS; written where the predictions are
+            table = table.to_crs(pred_crs)
         write_vectors(table, matches, metadata={"pred": str(pred), "truth": str(truth), "iou_threshold": iou_threshold})
         out["matches"] = str(matches)
     return out

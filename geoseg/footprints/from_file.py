@@ -50,3 +50,27 @@ def vectorize_file(prob_path: str, cfg: VectorizeConfig, *, out_crs=None, progre
         gdf = restrict(gdf, to_crs(area, grid.crs, gdf.crs), aoi.clip, cfg.min_area_m2,
                        region=to_crs(region, grid.crs, gdf.crs), px_m=ground_gsd_m(grid))
     return gdf, cfg, tags
+
+
+def check_outputs(output, prob_path: str, aoi: AoiLimit | None) -> None:
+    """Before any work: ``output`` is a vector file geoseg can write, and not the raster or the aoi it reads."""
+    from geoseg.io.atomic import check_not_an_input
+    from geoseg.io.vector import check_vector_output
+
+    check_vector_output(output)
+    check_not_an_input({"the output": output}, {"the input": prob_path, "--aoi": aoi.path if aoi else None})
+
+
+def provenance(prob_path: str, used: VectorizeConfig, tags: dict, aoi: AoiLimit | None) -> dict:
+    """The metadata of vectorized footprints: the run that wrote the raster (its tags), and how they were made."""
+    import json
+    import os
+
+    from geoseg import __version__
+
+    meta = {k: v for k, v in tags.items() if k in ("geoseg_version", "model", "model_sha256", "settings")}
+    meta.update({"vectorized_by": __version__, "source": os.path.abspath(prob_path),
+                 "vectorize": json.dumps(used.to_dict(), sort_keys=True)})
+    if aoi is not None:
+        meta.update({"aoi": os.path.abspath(aoi.path), "aoi_margin_m": str(aoi.margin_m), "aoi_clip": str(aoi.clip)})
+    return meta

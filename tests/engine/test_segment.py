@@ -158,6 +158,20 @@ def test_dst_crs_far_outside_its_area_keeps_the_probabilities_under_the_footprin
     assert p[inside & valid].mean() > 200 and p[~inside & valid].mean() < 60
 
 
+def test_min_area_also_drops_a_building_cut_down_by_the_input_edge(tmp_path, pixel_card):
+    """The working grid (1 m) is snapped outward past the 0.5 m input's 50.5 m edge; footprints are cut back to the
+    input there, and a cut piece under --min-area was kept (68 m2 at --min-area 75)."""
+    src = write_raster(tmp_path / "in.tif", scene((120, 101), [(20, 95, 60, 101), (20, 20, 60, 60)]),
+                       transform=Affine(0.5, 0, 500000.0, 0, -0.5, 5000000.0))
+    areas = {}
+    for m in (60, 75):
+        vcfg = VectorizeConfig(min_area_m2=m, split_touching=False)
+        res = segment(str(src), tmp_path / "o.gpkg", None, SegmentConfig(model=str(pixel_card), vectorize=vcfg))
+        assert res.plan.resampled and (res.footprints["area_m2"] >= m).all()
+        areas[m] = sorted(res.footprints["area_m2"].round(1))
+    assert areas[60] == [68.0, 400.0] and areas[75] == [400.0]
+
+
 class CancelAfter(NullProgress):
     def __init__(self, n):
         self.n, self.calls = n, 0

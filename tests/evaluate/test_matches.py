@@ -88,3 +88,15 @@ def test_the_summary_script_counts_merges_splits_and_lonely_misses(tmp_path, mon
     assert s["fp"]["iou_0"] == 1 and s["fn"]["iou_0"] == 1
     assert s["fp_merging_2_or_more"] == 1 and s["fn_inside_a_merged_prediction"] == 2
     assert s["fn_split_into_2_or_more"] == 1
+
+
+def test_the_matches_file_is_in_the_predictions_crs(tmp_path):
+    """It came out in the working UTM zone, whatever the CRSs of the predictions and the truth."""
+    raster = write_raster(tmp_path / "r.tif", scene((20, 80)), transform=Affine(1, 0, 0, 0, -1, 10))
+    gpd.GeoDataFrame(geometry=TRUTH, crs=32633).to_crs(4326).to_file(tmp_path / "t.geojson")
+    pred = gpd.GeoDataFrame(geometry=PRED, crs=32633).to_crs(3857)
+    pred.to_file(tmp_path / "p.gpkg")
+    evaluate(str(tmp_path / "p.gpkg"), str(tmp_path / "t.geojson"), raster=str(raster), matches=str(tmp_path / "m.gpkg"))
+    m = gpd.read_file(tmp_path / "m.gpkg")
+    assert m.crs.to_epsg() == 3857
+    assert m.loc[m.source == "prediction"].geometry.iloc[0].equals_exact(pred.geometry.iloc[0], tolerance=1e-6)
