@@ -196,9 +196,11 @@ def _clip_to_input(gdf, plan: Plan, min_area_m2: float):
 
 
 def _predictor(card, cfg: SegmentConfig):
+    from geoseg.engine.device import resolve_device
     from geoseg.engine.predictor import Predictor
     from geoseg.models.loading import load_module
 
+    resolve_device(cfg.device)  # --device cuda without a GPU: said before the weights load
     return Predictor(load_module(card), card, cfg.device, cfg.precision, cfg.batch_size, cfg.tta, cfg.tta_scales)
 
 

@@ -402,3 +402,21 @@ def test_shipped_three_output_scinet_writes_building_border_gap_and_splits_along
         assert ds.descriptions == ("building", "border", "gap")
     whole = segment(str(tile), tmp_path / "w.gpkg", None, replace(cfg, vectorize=replace(cfg.vectorize, split_touching=False)))
     assert len(res.footprints) > len(whole.footprints) >= 5
+
+
+def test_device_cuda_without_a_gpu_is_refused_before_the_weights_load(tmp_path, pixel_card, monkeypatch):
+    import torch
+
+    from geoseg.errors import ConfigError
+    from geoseg.models import loading
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+
+    def no_weights(*args):
+        raise AssertionError("the weights were loaded")
+
+    monkeypatch.setattr(loading, "load_module", no_weights)
+    src = write_raster(tmp_path / "in.tif", scene((64, 64)))
+    with pytest.raises(ConfigError, match="no CUDA GPU is available"):
+        segment(str(src), tmp_path / "o.gpkg", None, cfg(pixel_card, device="cuda"))
