@@ -223,6 +223,9 @@ def _fit(cfg: dict[str, Any], out_dir: Path, show_progress: Progress | None, sto
     model = build_module(cfg["architecture"])  # a bad architecture stops the run before the data loads
     n_bands = int(cfg["architecture"].get("in_channels", 3))
     norm = cfg.get("normalization", default_normalization(n_bands))
+    if _finished(out_dir / "last.pt", cfg):
+        print(f"{out_dir} finished its {tcfg['epochs']} epochs; nothing to train (raise train.epochs to go on)", flush=True)
+        return out_dir / "best.pt"
     regions = train_regions(dcfg, tcfg, n_bands)
     if not any(r.has_buildings for r in regions):
         raise InputError("no label polygon lies on any training raster; check that each entry's labels cover its "
@@ -281,6 +284,20 @@ def _fit(cfg: dict[str, Any], out_dir: Path, show_progress: Progress | None, sto
         if run.left == 0:  # stop_after_steps ran out with this epoch
             break
     return out_dir / "best.pt"
+
+
+def _finished(last: Path, cfg: dict[str, Any]) -> bool:
+    """Whether ``last`` is a run of ``cfg`` that has trained all its epochs: a rerun (e.g. to add ``--export``) then
+    loads no data. A changed config is left to :func:`geoseg.train.checkpoint.resume` to refuse."""
+    import torch
+
+    from geoseg.train.checkpoint import changed_keys
+
+    if not last.exists():
+        return False
+    ck = torch.load(last, weights_only=False, map_location="cpu")
+    done = ck.get("partial") is None and ck["epoch"] + 1 >= int(cfg["train"]["epochs"])
+    return done and ck["config"]["architecture"] == cfg["architecture"] and not changed_keys(ck["config"], cfg)
 
 
 @dataclass

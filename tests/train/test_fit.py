@@ -85,7 +85,16 @@ def test_an_interrupted_run_resumes_where_it_stopped(experiment):
     assert torch.load(out / "last.pt", weights_only=False)["epoch"] == 0
     fit(cfg, out)
     assert [json.loads(x)["epoch"] for x in (out / "log.jsonl").read_text().splitlines()] == [0, 1, 2]
-    fit(cfg, out)
+    import geoseg.train.fit as fit_module
+
+    def no_data(*args):
+        raise AssertionError("a finished run loaded its training data")
+
+    real, fit_module.train_regions = fit_module.train_regions, no_data
+    try:
+        assert fit(cfg, out) == out / "best.pt"
+    finally:
+        fit_module.train_regions = real
     assert len((out / "log.jsonl").read_text().splitlines()) == 3, "a finished run does not train again"
 
 
