@@ -93,6 +93,24 @@ def work_grid(grid: RasterGrid, gsd_m: float) -> RasterGrid:
     return reproject_grid(grid, metric_crs_for(grid), gsd_m)
 
 
+def parse_crs(crs: object):
+    """``crs`` (text such as ``EPSG:4326``, or a CRS) as a rasterio CRS; a one-line :class:`ConfigError` if it is
+    none. pyproj reads it first: it refuses an unknown code quietly, where GDAL would also print "ERROR 1: PROJ"."""
+    import pyproj
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    from geoseg.errors import ConfigError
+
+    if isinstance(crs, CRS):
+        return crs
+    try:
+        pyproj.CRS.from_user_input(crs)
+        return CRS.from_user_input(crs)
+    except (CRSError, ValueError, pyproj.exceptions.CRSError):
+        raise ConfigError(f"--dst-crs {crs!r} is not a CRS; use e.g. EPSG:32633") from None
+
+
 def check_representable(grid: RasterGrid, dst_crs: object, name: str | None = None) -> None:
     """A one-line :class:`ConfigError` (naming the CRS as the user gave it, ``name``) when ``dst_crs`` cannot hold ``grid``'s area: its edges (21 points a side)
     transform to infinite or undefined coordinates there (e.g. an orthographic view of the other hemisphere)."""

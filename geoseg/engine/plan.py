@@ -111,17 +111,10 @@ def throughput(card: ModelCard, cfg: SegmentConfig) -> float | None:
 def _out_grid(grid: RasterGrid, dst_crs: str | None) -> RasterGrid:
     if dst_crs is None:
         return grid
-    import pyproj
     from affine import Affine
-    from rasterio.crs import CRS
-    from rasterio.errors import CRSError
     from rasterio.warp import calculate_default_transform, transform_bounds
 
-    try:  # pyproj first: it refuses an unknown code quietly, where GDAL would also print "ERROR 1: PROJ: ..."
-        pyproj.CRS.from_user_input(dst_crs)
-        crs = CRS.from_user_input(dst_crs)
-    except (CRSError, pyproj.exceptions.CRSError):
-        raise ConfigError(f"--dst-crs {dst_crs!r} is not a CRS; use e.g. EPSG:32633") from None
+    crs = georef.parse_crs(dst_crs)
     georef.check_representable(grid, crs, dst_crs)
     g, (w, h) = grid, (grid.width, grid.height)
     t = g.transform

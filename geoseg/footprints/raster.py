@@ -50,7 +50,7 @@ from geoseg.errors import ConfigError, InputError, RasterReadError
 from geoseg.footprints.finish import COLUMNS, Finisher  # noqa: F401 (COLUMNS: re-exported, the output columns)
 from geoseg.footprints.instances import FOUR_CONNECTED, MIN_SPLIT_PIXELS, split_component
 from geoseg.footprints.polygons import merge_parts, traced_polygons
-from geoseg.georef import ground_gsd_m
+from geoseg.georef import ground_gsd_m, parse_crs
 from geoseg.grid import RasterGrid
 from geoseg.io.prob_raster import check_bands, read_window
 from geoseg.progress import NullProgress, Progress, check_cancel
@@ -371,7 +371,7 @@ def vectorize_raster(
     border_cut = cfg.border_cut if cfg.border_cut is not None else border_cut_default
     if not 0 < border_cut <= 1:
         raise ConfigError(f"border cut must be in (0, 1], got {border_cut}")
-    out_crs = None if out_crs is None else _parse_crs(out_crs)
+    out_crs = None if out_crs is None else parse_crs(out_crs)
     cols = cfg.band_rows if BLOCK_COLS is None else BLOCK_COLS
     if cfg.band_rows < 1 or cfg.halo_rows < 0 or cols < 1:
         raise ConfigError(f"band_rows must be >= 1 and halo_rows >= 0 (got {cfg.band_rows}, {cfg.halo_rows})")
@@ -442,19 +442,6 @@ def _no_valid_pixels(path, region, require_valid: bool) -> None:
         where = " inside the aoi" if region is not None else ""
         raise InputError(f"{path} has no valid pixels{where} (all nodata, NaN or masked); nothing to vectorize: "
                          "check that it is the probability raster you meant")
-
-
-def _parse_crs(crs):
-    import pyproj
-    from rasterio.crs import CRS
-    from rasterio.errors import CRSError
-
-    try:  # pyproj first: it refuses an unknown code quietly, where GDAL would also print "ERROR 1: PROJ: ..."
-        if not isinstance(crs, CRS):
-            pyproj.CRS.from_user_input(crs)
-        return CRS.from_user_input(crs)
-    except (CRSError, ValueError, pyproj.exceptions.CRSError):
-        raise ConfigError(f"unknown output CRS {crs!r}; give one like 'EPSG:4326'") from None
 
 
 def _as_probability(raw_yx: np.ndarray) -> np.ndarray:

@@ -94,14 +94,18 @@ def save_checkpoint(path: Path, state: dict) -> None:
     tmp.replace(path)
 
 
-def resume(last: Path, cfg: dict[str, Any], model, opt, sched, steps: int, device) -> tuple[int, float, dict | None]:
-    """Load ``last`` (if any) into the model, optimiser and schedule: ``(first epoch to run, best score, the
-    unfinished epoch's progress or None)``."""
+def load_checkpoint(path: Path) -> dict | None:
+    """The checkpoint at ``path`` (on the CPU; loading it into a model moves it), or None if there is none."""
     import torch
 
-    if not last.exists():
+    return torch.load(path, weights_only=False, map_location="cpu") if path.exists() else None
+
+
+def resume(last: Path, ck: dict | None, cfg: dict[str, Any], model, opt, sched, steps: int) -> tuple[int, float, dict | None]:
+    """Load ``ck`` (``last``'s checkpoint, None for a fresh run) into the model, optimiser and schedule: ``(first
+    epoch to run, best score, the unfinished epoch's progress or None)``."""
+    if ck is None:
         return 0, -math.inf, None  # any first score is better: best.pt after the first epoch, validated or not
-    ck = torch.load(last, weights_only=False, map_location=device)
     if ck["config"]["architecture"] != cfg["architecture"]:
         raise ConfigError(f"{last} is a run of another architecture ({_arch(ck['config'])}, this config asks for "
                           f"{_arch(cfg)}); give a new --out, or resume with that run's config")

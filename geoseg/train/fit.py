@@ -15,7 +15,7 @@ import numpy as np
 from geoseg.errors import Cancelled, ConfigError, InputError, OutputError
 from geoseg.models.normalize import default_normalization, normalize
 from geoseg.progress import Progress
-from geoseg.train.checkpoint import init_from, resume, save_checkpoint
+from geoseg.train.checkpoint import init_from, load_checkpoint, resume, save_checkpoint
 from geoseg.train.chips import ChipSampler, worker_batches
 from geoseg.train.experiment import entry_bands, glob_rasters
 from geoseg.train.losses import total_loss
@@ -223,7 +223,9 @@ def _fit(cfg: dict[str, Any], out_dir: Path, show_progress: Progress | None, sto
     model = build_module(cfg["architecture"])  # a bad architecture stops the run before the data loads
     n_bands = int(cfg["architecture"].get("in_channels", 3))
     norm = cfg.get("normalization", default_normalization(n_bands))
-    if _finished(out_dir / "last.pt", cfg):
+    last = out_dir / "last.pt"
+    ck = load_checkpoint(last)  # once: a finished run stops here, before its data loads
+    if _finished(ck, cfg):
         print(f"{out_dir} finished its {tcfg['epochs']} epochs; nothing to train (raise train.epochs to go on)", flush=True)
         return out_dir / "best.pt"
     regions = train_regions(dcfg, tcfg, n_bands)
@@ -243,7 +245,7 @@ def _fit(cfg: dict[str, Any], out_dir: Path, show_progress: Progress | None, sto
     device = tcfg.get("device", "cuda" if torch.cuda.is_available() else "cpu")
     if "threads" in tcfg:
         torch.set_num_threads(int(tcfg["threads"]))
-    if not (out_dir / "last.pt").exists():  # a fresh run: optionally start from trained weights
+    if ck is None:  # a fresh run: optionally start from trained weights
         if "init_model" in tcfg and "init_encoder" in tcfg:
             raise ConfigError("give train.init_model (fine-tune a whole model) or train.init_encoder, not both")
         if "init_model" in tcfg:
@@ -257,8 +259,8 @@ def _fit(cfg: dict[str, Any], out_dir: Path, show_progress: Progress | None, sto
     opt = torch.optim.AdamW(model.parameters(), lr=float(tcfg["lr"]), weight_decay=1e-4)
     epochs, steps = int(tcfg["epochs"]), int(tcfg["steps_per_epoch"])
     sched = one_cycle(opt, float(tcfg["lr"]), epochs * steps)
-    last = out_dir / "last.pt"
-    start, best, partial = resume(last, cfg, model, opt, sched, steps, device)
+    start, best, partial = resume(last, ck, cfg, model, opt, sched, steps)
+    del ck
     model.train()
     run = _Epochs(cfg, out_dir, model, opt, sched, scaler, dtype, device, norm, weights, sampler, regions, n_targets,
                   show_progress, best, stop_after_steps)
@@ -286,16 +288,13 @@ def _fit(cfg: dict[str, Any], out_dir: Path, show_progress: Progress | None, sto
     return out_dir / "best.pt"
 
 
-def _finished(last: Path, cfg: dict[str, Any]) -> bool:
-    """Whether ``last`` is a run of ``cfg`` that has trained all its epochs: a rerun (e.g. to add ``--export``) then
-    loads no data. A changed config is left to :func:`geoseg.train.checkpoint.resume` to refuse."""
-    import torch
-
+def _finished(ck: dict | None, cfg: dict[str, Any]) -> bool:
+    """Whether ``ck`` (a ``last.pt``) is of a run of ``cfg`` that has trained all its epochs: a rerun (e.g. to add
+    ``--export``) then loads no data. A changed config is left to :func:`geoseg.train.checkpoint.resume` to refuse."""
     from geoseg.train.checkpoint import changed_keys
 
-    if not last.exists():
+    if ck is None:
         return False
-    ck = torch.load(last, weights_only=False, map_location="cpu")
     done = ck.get("partial") is None and ck["epoch"] + 1 >= int(cfg["train"]["epochs"])
     return done and ck["config"]["architecture"] == cfg["architecture"] and not changed_keys(ck["config"], cfg)
 
