@@ -115,23 +115,29 @@ def vectorize(prob_path: str, output: str | None = None, *, aoi: str | None = No
 def score(pred: str, truth: str, raster: str | None = None, **options: Any) -> dict:
     """Pixel IoU/precision/recall/F1 and object F1 (IoU >= 0.5, one-to-one) of predicted footprints or a
     probability raster ``pred`` against reference polygons ``truth``, as ``geoseg evaluate``. ``raster`` sets the
-    grid and valid area of the pixel scores; ``options``: ``threshold``, ``iou_threshold``, ``breakdown``, ``matches`` (a vector file of each
-    building's tp/fp/fn status and IoU), ``aoi`` (a polygon file: score only where the truth is complete)."""
+    grid and valid area of the pixel scores; ``options``: ``threshold``, ``iou_threshold``, ``breakdown`` (needs a
+    raster grid: ``raster``, or ``pred`` a raster; else a :class:`~geoseg.errors.ConfigError`), ``matches`` (a vector
+    file of each building's tp/fp/fn status and IoU), ``aoi`` (a polygon file: score only where the truth is complete)."""
     from geoseg.evaluate.run import evaluate as _evaluate
 
     return _evaluate(pred, truth, raster, **options)
 
 
 def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default", *, mode: str = "model",
-              keep_dir: str | None = None, aoi: str | None = None, progress=None, **options: Any) -> list[dict]:
+              keep_dir: str | None = None, aoi: str | None = None, ceiling: bool = False, breakdown: bool = False,
+              iou_threshold: float = 0.5, progress=None, **options: Any) -> list[dict]:
     """Score ``model`` on ``raster`` resampled to each GSD, as ``geoseg evaluate --gsd-sweep``: one dict of scores per
     GSD. ``mode``: ``"model"`` runs the model at each GSD, ``"imagery"`` makes imagery of each GSD and segments it
-    as ``segment`` would. ``aoi``: score only inside these polygons. ``options`` are ``segment``'s (``tile_size``,
-    ``tta``, ``threshold``, ...)."""
+    as ``segment`` would. ``aoi``: score only inside these polygons. ``ceiling``: also score a perfect model on each
+    run's grid (``ceiling_iou``, ...); ``breakdown``: also how much of the pixel error is whole buildings missed or
+    invented; ``iou_threshold``: the IoU of an object match (as ``--ceiling``, ``--breakdown``, ``--iou``).
+    ``options`` are ``segment``'s (``tile_size``, ``tta``, ``threshold``, ...). GSDs that are not finite and
+    positive, or far finer than the raster's, are a :class:`~geoseg.errors.ConfigError`."""
     from geoseg.evaluate.sweep import gsd_sweep as _sweep
 
     return _sweep(raster, truth, list(gsds), model, progress, base_config=_segment_config(**options),
-                  keep_dir=keep_dir, mode=mode, aoi=aoi)
+                  keep_dir=keep_dir, mode=mode, aoi=aoi, ceiling=ceiling, breakdown=breakdown,
+                  iou_threshold=iou_threshold)
 
 
 def train_model(config: Any, out_dir: str | None = None, *, export_dir: str | None = None, card_extra: Any = None,

@@ -191,3 +191,29 @@ def test_vectorize_to_a_file_refuses_its_own_aoi_and_records_the_full_provenance
     meta = read_metadata(tmp_path / "v.gpkg")
     assert meta["model"] == "m" and meta["model_sha256"] == "ab" * 32 and "vectorized_by" in meta
     assert json.loads(meta["vectorize"])["threshold"] == 0.5 and meta["aoi"] == str(aoi)
+
+
+def test_gsd_sweep_takes_the_clis_ceiling_breakdown_and_iou_options(tmp_path, pixel_card):
+    raster, truth = _houses(tmp_path)
+    rows = geoseg.gsd_sweep(str(raster), str(truth), [4], str(pixel_card), ceiling=True, breakdown=True,
+                            iou_threshold=0.99, tile_size=64, overlap=16)
+    row = rows[0]
+    assert {"ceiling_iou", "ceiling_obj_f1", "fp_unmatched_share", "iou_matched"} <= set(row)
+    assert row["iou_threshold"] == 0.99 and row["obj_tp"] == 0 and row["ceiling_obj_f1"] == 0.0, \
+        "at 4 m no outline reaches IoU 0.99, the perfect model's neither"
+
+
+def test_gsd_sweep_and_score_refuse_what_the_cli_refuses(tmp_path, pixel_card):
+    import math
+
+    import pytest
+
+    from geoseg.errors import ConfigError
+
+    raster, truth = _houses(tmp_path)
+    for gsds in ([0], [-1], [math.inf], [math.nan]):
+        with pytest.raises(ConfigError, match="not a GSD"):
+            geoseg.gsd_sweep(str(raster), str(truth), gsds, str(pixel_card))
+    with pytest.raises(ConfigError, match="breakdown scores pixels: give a raster"):
+        geoseg.score(str(truth), str(truth), breakdown=True)
+    assert "iou_matched" in geoseg.score(str(truth), str(truth), raster=str(raster), breakdown=True)

@@ -49,29 +49,24 @@ from geoseg.cli.errors import handle_errors
 @handle_errors
 def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, matches, aoi, gsd_sweep, models, breakdown, ceiling, plot, sweep_mode, gsd,
              keep_dir, tile_size, overlap, tta, tta_scales, progress_mode):
-    """Pixel IoU, precision, recall, F1 and object F1 (one-to-one at IoU >= 0.5) of PRED against --truth.
+    """Pixel IoU, precision, recall, F1 and object F1 (one-to-one at IoU >= --iou, default 0.5) of PRED against --truth.
+
+    PRED is footprints or a probability raster. A probability raster scored on its own grid (no --raster, or
+    --raster naming it) is thresholded pixel by pixel; with --raster of another image, its footprints (after
+    --min-area and the other footprint rules) are scored on that image's grid. Its valid area is its mask or
+    alpha band: a nodata value that is also a score (0 in a 0/255 mask) is scored as no building, with a warning.
 
     With --gsd-sweep, PRED is an image: it is resampled to each GSD, segmented with each --model, and scored.
     --sweep-mode imagery instead makes imagery of each GSD and segments it as `geoseg segment` would.
     """
-    if gsd is not None and sweep_mode != "imagery":
-        raise click.UsageError("--gsd sets where the model runs in --sweep-mode imagery; in model mode it runs at each --gsd-sweep GSD")
-    if gsd_sweep and matches:
-        raise click.UsageError("--matches scores one prediction; with --gsd-sweep, --keep DIR keeps each run's footprints "
-                               "to evaluate with --matches")
+    _check_usage(pred, raster, threshold, matches, gsd_sweep, breakdown, sweep_mode, gsd, keep_dir, tile_size, overlap,
+                 tta, tta_scales, ceiling, plot)
     if gsd_sweep:
         _sweep(pred, truth, gsd_sweep, models, plot, as_json, tile_size, overlap, tta, breakdown, threshold, keep_dir,
-               o.make_progress(progress_mode), sweep_mode, gsd, o.parse_scales(tta_scales), ceiling, aoi)
+               o.make_progress(progress_mode), sweep_mode, gsd, o.parse_scales(tta_scales), ceiling, aoi, iou_threshold)
         return
-    if (tile_size is not None or overlap is not None or tta != "none" or tta_scales is not None or keep_dir is not None
-            or sweep_mode != "model" or ceiling or plot is not None):
-        raise click.UsageError("--tile-size, --overlap, --tta, --tta-scales, --keep, --ceiling, --plot and --sweep-mode "
-                               "apply to --gsd-sweep runs only")
-    from geoseg.evaluate.run import RASTER_SUFFIXES
     from geoseg.evaluate.run import evaluate as run
 
-    if breakdown and raster is None and not pred.lower().endswith(RASTER_SUFFIXES):
-        raise click.UsageError("--breakdown scores pixels: give --raster (the image the footprints were made from)")
     scores = run(pred, truth, raster, threshold, iou_threshold, breakdown, matches, aoi)
     if as_json:
         click.echo(json.dumps(scores, indent=2))
@@ -82,11 +77,41 @@ def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, matches, ao
         click.echo(f"{k:16s} {v:.4f}" if isinstance(v, float) else f"{k:16s} {v}")
 
 
+def _check_usage(pred, raster, threshold, matches, gsd_sweep, breakdown, sweep_mode, gsd, keep_dir, tile_size, overlap,
+                 tta, tta_scales, ceiling, plot) -> None:
+    """Usage errors (exit 2) for options that would be ignored or cannot apply, before any work."""
+    from click.core import ParameterSource
+
+    from geoseg.evaluate.run import is_raster_path
+
+    if gsd is not None and sweep_mode != "imagery":
+        raise click.UsageError("--gsd sets where the model runs in --sweep-mode imagery; in model mode it runs at each --gsd-sweep GSD")
+    if gsd_sweep and matches:
+        raise click.UsageError("--matches scores one prediction; with --gsd-sweep, --keep DIR keeps each run's footprints "
+                               "to evaluate with --matches")
+    if gsd_sweep and raster is not None:
+        raise click.UsageError("with --gsd-sweep, PRED is the raster the runs are scored on; leave --raster out")
+    if gsd_sweep:
+        return
+    if (tile_size is not None or overlap is not None or tta != "none" or tta_scales is not None or keep_dir is not None
+            or sweep_mode != "model" or ceiling or plot is not None):
+        raise click.UsageError("--tile-size, --overlap, --tta, --tta-scales, --keep, --ceiling, --plot and --sweep-mode "
+                               "apply to --gsd-sweep runs only")
+    if click.get_current_context().get_parameter_source("models") is not ParameterSource.DEFAULT:
+        raise click.UsageError("--model runs with --gsd-sweep only; to score a model's footprints, segment first "
+                               "(`geoseg segment ... -o b.gpkg`) and evaluate b.gpkg")
+    pred_is_raster = is_raster_path(pred)
+    if threshold is not None and not pred_is_raster:
+        raise click.UsageError("--threshold applies to a probability raster PRED or --gsd-sweep; footprints have none")
+    if breakdown and raster is None and not pred_is_raster:
+        raise click.UsageError("--breakdown scores pixels: give --raster (the image the footprints were made from)")
+
+
 def _sweep(raster, truth, gsds_text, models, plot, as_json, tile_size=None, overlap=None, tta="none", breakdown=False,
            threshold=None, keep_dir=None, progress=None, mode="model", run_gsd=None, tta_scales=(1.0,), ceiling=False,
-           aoi=None):
+           aoi=None, iou_threshold=0.5):
     from geoseg.config import SegmentConfig, VectorizeConfig
-    from geoseg.evaluate.sweep import check_plot_output, curve_label, gsd_sweep, plot_sweep
+    from geoseg.evaluate.sweep import check_plot_output, curve_label, each_warning_once, gsd_sweep, plot_sweep, run_names
 
     try:
         gsds = list(dict.fromkeys(float(g) for g in gsds_text.split(",")))  # in the order given, once each
@@ -97,24 +122,27 @@ def _sweep(raster, truth, gsds_text, models, plot, as_json, tile_size=None, over
                                  param_hint="--gsd-sweep")
     if plot:
         check_plot_output(plot)  # before the sweep, not after it
+    names = run_names(models)  # an unknown model fails before any run; cards that share a name are told apart
     # None: each model card's own
     base = SegmentConfig(tile_size=tile_size, overlap=overlap, tta=tta, tta_scales=tta_scales, gsd_m=run_gsd,
                          vectorize=VectorizeConfig(threshold=threshold))
     try:
-        by_model = {m: gsd_sweep(raster, truth, gsds, m, progress, base_config=base, breakdown=breakdown, keep_dir=keep_dir, mode=mode,
-                                  ceiling=ceiling, aoi=aoi)
-                    for m in models}
+        with each_warning_once():  # what every model's runs warn of, once
+            by_model = {m: gsd_sweep(raster, truth, gsds, m, progress, base_config=base, breakdown=breakdown,
+                                     keep_dir=keep_dir, mode=mode, ceiling=ceiling, aoi=aoi,
+                                     iou_threshold=iou_threshold, name=names[m])
+                        for m in models}
     finally:  # the last bar ends before the results are printed
         getattr(progress, "close", lambda: None)()
     if plot:
-        plot_sweep(by_model, plot, xlabel="GSD of the imagery (m)" if mode == "imagery" else None)
+        plot_sweep(by_model, plot, xlabel="GSD of the imagery (m)" if mode == "imagery" else None, names=names)
     if as_json:  # one model: a list of rows per GSD; several: {model: rows}
         click.echo(json.dumps(by_model[models[0]] if len(models) == 1 else by_model, indent=2))
         return
     click.echo("model                  gsd_m   run_at  iou     f1      obj_f1  n_pred  n_truth"
                + ("  ceiling_iou  ceiling_obj_f1" if ceiling else ""))
     for m, rows in by_model.items():
-        label = curve_label(m, rows)
+        label = curve_label(m, rows, names[m])
         for r in rows:
             best = f"  {r['ceiling_iou']:.4f}       {r['ceiling_obj_f1']:.4f}" if ceiling else ""
             click.echo(f"{label[:22]:<22} {r['gsd_m']:<7} {r['run_gsd_m']:<7} {r['iou']:.4f}  {r['f1']:.4f}  {r['obj_f1']:.4f}  "

@@ -42,30 +42,35 @@ def building_share(truth_geoms, grid, fine_m: float = FINE_M):
 
 
 def write_share(truth_geoms, grid, path: str | Path, fine_m: float = FINE_M) -> Path:
-    """:func:`building_share` over ``grid`` as a float32 GeoTIFF (an oracle's probability raster)."""
+    """:func:`building_share` over ``grid`` as a float32 GeoTIFF (an oracle's probability raster), written to a
+    temporary file and renamed: an interrupted run leaves no partial raster."""
     import rasterio
     from rasterio.windows import Window
+
+    from geoseg.io.atomic import atomic_output
 
     h, w = grid.shape_yx
     profile = {"driver": "GTiff", "height": h, "width": w, "count": 1, "dtype": "float32", "crs": grid.crs,
                "transform": grid.transform, "compress": "deflate", "tiled": True}
-    with rasterio.open(path, "w", **profile) as ds:
+    with atomic_output(Path(path)) as tmp, rasterio.open(tmp, "w", **profile) as ds:
         for r0, strip in building_share(truth_geoms, grid, fine_m):
             ds.write(strip, 1, window=Window(0, r0, w, strip.shape[0]))
     return Path(path)
 
 
-def grid_ceiling(raster: str, truth: str, grid, stem: str | Path, aoi: str | None = None) -> dict:
+def grid_ceiling(raster: str, truth: str, grid, stem: str | Path, aoi: str | None = None,
+                 iou_threshold: float = 0.5) -> dict:
     """Scores of the perfect model on ``grid`` (e.g. the working grid a run used, ``Plan.work_grid``), against
     ``truth`` on ``raster``'s own grid and valid area. Leaves ``<stem>.tif`` (the share) and ``<stem>.gpkg``
-    (its footprints). Keys as :func:`geoseg.evaluate.run.evaluate`, scored inside ``aoi`` if given."""
+    (its footprints). Keys as :func:`geoseg.evaluate.run.evaluate`, scored inside ``aoi`` if given, objects matched
+    at ``iou_threshold``. Only the truth around ``grid`` is read."""
     from geoseg.config import VectorizeConfig
-    from geoseg.evaluate.run import evaluate, read_polygons
+    from geoseg.evaluate.run import _extent, evaluate, read_polygons
     from geoseg.footprints.raster import vectorize_raster
     from geoseg.io.vector import write_vectors
 
-    geoms = read_polygons(truth, "truth").to_crs(grid.crs).geometry.values
+    geoms = read_polygons(truth, "truth", _extent(grid)).to_crs(grid.crs).geometry.values
     share = write_share(geoms, grid, f"{stem}.tif")
     gdf = vectorize_raster(str(share), VectorizeConfig(threshold=0.5), model_name="oracle")
     write_vectors(gdf, f"{stem}.gpkg", {"source": str(share)})
-    return evaluate(f"{stem}.gpkg", truth, raster=raster, aoi=aoi)
+    return evaluate(f"{stem}.gpkg", truth, raster=raster, aoi=aoi, iou_threshold=iou_threshold)

@@ -36,12 +36,15 @@ class _Burner:
 
 
 def pixel_scores(raster_path: str, truth_geoms, pred_geoms=None, prob_threshold: float | None = None,
-                 rows_per_step: int = 1024, breakdown: bool = False, aoi_geoms=None) -> dict[str, float]:
+                 rows_per_step: int = 1024, breakdown: bool = False, aoi_geoms=None,
+                 ignore_nodata: bool = False) -> dict[str, float]:
     """Compare predictions with ``truth_geoms`` (shapely, in the raster's CRS) on ``raster_path``'s grid.
 
     Predictions are either ``pred_geoms`` (rasterised) or, when ``prob_threshold`` is given,
     band 1 of ``raster_path`` itself read as a probability (uint8 0-255 or float 0-1).
-    Only pixels valid in the raster's mask count (and, with ``aoi_geoms``, inside those polygons). With ``breakdown``, also says how much of the error is whole
+    Only pixels valid in the raster's mask count (and, with ``aoi_geoms``, inside those polygons); with
+    ``ignore_nodata``, a declared nodata value does not make pixels invalid (see :func:`valid_area`).
+    With ``breakdown``, also says how much of the error is whole
     buildings missed or invented (``geoseg.evaluate.breakdown``; needs ``pred_geoms``, also with a probability).
     """
     import rasterio
@@ -67,7 +70,7 @@ def pixel_scores(raster_path: str, truth_geoms, pred_geoms=None, prob_threshold:
             win = PixelWindow(r0, 0, min(rows_per_step, ds.height - r0), ds.width)
             rw = win.to_rasterio()
             t = ds.window_transform(rw)
-            valid = _valid(ds, rw)
+            valid = valid_area(ds, rw, ignore_nodata)
             if aoi_b is not None:
                 valid &= aoi_b.burn(win.shape_yx, t)
             truth = truth_b.burn(win.shape_yx, t)
@@ -88,8 +91,9 @@ def pixel_scores(raster_path: str, truth_geoms, pred_geoms=None, prob_threshold:
     return out
 
 
-def valid_at(raster_path: str, geoms) -> np.ndarray:
-    """Whether each geometry's representative point falls on a valid pixel of the raster."""
+def valid_at(raster_path: str, geoms, ignore_nodata: bool = False) -> np.ndarray:
+    """Whether each geometry's representative point falls on a valid pixel of the raster (``ignore_nodata``: as in
+    :func:`valid_area`)."""
     import rasterio
     import shapely
 
@@ -101,22 +105,40 @@ def valid_at(raster_path: str, geoms) -> np.ndarray:
             col, row = inv @ (p.x, p.y)
             r, c = int(np.floor(row)), int(np.floor(col))
             if 0 <= r < ds.height and 0 <= c < ds.width:
-                out[i] = _valid(ds, PixelWindow(r, c, 1, 1).to_rasterio())[0, 0]
+                out[i] = valid_area(ds, PixelWindow(r, c, 1, 1).to_rasterio(), ignore_nodata)[0, 0]
     return out
 
 
-def _valid(ds, window) -> np.ndarray:
+def valid_area(ds, window, ignore_nodata: bool = False) -> np.ndarray:
     """The raster's valid pixels in ``window``: its mask, and for float data also finite in every band (NaN is how
-    many tools write "no data" without declaring it; the engine's readers take it so too)."""
-    valid = ds.dataset_mask(window=window) > 0
+    many tools write "no data" without declaring it; the engine's readers take it so too).
+
+    ``ignore_nodata``: for a prediction whose declared nodata value is also a score ("no building", e.g. a 0/255
+    mask with nodata 0): validity comes only from its internal mask or alpha band, not from that value."""
+    valid = _mask_without_nodata(ds, window) if ignore_nodata else ds.dataset_mask(window=window) > 0
     for b, dtype in enumerate(ds.dtypes, start=1):  # band by band: one band's window in memory at a time
         if np.dtype(dtype).kind == "f":
             valid &= np.isfinite(ds.read(b, window=window))
     return valid
 
 
+def _mask_without_nodata(ds, window) -> np.ndarray:
+    """The raster's mask as if it declared no nodata value: its internal mask, else its alpha band, else all valid."""
+    from rasterio.enums import ColorInterp, MaskFlags
+
+    if MaskFlags.nodata not in ds.mask_flag_enums[0]:  # an internal mask or alpha band: nodata plays no part
+        return ds.dataset_mask(window=window) > 0
+    alpha = [i for i, c in enumerate(ds.colorinterp, start=1) if c == ColorInterp.alpha]
+    if alpha:
+        return ds.read(alpha[0], window=window) > 0
+    return np.ones((int(window.height), int(window.width)), bool)
+
+
 def _ratios(tp: float, fp: float, fn: float) -> dict[str, float]:
-    iou = tp / (tp + fp + fn) if tp + fp + fn else 1.0
+    """IoU, precision, recall and F1; nothing on either side is a perfect score (as the object scores have it)."""
+    if not tp + fp + fn:
+        return {"iou": 1.0, "precision": 1.0, "recall": 1.0, "f1": 1.0}
+    iou = tp / (tp + fp + fn)
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0

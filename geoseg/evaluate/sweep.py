@@ -14,7 +14,8 @@ MODES = ("model", "imagery")
 
 def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default", progress=None,
               base_config=None, breakdown: bool = False, keep_dir: str | Path | None = None,
-              mode: str = "model", ceiling: bool = False, aoi: str | None = None) -> list[dict]:
+              mode: str = "model", ceiling: bool = False, aoi: str | None = None, iou_threshold: float = 0.5,
+              name: str | None = None) -> list[dict]:
     """For each GSD, score ``model`` against ``truth`` on ``raster`` seen at that GSD.
 
     ``mode="model"``: resample ``raster`` to the GSD (on the fly) and run the model *there*: how the
@@ -22,15 +23,22 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
     ``mode="imagery"``: first write ``raster`` as imagery captured at the GSD (averaged onto a metric grid,
     :func:`geoseg.io.degrade.write_at_gsd`), then segment that as ``geoseg segment`` would: at the model
     card's GSD unless ``base_config.gsd_m`` says otherwise. This is what a user with imagery of that GSD gets.
-    A GSD finer than the raster's own adds no detail; such rows say ``"finer_than_source": true``.
+    A GSD finer than the raster's own adds no detail; such rows say ``"finer_than_source": true``. GSDs must be
+    finite, positive and at most :data:`MAX_UPSAMPLE` times finer than the raster's (a :class:`ConfigError`
+    before any run otherwise).
 
-    Either way the result is brought back to the input grid and scored there. Tiles are the model card's
+    Either way the result is brought back to the input grid and scored there, objects matched at
+    ``iou_threshold`` (each row records it). Tiles are the model card's
     unless ``base_config`` sets them (likewise the footprint threshold, ``base_config.vectorize``);
     each row records the tile size, overlap, test-time augmentation, threshold and the GSD the model ran at.
+    Only the truth around ``raster`` is read; when none of it lies on the raster's valid area (inside ``aoi``),
+    a warning says so once, before the runs (as :func:`geoseg.evaluate.run.evaluate` warns); a warning the runs
+    repeat is shown once.
 
     ``keep_dir``: keep each run's footprints and probability raster there
-    (``<card name>_<gsd>m.gpkg`` and ``..._prob.tif``, in imagery mode also the degraded input
-    ``..._input.tif``; rows name them in ``pred`` and ``prob``),
+    (``<name>_<gsd>m.gpkg`` and ``..._prob.tif``, in imagery mode also the degraded input
+    ``..._input.tif``; rows name them in ``pred`` and ``prob``); ``name`` is the card's name unless given
+    (:func:`run_names` tells apart cards that share one),
     so they can be looked at or re-scored (e.g. ``geoseg vectorize``) without running the model again.
     It also makes a sweep resumable: each finished run leaves its row (``..._row.json``), and a rerun with
     the same inputs, model and settings reuses those rows and runs only the rest.
@@ -38,63 +46,163 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
     ``ceiling``: each row also gives the scores of a perfect model on the grid the run used
     (:mod:`geoseg.evaluate.ceiling`): ``ceiling_iou``, ``ceiling_f1`` and ``ceiling_obj_f1``, the most any network
     can score there with these outlines and this metric. In ``keep_dir`` the oracle's raster and footprints are
-    ``<card name>_<gsd>m_oracle.tif`` / ``.gpkg``.
+    ``<name>_<gsd>m_oracle.tif`` / ``.gpkg``.
 
     ``aoi``: score only inside these polygons (the area where the truth is complete; see
     :func:`geoseg.evaluate.run.evaluate`).
 
-    ``progress`` sees each run's stages named ``"<card name> @ <gsd> m: <stage>"``; cancelling it stops
+    ``progress`` sees each run's stages named ``"<name> @ <gsd> m: <stage>"``; cancelling it stops
     the sweep (:class:`geoseg.errors.Cancelled`) within the run in progress."""
     from geoseg.config import SegmentConfig
     from geoseg.engine.plan import check_run_gsd
-    from geoseg.errors import Cancelled, ConfigError, set_resume
-    from geoseg.evaluate.run import check_aoi, read_polygons
+    from geoseg.errors import ConfigError
+    from geoseg.evaluate.run import check_truth_on
     from geoseg.georef import ground_gsd_m
     from geoseg.io.raster import inspect_raster
     from geoseg.models.registry import get_card
-    from geoseg.progress import NullProgress, Prefixed, check_cancel
+    from geoseg.progress import NullProgress
 
     if mode not in MODES:
         raise ConfigError(f"unknown sweep mode {mode!r}; use one of {', '.join(MODES)}")
+    if not 0.0 < iou_threshold <= 1.0:
+        raise ConfigError(f"object-match IoU {iou_threshold} is out of range; give a value above 0 and at most 1")
+    check_gsds(gsds)
     cfg = base_config or SegmentConfig(model=model)
-    progress = progress or NullProgress()
     card = get_card(model)
-    read_polygons(truth, "truth")  # a missing or unreadable truth (or aoi) fails now, not after the first run
-    if aoi is not None:
-        check_aoi(aoi, raster)
     if mode == "imagery":
         check_run_gsd(card, cfg)  # before any imagery is made
-    source_gsd = ground_gsd_m(inspect_raster(raster, card.bands, cfg.bands).grid)
-    _warn_outside_range(card, gsds, mode)
-    rows = []
-    if keep_dir is not None:
-        from geoseg.io.atomic import check_output_dir
+    grid = inspect_raster(raster, card.bands, cfg.bands).grid
+    source_gsd = ground_gsd_m(grid)
+    _check_fineness(gsds, source_gsd, grid.shape_yx, raster)
+    with each_warning_once():
+        check_truth_on(raster, truth, aoi)  # a missing truth or aoi fails now, not after the first run
+        _warn_outside_range(card, gsds, mode)
+        if keep_dir is not None:
+            from geoseg.io.atomic import check_output_dir
 
-        check_output_dir(Path(keep_dir), f"--keep {keep_dir}")
-        Path(keep_dir).mkdir(parents=True, exist_ok=True)
-    try:
-        for g in gsds:
-            check_cancel(progress)
-            label = Prefixed(progress, f"{card.name} @ {g:g} m: ")
-            with _run_dir(keep_dir) as folder:
-                stem = Path(folder) / (f"{card.name}_{g:g}m" if keep_dir is not None else "b")
-                key = _key(raster, truth, card.sha256, mode, g, cfg, breakdown, *(("ceiling",) if ceiling else ()),
-                           *((_file_id(aoi),) if aoi else ()))
-                row = _kept(stem.with_name(stem.name + "_row.json"), key) if keep_dir is not None else None
-                if row is None:
-                    row = _run_one(raster, truth, g, model, card, cfg, mode, breakdown, stem, keep_dir is not None, label,
-                                   ceiling, aoi)
-                    row.update(source_gsd_m=round(source_gsd, 4), finer_than_source=g < 0.99 * source_gsd)
-                    if keep_dir is not None:
-                        _keep(stem.with_name(stem.name + "_row.json"), key, row)
-                else:
-                    label.update(1, 1, "kept from an earlier run")
-                rows.append(row)
-    except BaseException as exc:  # Cancelled, Ctrl-C, a termination: say what a rerun reuses
-        if isinstance(exc, Cancelled) or not isinstance(exc, Exception):
-            set_resume(exc, _what_is_kept(len(rows), len(gsds), keep_dir))
-        raise
-    return rows
+            check_output_dir(Path(keep_dir), f"--keep {keep_dir}")
+            Path(keep_dir).mkdir(parents=True, exist_ok=True)
+        run = _Sweep(raster, truth, model, card, cfg, mode, breakdown, keep_dir, ceiling, aoi, iou_threshold,
+                     name or card.name, progress or NullProgress())
+        return run.all(gsds, source_gsd)
+
+
+class _Sweep:
+    """One model's runs over the GSDs, each kept (and reused) in ``keep_dir`` if given."""
+
+    def __init__(self, raster, truth, model, card, cfg, mode, breakdown, keep_dir, ceiling, aoi, iou_threshold,
+                 name, progress) -> None:
+        self.raster, self.truth, self.model, self.card, self.cfg, self.mode = raster, truth, model, card, cfg, mode
+        self.breakdown, self.keep_dir, self.ceiling, self.aoi = breakdown, keep_dir, ceiling, aoi
+        self.iou_threshold, self.name, self.progress = iou_threshold, name, progress
+
+    def all(self, gsds, source_gsd: float) -> list[dict]:
+        from geoseg.errors import Cancelled, set_resume
+
+        rows = []
+        try:
+            for g in gsds:
+                rows.append(self.one(g, source_gsd))
+        except BaseException as exc:  # Cancelled, Ctrl-C, a termination: say what a rerun reuses
+            if isinstance(exc, Cancelled) or not isinstance(exc, Exception):
+                set_resume(exc, _what_is_kept(len(rows), len(gsds), self.keep_dir))
+            raise
+        return rows
+
+    def one(self, g: float, source_gsd: float) -> dict:
+        from geoseg.progress import Prefixed, check_cancel
+
+        check_cancel(self.progress)
+        label = Prefixed(self.progress, f"{self.name} @ {gsd_text(g)} m: ")
+        keep = self.keep_dir is not None
+        with _run_dir(self.keep_dir) as folder:
+            stem = Path(folder) / (f"{self.name}_{gsd_text(g)}m" if keep else "b")
+            key = _key(self.raster, self.truth, self.card.sha256, self.mode, g, self.cfg, self.breakdown,
+                       {"iou_threshold": self.iou_threshold}, *(("ceiling",) if self.ceiling else ()),
+                       *((_file_id(self.aoi),) if self.aoi else ()))
+            row = _kept(stem.with_name(stem.name + "_row.json"), key) if keep else None
+            if row is not None:
+                label.update(1, 1, "kept from an earlier run")
+                return row
+            row = _run_one(self.raster, self.truth, g, self.model, self.card, self.cfg, self.mode, self.breakdown,
+                           stem, keep, label, self.ceiling, self.aoi, self.iou_threshold)
+            row.update(source_gsd_m=round(source_gsd, 4), finer_than_source=g < 0.99 * source_gsd)
+            if keep:
+                _keep(stem.with_name(stem.name + "_row.json"), key, row)
+            return row
+
+
+MAX_UPSAMPLE = 8  # a sweep GSD may be at most this many times finer than the raster's own
+
+
+def check_gsds(gsds) -> None:
+    """A one-line :class:`ConfigError` unless ``gsds`` is a non-empty list of finite GSDs above 0 (metres)."""
+    import math
+    from numbers import Real
+
+    from geoseg.errors import ConfigError
+
+    bad = [g for g in gsds if isinstance(g, bool) or not isinstance(g, Real) or not math.isfinite(g) or g <= 0]
+    if not len(gsds) or bad:
+        what = f"{', '.join(map(str, bad))} is not a GSD" if bad else "no GSD given"
+        raise ConfigError(f"{what}; give GSDs in metres, each > 0 and finite, e.g. [0.15, 0.3, 0.6]")
+
+
+def _check_fineness(gsds, source_gsd: float, shape_yx, raster: str) -> None:
+    """A one-line :class:`ConfigError` for a GSD over :data:`MAX_UPSAMPLE` times finer than the raster's: it adds
+    no detail, only pixels (a typo for 0.1, or millimetres for metres, would plan a work grid of billions)."""
+    from geoseg.errors import ConfigError
+
+    finest = min(gsds)
+    if finest >= source_gsd / MAX_UPSAMPLE:
+        return
+    h, w = (round(n * source_gsd / finest) for n in shape_yx)
+    raise ConfigError(f"sweep GSD {finest:g} m is over {MAX_UPSAMPLE} times finer than {raster}'s "
+                      f"{source_gsd:.3g} m: a {w} x {h} px work grid that adds no detail; give GSDs in metres, "
+                      f"each at least {source_gsd / MAX_UPSAMPLE:.3g}")
+
+
+def gsd_text(g: float) -> str:
+    """A GSD as kept file names and progress stages show it: as typed (``0.3``, ``2.5``, ``1``), never rounded
+    onto another GSD's (15 significant digits)."""
+    return format(g, ".15g")
+
+
+@contextlib.contextmanager
+def each_warning_once():
+    """Within the block, a warning already shown (same text and category) is not shown again: a sweep's runs
+    would repeat the same warnings (a single band replicated, no truth on the raster) once per GSD."""
+    import warnings
+
+    with warnings.catch_warnings():
+        show, seen = warnings.showwarning, set()
+
+        def once(message, category, filename, lineno, file=None, line=None):
+            if (str(message), category) not in seen:
+                seen.add((str(message), category))
+                show(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = once
+        yield
+
+
+def run_names(models) -> dict[str, str]:
+    """The name each of ``models`` (names or card paths) goes by in kept files, progress and plots: its card's
+    name, and where cards share one (two exports of one experiment, a fine-tuned copy), that name and the first
+    8 hex digits of its weights' sha256, or for the same weights its place in ``models`` (1, 2, ...)."""
+    from geoseg.models.registry import get_card
+
+    cards = {m: get_card(m) for m in models}
+    names = {}
+    for i, (m, card) in enumerate(cards.items(), start=1):
+        same = [c for c in cards.values() if c.name == card.name]
+        if len(same) == 1:
+            names[m] = card.name
+        elif sum(c.sha256 == card.sha256 for c in same) == 1:
+            names[m] = f"{card.name}-{card.sha256[:8]}"
+        else:
+            names[m] = f"{card.name}-{i}"
+    return names
 
 
 def _what_is_kept(done: int, total: int, keep_dir) -> str:
@@ -106,7 +214,7 @@ def _what_is_kept(done: int, total: int, keep_dir) -> str:
 
 
 def _run_one(raster, truth, g, model, card, cfg, mode, breakdown, stem: Path, keep: bool, progress,
-             ceiling: bool = False, aoi: str | None = None) -> dict:
+             ceiling: bool = False, aoi: str | None = None, iou_threshold: float = 0.5) -> dict:
     """Segment ``raster`` at GSD ``g`` (``mode`` as in :func:`gsd_sweep`) into ``stem``.gpkg and score it."""
     from dataclasses import replace
 
@@ -127,7 +235,7 @@ def _run_one(raster, truth, g, model, card, cfg, mode, breakdown, stem: Path, ke
         run_cfg = replace(cfg, model=model, bands=None, aoi=aoi)  # the degraded input holds the chosen bands, in order
     res = segment(src, out, prob, run_cfg, progress, return_footprints=False)
     tiles = res.plan.tiles
-    scores = evaluate(str(out), truth, raster=raster, breakdown=breakdown, aoi=aoi)
+    scores = evaluate(str(out), truth, raster=raster, breakdown=breakdown, aoi=aoi, iou_threshold=iou_threshold)
     scores["threshold"] = cfg.vectorize.threshold if cfg.vectorize.threshold is not None else card.threshold
     if not keep:  # the footprints were written to a temporary folder that is gone when the sweep returns
         scores["pred"] = None
@@ -137,7 +245,7 @@ def _run_one(raster, truth, g, model, card, cfg, mode, breakdown, stem: Path, ke
         from geoseg.evaluate.ceiling import grid_ceiling
 
         progress.update(0, 1, "perfect model on the same grid")
-        best = grid_ceiling(raster, truth, res.plan.work_grid, stem.with_name(stem.name + "_oracle"), aoi)
+        best = grid_ceiling(raster, truth, res.plan.work_grid, stem.with_name(stem.name + "_oracle"), aoi, iou_threshold)
         scores.update({f"ceiling_{k}": best[k] for k in ("iou", "f1", "obj_f1")})
         progress.update(1, 1, "perfect model on the same grid")
     return {"model": card.name, "gsd_m": g, "mode": mode, "run_gsd_m": res.plan.work_gsd_m,
@@ -200,8 +308,10 @@ def check_plot_output(path: str | Path) -> None:
         raise ConfigError("--plot needs matplotlib: pip install 'geoseg[plot]' (or matplotlib)") from None
 
 
-def plot_sweep(rows_by_model: dict[str, list[dict]], path: str | Path, metric: str = "iou", xlabel: str | None = None) -> Path:
-    """A plot (PNG, SVG or PDF by ``path``'s extension) of ``metric`` against GSD (log axis), one line per model; rows
+def plot_sweep(rows_by_model: dict[str, list[dict]], path: str | Path, metric: str = "iou", xlabel: str | None = None,
+               names: dict[str, str] | None = None) -> Path:
+    """A plot (PNG, SVG or PDF by ``path``'s extension) of ``metric`` against GSD (log axis), one line per model
+    (labelled by :func:`curve_label`, with ``names`` from :func:`run_names` if given); rows
     with ``ceiling_<metric>`` add a dashed line for the perfect model on the same grids (once when several models
     share it). Written to a temporary file, then renamed."""
     from geoseg.io.atomic import atomic_output
@@ -214,7 +324,7 @@ def plot_sweep(rows_by_model: dict[str, list[dict]], path: str | Path, metric: s
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     for name, rows in rows_by_model.items():
-        ax.plot([r["gsd_m"] for r in rows], [r[metric] for r in rows], marker="o", label=curve_label(name, rows))
+        ax.plot([r["gsd_m"] for r in rows], [r[metric] for r in rows], marker="o", label=curve_label(name, rows, (names or {}).get(name)))
     ceilings = {tuple((r["gsd_m"], r[f"ceiling_{metric}"]) for r in rows)
                 for rows in rows_by_model.values() if rows and all(f"ceiling_{metric}" in r for r in rows)}
     for i, points in enumerate(sorted(ceilings)):
@@ -233,10 +343,10 @@ def plot_sweep(rows_by_model: dict[str, list[dict]], path: str | Path, metric: s
     return Path(path)
 
 
-def curve_label(requested: str, rows: list[dict]) -> str:
+def curve_label(requested: str, rows: list[dict], run_name: str | None = None) -> str:
     """How a swept model is named in plots and tables: its card name (``default (unet-...)`` for an alias),
-    never a long path to a card."""
-    name = rows[0].get("model", requested) if rows else requested
+    never a long path to a card; ``run_name`` (:func:`run_names`) tells apart cards that share a name."""
+    name = run_name or (rows[0].get("model", requested) if rows else requested)
     if name == requested or requested.endswith(".json") or "/" in requested:
         return name
     return f"{requested} ({name})"

@@ -100,3 +100,39 @@ def test_sweep_reports_the_ceiling_of_each_run(tmp_path, pixel_card):
 
     r = CliRunner().invoke(cli, ["evaluate", str(raster), "--truth", str(truth), "--ceiling"])
     assert r.exit_code == 2 and "--gsd-sweep" in r.output
+
+
+def test_the_ceiling_matches_objects_at_the_iou_it_is_given(tmp_path):
+    """On an 8 m grid the perfect model's outlines are staircases: they match at IoU 0.5, not at 0.99."""
+    raster, truth = _scene(tmp_path)
+    grid = work_grid(inspect_raster(str(raster)).grid, 8)
+    loose = ceiling.grid_ceiling(str(raster), str(truth), grid, tmp_path / "a")
+    strict = ceiling.grid_ceiling(str(raster), str(truth), grid, tmp_path / "b", iou_threshold=0.99)
+    assert loose["obj_tp"] > 0 and strict["obj_tp"] == 0 and strict["iou_threshold"] == 0.99
+    assert strict["iou"] == loose["iou"], "pixel scores do not depend on it"
+
+
+def test_an_interrupted_oracle_leaves_no_raster(tmp_path, monkeypatch):
+    raster, truth = _scene(tmp_path)
+    grid = work_grid(inspect_raster(str(raster)).grid, 1)
+
+    def broken(*args, **kwargs):
+        yield 0, np.zeros((1, grid.shape_yx[1]), np.float32)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ceiling, "building_share", broken)
+    with pytest.raises(KeyboardInterrupt):
+        ceiling.grid_ceiling(str(raster), str(truth), grid, tmp_path / "o")
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(("o", ".o"))]
+
+
+def test_the_ceiling_reads_only_the_truth_around_its_grid(tmp_path, monkeypatch):
+    from geoseg.evaluate import run
+
+    raster, truth = _scene(tmp_path)
+    seen = []
+    real = run.read_polygons
+    monkeypatch.setattr(run, "read_polygons", lambda path, what, within=None, **kw: (
+        seen.append((what, within)), real(path, what, within, **kw))[1])
+    ceiling.grid_ceiling(str(raster), str(truth), work_grid(inspect_raster(str(raster)).grid, 4), tmp_path / "o")
+    assert seen and all(within is not None for what, within in seen if what == "truth"), seen

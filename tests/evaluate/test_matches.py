@@ -100,3 +100,21 @@ def test_the_matches_file_is_in_the_predictions_crs(tmp_path):
     m = gpd.read_file(tmp_path / "m.gpkg")
     assert m.crs.to_epsg() == 3857
     assert m.loc[m.source == "prediction"].geometry.iloc[0].equals_exact(pred.geometry.iloc[0], tolerance=1e-6)
+
+
+def test_matches_parquet_holds_attributes_of_clashing_names_and_types(tmp_path):
+    """geoseg's integer `id` against OSM's "way/1", and OSM's own `source`: both kept, the truth's renamed."""
+    raster = write_raster(tmp_path / "r.tif", scene((20, 80)), transform=Affine(1, 0, 0, 0, -1, 10))
+    gpd.GeoDataFrame({"id": ["way/1", "way/2", "way/3"], "source": ["survey"] * 3, "osm_id": [1, 2, 3]},
+                     geometry=TRUTH, crs=32633).to_file(tmp_path / "t.geojson")
+    gpd.GeoDataFrame({"id": [1, 2, 3], "status": ["a", "b", "c"]}, geometry=PRED, crs=32633).to_file(tmp_path / "p.gpkg")
+    out = tmp_path / "m.parquet"
+    r = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "p.gpkg"), "--truth", str(tmp_path / "t.geojson"),
+                                 "--raster", str(raster), "--matches", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    m = gpd.read_parquet(out)
+    truth, pred = m[m.source == "truth"], m[m.source == "prediction"]
+    assert set(m.source) == {"prediction", "truth"} and set(m.status) <= {"tp", "fp", "fn"}
+    assert truth["truth_id"].tolist() == ["way/1", "way/2", "way/3"] and truth["truth_source"].tolist() == ["survey"] * 3
+    assert pred["id"].tolist() == [1, 2, 3] and pred["pred_status"].tolist() == ["a", "b", "c"]
+    assert truth["osm_id"].tolist() == [1, 2, 3], "an attribute without a clash keeps its name"
