@@ -21,8 +21,24 @@ class RasterReadError(GeosegError, OSError):
     """A raster is missing, unreadable, corrupt or truncated."""
 
 
+class InputNotFoundError(GeosegError, FileNotFoundError):
+    """An input file (a vector file, an aoi, a model card given by path) does not exist."""
+
+
+class RasterNotFoundError(RasterReadError, InputNotFoundError):
+    """An input raster does not exist (a :class:`RasterReadError` and a ``FileNotFoundError``)."""
+
+
+class VectorNotFoundError(InputError, InputNotFoundError):
+    """A vector input (labels, truth, an aoi) does not exist (an :class:`InputError` and a ``FileNotFoundError``)."""
+
+
 class ModelNotFoundError(GeosegError, LookupError):
     """No model of that name or path."""
+
+
+class ModelCardNotFoundError(ModelNotFoundError, InputNotFoundError):
+    """A model card given by path does not exist (a :class:`ModelNotFoundError` and a ``FileNotFoundError``)."""
 
 
 class ModelIntegrityError(GeosegError, ValueError):
@@ -31,6 +47,10 @@ class ModelIntegrityError(GeosegError, ValueError):
 
 class OutputError(GeosegError, OSError):
     """An output path cannot be written or has an unknown extension."""
+
+
+class OutputFormatError(OutputError, ValueError):
+    """An output path geoseg will not write: an unknown extension, or one of the run's own inputs."""
 
 
 class ConfigError(GeosegError, ValueError):
@@ -71,6 +91,10 @@ class InputWarning(UserWarning):
 
 class LabelWarning(UserWarning):
     """Labels (training labels, evaluation truth) that look wrong for their raster, e.g. none lies on it."""
+
+
+class ResumeWarning(UserWarning):
+    """Part of an earlier run's saved state could not be read; that part is redone."""
 
 
 class OutputWarning(UserWarning):

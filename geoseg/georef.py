@@ -123,7 +123,7 @@ def check_representable(grid: RasterGrid, dst_crs: object, name: str | None = No
     t = np.linspace(0.0, 1.0, 21)
     cols = np.concatenate([t * w, np.full(21, w), t * w, np.zeros(21)])
     rows = np.concatenate([np.zeros(21), t * h, np.full(21, h), t * h])
-    xs, ys = grid.transform * (cols, rows)
+    xs, ys = grid.transform @ (cols, rows)
     try:
         x, y = transform(_crs(grid.crs), _crs(dst_crs), xs.tolist(), ys.tolist())
     except Exception:  # noqa: BLE001 - PROJ refuses the points outright: the same answer as infinite ones

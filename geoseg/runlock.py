@@ -7,6 +7,7 @@ goes with its process), so rerunning it resumes as before.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,24 +38,39 @@ def _try_lock(f) -> bool:
     return True
 
 
+def _lock_error(path: Path, exc: OSError) -> OutputError:
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return OutputError(f"cannot create the lock file {path}: {reason[:1].lower() + reason[1:]}; "
+                       "remove it or choose another output")
+
+
 @contextmanager
 def run_lock(path: Path, what: str):
-    """Hold the lock file ``path`` for the block; :class:`OutputError` at once if another process holds it.
+    """Hold the lock file ``path`` for the block; :class:`OutputError` at once if another process holds it, or if
+    the file cannot be created or written (a stale one of another user, an immutable one, a full disk, /proc).
 
     ``what`` names the output in the message ("footprints out.gpkg", "training folder runs/x")."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    f = open(path, "a+")  # noqa: SIM115  (held open for the whole block)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(path, "a+", encoding="utf-8", errors="replace")  # noqa: SIM115  (held open for the whole block)
+    except OSError as exc:
+        raise _lock_error(path, exc) from None
     if not _try_lock(f):
         f.seek(0)
         holder = f.read().strip() or "a process"
         f.close()
         raise OutputError(f"another geoseg run ({holder}) is writing {what}; wait for it to finish, stop it, "
                           "or choose another output")
-    f.seek(0)
-    f.truncate()
-    f.write(f"pid {os.getpid()}")
-    f.flush()
+    try:
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}")
+        f.flush()
+    except OSError as exc:  # e.g. an append-only file, a full disk
+        with contextlib.suppress(OSError):  # close flushes again, and fails again
+            f.close()  # drops the lock
+        raise _lock_error(path, exc) from None
     try:
         yield
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -82,3 +83,53 @@ def test_a_second_segment_stops_before_it_loads_the_model(tmp_path, pixel_card, 
     with run_lock(lock_path_for(out), str(out)):
         r = CliRunner().invoke(cli, ["segment", str(src), "-o", str(out), "-m", str(pixel_card), "--progress", "none"])
     assert r.exit_code == 2 and "another geoseg run" in r.output, r.output
+
+
+# --- a lock file that cannot be created or written: one OutputError line, exit 2 (audit finding #4) ---
+# Real failures that need no root (root bypasses permissions, so chmod/chattr cannot stand in for them here).
+
+
+def test_a_lock_path_that_is_a_folder_is_one_output_error(tmp_path):
+    lock = tmp_path / ".out.gpkg.geoseg-lock"
+    lock.mkdir()
+    with pytest.raises(OutputError) as err, run_lock(lock, "footprints out.gpkg"):
+        pass
+    assert str(err.value) == f"cannot create the lock file {lock}: is a directory; remove it or choose another output"
+    assert lock.is_dir()  # left as found
+
+
+def test_a_lock_under_a_file_or_in_proc_is_one_output_error(tmp_path):
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(OutputError, match=r"^cannot create the lock file .*/plain/\.o\.gpkg\.geoseg-lock: "
+                                          r"(file exists|not a directory); remove it or choose another output$"), \
+            run_lock(lock_path_for(tmp_path / "plain" / "o.gpkg"), "x"):
+        pass
+    if Path("/proc/self").is_dir():
+        with pytest.raises(OutputError, match=r"^cannot create the lock file /proc/\.out\.gpkg\.geoseg-lock: "), \
+                run_lock(lock_path_for(Path("/proc/out.gpkg")), "x"):
+            pass
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full (not Linux)")
+def test_a_lock_file_that_cannot_be_written_is_one_output_error_and_is_left_alone(tmp_path):
+    """The lock is a link to /dev/full: it opens and locks, but writing the pid fails (as on a full disk)."""
+    lock = tmp_path / ".out.gpkg.geoseg-lock"
+    lock.symlink_to("/dev/full")
+    with pytest.raises(OutputError, match=rf"^cannot create the lock file {lock}: .+; remove it or choose another "
+                                          "output$"), run_lock(lock, "x"):
+        pass
+    assert lock.is_symlink() and Path("/dev/full").exists()
+    lock.unlink()
+    with run_lock(lock, "x"):  # the failed attempt held nothing
+        assert lock.read_text().startswith("pid ")
+
+
+def test_segment_with_an_unusable_lock_file_exits_2_with_one_line(tmp_path, pixel_card):
+    src = write_raster(tmp_path / "in.tif", scene((64, 64)))
+    out = tmp_path / "b.gpkg"
+    lock_path_for(out).mkdir()
+    r = CliRunner().invoke(cli, ["segment", str(src), "-o", str(out), "-m", str(pixel_card), "--progress", "none"])
+    assert r.exit_code == 2, r.output
+    assert r.output.strip() == (f"geoseg: error: cannot create the lock file {lock_path_for(out)}: is a directory; "
+                                "remove it or choose another output")
+    assert not out.exists() and not (tmp_path / ".b.gpkg.geoseg-work").exists()

@@ -20,9 +20,12 @@ def models() -> None:
 def list_models() -> None:
     """One line per installed model."""
     from geoseg.models.card import ModelCard
-    from geoseg.models.registry import ALIASES, available
+    from geoseg.models.registry import ALIASES, scan
 
-    for name, path in available().items():
+    found, broken = scan()
+    for path, why in broken.items():  # a card with a typo must not just vanish from the list
+        click.echo(f"geoseg: warning: skipped unreadable model card {path}: {why}", err=True)
+    for name, path in found.items():
         card = ModelCard.load(path)
         alias = [a for a, n in ALIASES.items() if n == name]
         tag = f" (alias: {', '.join(alias)})" if alias else ""

@@ -34,7 +34,7 @@ def plan(input_path, model, gsd, tile_size, overlap, batch_size, tta, tta_scales
     cfg = SegmentConfig(model=model, gsd_m=gsd, tile_size=tile_size, overlap=overlap, batch_size=batch_size, tta=tta,
                         tta_scales=o.parse_scales(tta_scales), bands=o.parse_bands(bands), dst_crs=dst_crs,
                         aoi=aoi, aoi_margin_m=aoi_margin)
-    card = get_card(cfg.model)
+    card = get_card(cfg.model)  # a bad card is refused here, as `geoseg segment` refuses it
     desc = describe_plan(input_path, card, cfg)
     if as_json:
         click.echo(json.dumps(desc, indent=2))

@@ -18,6 +18,11 @@ from geoseg.tiling import TileGrid, aligned_window, column_blocks
 
 FAR_OUT_OF_RANGE = 4.0  # a native GSD this many times coarser than the valid range is refused
 SLACK = 1.02  # a measured native GSD within 2 % of the valid range counts as inside it (UTM scale, rounding)
+IMPLAUSIBLY_FINE = 100.0  # a native GSD this many times finer than the valid range is a wrong CRS unit or transform
+MIN_WORK_PIXELS = 16  # a working grid this small (a tiny raster, a far too coarse --gsd) has nothing to segment
+# The time estimate's parts besides the model (measured on the 2-core CPU, docs/benchmarks.md, "What plan estimates"):
+STARTUP_S = 5.0  # a CLI run's imports (torch, smp, geopandas), model build and first-pass warm-up
+VECTORIZE_S_PER_MP = 0.4  # tracing footprints, per working-grid megapixel of a dense town
 
 
 @dataclass(frozen=True)
@@ -30,7 +35,7 @@ class Plan:
     work_gsd_m: float
     n_channels: int
     est_peak_bytes: int
-    est_seconds: float | None
+    est_seconds: float | None  # the model's passes over the tiles run, at the card's measured speed
     block_width: int  # working-grid columns per column block (bounds memory)
     aoi: object = None  # the area of interest in the working CRS (shapely), or None: the whole raster
     region: object = None  # the aoi plus its margin: where the model's output is kept
@@ -58,10 +63,20 @@ class Plan:
             "resampled": self.resampled, "output_crs": str(self.out_grid.crs),
             "tile_size": t.tile_size, "overlap": t.overlap, "tiles": len(t), "tile_rows": t.n_rows,
             "tile_cols": t.n_cols, "column_blocks": len(column_blocks(t, self.block_width)), "work_megapixels": round(self.work_grid.width * self.work_grid.height / 1e6, 2),
-            "est_peak_memory_mb": round(self.est_peak_bytes / 2**20), "est_seconds": None if self.est_seconds is None else float(f"{self.est_seconds:.3g}"),
+            "est_peak_memory_mb": round(self.est_peak_bytes / 2**20), **self._time_estimate(),
             **({} if self.aoi is None else {"aoi_area_m2": round(self.aoi.area, 1), "region_area_m2": round(self.region.area, 1),
                                             "tiles_in_aoi": self.tiles_to_run}),
         }
+
+
+    def _time_estimate(self) -> dict:
+        """``est_seconds``: a whole CLI run's wall time (start-up, the model's passes, footprints); ``est_model_seconds``:
+        the model's part, which scales with the passes (``--tta``, ``--tta-scales``). None: no measured speed."""
+        if self.est_seconds is None:
+            return {"est_seconds": None, "est_model_seconds": None}
+        share = 1.0 if self.run_tiles is None else len(self.run_tiles) / max(1, len(self.tiles))
+        total = STARTUP_S + self.est_seconds + share * self.work_grid.width * self.work_grid.height / 1e6 * VECTORIZE_S_PER_MP
+        return {"est_seconds": float(f"{total:.3g}"), "est_model_seconds": float(f"{self.est_seconds:.3g}")}
 
 
 def check_run_gsd(card: ModelCard, cfg: SegmentConfig) -> None:
@@ -158,8 +173,13 @@ def make_plan(info: RasterInfo, card: ModelCard, cfg: SegmentConfig, aoi=None) -
     """The plan for ``info``; ``aoi`` (a shapely geometry in the input's CRS, :func:`geoseg.aoi.read_aoi`) limits
     the run to it plus ``cfg.aoi_margin_m``."""
     native = georef.ground_gsd_m(info.grid)
+    lo = card.gsd_valid_m[0]
+    if native < lo / IMPLAUSIBLY_FINE:
+        raise InputError(f"{info.path} has a ground resolution of {native:.3g} m, implausibly fine for imagery; check "
+                         "its CRS units and geotransform (e.g. gdalinfo), and fix them with gdal_edit.py -a_srs / -a_ullr")
     gsd = _work_gsd(card, cfg, native, info.path)
     work = georef.work_grid(info.grid, gsd)
+    _check_size(info, work, gsd, native, lo)
     tile = card.tile_size if cfg.tile_size is None else cfg.tile_size
     overlap = card.overlap if cfg.overlap is None else cfg.overlap
     if tile < 32 or tile % 32:
@@ -178,12 +198,38 @@ def make_plan(info: RasterInfo, card: ModelCard, cfg: SegmentConfig, aoi=None) -
             + (k * 4 + 5) * tile * width  # stitcher accumulators
             + cfg.batch_size * tile * tile * 4 * 60 * max(1.0, max(check_scales(cfg.tta_scales))) ** 2  # activations, UNet-sized
             + 450 * 2**20)  # interpreter, torch, GDAL cache
+    _warn_memory(int(peak), tile, cfg.batch_size)
     mps = throughput(card, cfg)
     passes = tta_passes(cfg.tta, cfg.tta_scales)  # forward-pass cost per tile, in plain passes
     run = None if region is None else tiles_touching(tiles, work, region)
-    est = None if not mps else (len(tiles) if run is None else len(run)) * tile * tile * passes / 1e6 / mps
+    share = 1.0 if run is None else len(run) / max(1, len(tiles))  # the card's speed is per working-grid megapixel
+    est = None if not mps else share * work.width * work.height * passes / 1e6 / mps
     return Plan(info.grid, work, _out_grid(out, cfg.dst_crs), tiles, native, gsd, k, int(peak), est, cfg.block_width,
                 area, region, run)
+
+
+def _warn_memory(peak: int, tile: int, batch: int) -> None:
+    """Warn when the estimated peak memory exceeds this machine's RAM (a --tile-size or --batch-size far too large)."""
+    import os
+
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system
+        return
+    if peak > ram > 0:
+        warnings.warn(f"the run needs about {peak / 2**30:.1f} GiB, more than this machine's {ram / 2**30:.1f} GiB of "
+                      f"memory; lower --tile-size ({tile}) or --batch-size ({batch})", InputWarning, stacklevel=3)
+
+
+def _check_size(info: RasterInfo, work: RasterGrid, gsd: float, native: float, lo: float) -> None:
+    """A working grid of at most :data:`MIN_WORK_PIXELS` pixels is refused before any model loads."""
+    if work.height * work.width > MIN_WORK_PIXELS:
+        return
+    finer = max(lo, native)
+    more = (work.height * gsd / finer) * (work.width * gsd / finer) > MIN_WORK_PIXELS
+    advice = (f"run it at a finer GSD (--gsd {finer:.3g})" if finer < gsd and more else
+              f"it covers only {info.grid.width * native:.3g} x {info.grid.height * native:.3g} m; pass a larger raster")
+    raise InputError(f"{info.path} is only {work.height}x{work.width} pixels at {gsd:g} m, too few to segment; {advice}")
 
 
 def tiles_touching(tiles: TileGrid, work: RasterGrid, region) -> frozenset[tuple[int, int]]:
@@ -220,6 +266,9 @@ def describe_plan(input_path: str, card: ModelCard, cfg: SegmentConfig) -> dict:
     large rasters). An input with no valid pixel fails here as ``segment`` would, before any work."""
     from geoseg.io.raster import valid_fraction
 
+    missing = card.weights_problem()  # a missing file only: hashing large weights would make planning slow
+    if missing:
+        warnings.warn(f"{missing} (`geoseg segment` would stop there)", UserWarning, stacklevel=2)
     info, plan = plan_for(input_path, card, cfg)
     share, exact = valid_fraction(info)
     if share == 0.0 and exact:

@@ -11,6 +11,7 @@ from geoseg.engine.plan import Plan
 from geoseg.engine.prefetch import prefetch_rows
 from geoseg.engine.stitch import RowStitcher
 from geoseg.engine.workdir import WorkDir
+from geoseg.errors import OutputError
 from geoseg.io.raster import RasterInfo
 from geoseg.progress import Progress, check_cancel
 from geoseg.tiling import ColumnBlock, column_blocks, read_spans
@@ -43,8 +44,7 @@ def predict_rows(info: RasterInfo, plan: Plan, predictor, blend: str, work: Work
     """Predict every chunk not already in ``work``, block by block; return what was done."""
     stats, chunks = RunStats(), chunk_windows(plan)
     blocks = column_blocks(plan.tiles, plan.block_width)
-    stats.chunks_reused = sum(work.done(i) for i in chunks)
-    stats.any_valid = stats.chunks_reused > 0 and _reused_has_valid(work, chunks)
+    stats.chunks_reused, stats.any_valid = _check_reused(work, chunks)
     n_rows = plan.tiles.n_rows
     total = sum(_n_run(plan, b, range(n_rows)) for b in blocks)  # tiles to predict, counting the shared ones twice
     before = 0  # tiles of the blocks already handled
@@ -138,12 +138,38 @@ def _predict_row(row_tiles, win: PixelWindow, data, valid, predictor, stitcher: 
     return out
 
 
-def _reused_has_valid(work: WorkDir, chunks) -> bool:
+def _check_reused(work: WorkDir, chunks: dict[tuple[int, int], PixelWindow]) -> tuple[int, bool]:
+    """``(finished chunks kept, whether one has a valid pixel)``. A finished chunk that does not read back whole
+    (0 bytes or truncated by a crash or a full disk, wrong size) is removed, with one warning, and predicted again."""
+    import warnings
+
     import rasterio
 
-    for i in chunks:
-        if work.done(i):
-            with rasterio.open(work.chunk_path(i)) as ds:
-                if ds.read(ds.count).any():
-                    return True
-    return False
+    from geoseg.errors import ResumeWarning
+
+    kept, any_valid, bad = 0, False, []
+    for i, w in chunks.items():
+        if not work.done(i):
+            continue
+        path = work.chunk_path(i)
+        try:
+            with rasterio.open(path) as ds:
+                if (ds.count, ds.height, ds.width) != (work.k + 1, w.height, w.width):
+                    raise ValueError(f"{ds.count} bands of {ds.height}x{ds.width} pixels, expected "
+                                     f"{work.k + 1} of {w.height}x{w.width}")
+                valid = ds.read(ds.count)  # pixel-interleaved: this decodes every band, so a cut-off tile fails here
+        except Exception as exc:  # noqa: BLE001 - any failure: the chunk is redone
+            bad.append((path, " ".join(str(exc).split()) or type(exc).__name__))
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as err:
+                raise OutputError(f"cannot remove the damaged {path} of an earlier run ({err.strerror or err}); "
+                                  f"remove {work.path} and rerun") from None
+            continue
+        kept += 1
+        any_valid = any_valid or bool(valid.any())
+    if bad:
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        warnings.warn(f"{len(bad)} finished part(s) of the earlier run in {work.path} could not be read "
+                      f"({bad[0][0].name}{more}: {bad[0][1]}); predicting them again", ResumeWarning, stacklevel=3)
+    return kept, any_valid

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from geoseg.aoi import clip, outline, renumbered, restrict, to_crs
 from geoseg.config import SegmentConfig
-from geoseg.engine.plan import Plan, plan_for
+from geoseg.engine.plan import MIN_WORK_PIXELS, Plan, plan_for
 from geoseg.engine.run import RunStats, chunk_windows, predict_rows
 from geoseg.engine.workdir import WorkDir, fingerprint, work_dir_for
 from geoseg.errors import Cancelled, InputError, set_resume
@@ -22,7 +22,6 @@ from geoseg.progress import NullProgress, Progress
 from geoseg.runlock import lock_path_for, run_lock
 
 GDAL_CACHE_MB = 64
-MIN_WORK_PIXELS = 16  # a working grid this small (e.g. a far too coarse --gsd) has no valid pixel left: say so
 
 
 @dataclass
@@ -72,11 +71,8 @@ def segment(input_path: str, output: str | Path | None = None, prob: str | Path 
     anchor = output or prob
     tmp_root = None if anchor else tempfile.TemporaryDirectory(prefix="geoseg-")
     wd_path = work_dir_for(anchor) if anchor else Path(tmp_root.name) / "work"
-    # one run per output at a time: a second would share the work folder (geoseg/runlock.py); taken before the model
-    # loads, so a second run stops at once
-    lock = run_lock(lock_path_for(anchor), str(anchor)) if anchor else contextlib.nullcontext()
     try:
-        with lock, _gdal_env():
+        with _output_locks(output, prob), _gdal_env():
             predictor = _predictor(card, cfg)
             fp = fingerprint({"input": os.path.abspath(input_path), "files": _input_files(input_path),
                               "model": card.sha256, "card": _card_key(card), "plan": plan.describe(),
@@ -93,6 +89,18 @@ def segment(input_path: str, output: str | Path | None = None, prob: str | Path 
     finally:
         if tmp_root is not None:
             tmp_root.cleanup()
+
+
+@contextlib.contextmanager
+def _output_locks(*outputs: Path | None):
+    """One run per output at a time (geoseg/runlock.py): a second run would share the work folder of its footprints,
+    or replace the same --prob under a run with other footprints. Taken before the model loads: a second run stops
+    at once."""
+    with contextlib.ExitStack() as stack:
+        for out in outputs:
+            if out is not None:
+                stack.enter_context(run_lock(lock_path_for(out), str(out)))
+        yield
 
 
 def _what_is_kept(plan: Plan, work: WorkDir | None, resume: bool) -> str:
@@ -165,7 +173,8 @@ def _run(info, plan: Plan, card, cfg: SegmentConfig, predictor, work: WorkDir, i
         if vcfg.boundary_band is None and card.boundary_band is not None:
             vcfg = replace(vcfg, boundary_band=card.boundary_band)
         gdf = vectorize_raster(mosaic, vcfg, model_name=card.name,  # vcfg holds the card's threshold and cut (segment())
-                               out_crs=plan.out_grid.crs, progress=progress)
+                               out_crs=plan.out_grid.crs, progress=progress, warn_low_values=False)
+        gdf["gsd_m"] = float(plan.work_gsd_m)  # the GSD the model ran at (its grid's ground size varies by UTM scale)
         if plan.resampled:
             gdf = _clip_to_input(gdf, plan, vcfg.min_area_m2)
         if plan.aoi is not None:

@@ -5,19 +5,26 @@ determines the result) and one small GeoTIFF per finished chunk of rows
 (``chunk_00012.tif``: K probability bands as uint8 0..255 plus an alpha band), each
 written to a temporary name and renamed. A VRT stitches the chunks into one
 raster on the working grid. A rerun with the same fingerprint skips finished chunks.
+
+Damaged state (a garbled manifest after a power loss, a truncated chunk) is never fatal: it is set aside with
+one warning and predicted again. A failed write (disk full, ...) is one :class:`~geoseg.errors.OutputError` line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
+import warnings
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import numpy as np
 
+from geoseg.errors import OutputError, ResumeWarning
 from geoseg.grid import RasterGrid
+from geoseg.io.atomic import close_checked, quiet_libtiff, write_errors
 from geoseg.window import PixelWindow
 
 
@@ -33,17 +40,32 @@ class WorkDir:
     def __init__(self, path: Path, grid: RasterGrid, n_channels: int, fp: str, resume: bool = True):
         self.path, self.grid, self.k, self.fp = path, grid, n_channels, fp
         manifest = path / "manifest.json"
-        old = json.loads(manifest.read_text()) if manifest.is_file() else None
-        if old is None or old.get("fingerprint") != fp or not resume:
+        old = _read_manifest(manifest) if resume else None  # --no-resume: whatever is there is not even read
+        if old is None or old.get("fingerprint") != fp:
             self.resumed = False
-            if path.exists():
-                shutil.rmtree(path)
-            path.mkdir(parents=True)
-            tmp = path / "manifest.json.tmp"
-            tmp.write_text(json.dumps({"fingerprint": fp, "grid": {"shape_yx": grid.shape_yx, "transform": list(grid.transform)[:6], "crs": str(grid.crs)}}))
-            tmp.replace(manifest)
+            self._clear()
+            with write_errors(self._what()):
+                path.mkdir(parents=True)
+                tmp = path / "manifest.json.tmp"
+                tmp.write_text(json.dumps({"fingerprint": fp, "grid": {"shape_yx": grid.shape_yx, "transform": list(grid.transform)[:6], "crs": str(grid.crs)}}))
+                tmp.replace(manifest)
         else:
             self.resumed = True
+
+    def _what(self) -> str:
+        return f"the work folder {self.path}"
+
+    def _clear(self) -> None:
+        """Remove an earlier run's folder (or a file in its place) to start over."""
+        p = self.path
+        try:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            elif p.exists() or p.is_symlink():
+                p.unlink()
+        except OSError as exc:
+            raise OutputError(f"cannot clear {self._what()} of an earlier run ({exc.strerror or exc}); "
+                              "remove it or choose another output") from None
 
     def chunk_path(self, index: tuple[int, int]) -> Path:
         """``index = (tile row, column block)``."""
@@ -58,12 +80,23 @@ class WorkDir:
     def save_edge(self, tile_index: tuple[int, int], probs: np.ndarray) -> None:
         """Keep a tile's prediction that the next column block needs too (saves predicting it twice)."""
         tmp = self.path / f".tile_{tile_index[0]:05d}_{tile_index[1]:05d}.tmp.npy"
-        np.save(tmp, probs)
-        tmp.replace(self.edge_path(tile_index))
+        try:
+            with write_errors(self._what(), tmp):
+                np.save(tmp, probs)
+                tmp.replace(self.edge_path(tile_index))
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def load_edge(self, tile_index: tuple[int, int]) -> np.ndarray | None:
+        """A kept tile prediction, or None (none kept, or a damaged one, which is removed: it is predicted again)."""
         p = self.edge_path(tile_index)
-        return np.load(p) if p.is_file() else None
+        if not p.is_file():
+            return None
+        try:
+            return np.load(p)
+        except (OSError, ValueError, EOFError):
+            p.unlink(missing_ok=True)
+            return None
 
     def write_chunk(self, index: tuple[int, int], window: PixelWindow, probs: np.ndarray, valid: np.ndarray) -> None:
         import rasterio
@@ -75,9 +108,19 @@ class WorkDir:
                    "crs": self.grid.crs, "transform": self.grid.window_transform(window), "compress": "zstd",
                    "zstd_level": 1, "predictor": 2, "tiled": True, "blockxsize": 256, "blockysize": 256,
                    "photometric": "minisblack"}
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(data)
-        tmp.replace(self.chunk_path(index))
+        try:  # whole or absent: a chunk that failed half-way (disk full) is not left to look finished
+            with quiet_libtiff(), write_errors(self._what(), tmp):
+                dst = rasterio.open(tmp, "w", **profile)
+                try:
+                    dst.write(data)
+                except BaseException:
+                    with contextlib.suppress(Exception):  # the first error is the one to report
+                        dst.close()
+                    raise
+                close_checked(dst, self._what(), tmp)  # a small chunk mostly reaches the disk only here
+                tmp.replace(self.chunk_path(index))
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def validity_vrt(self, chunks: dict[tuple[int, int], PixelWindow]) -> Path:
         """``validity.vrt``: the chunks' validity (0/255) as an ordinary band, for warping."""
@@ -85,7 +128,8 @@ class WorkDir:
         head, rest = text.split("  <VRTRasterBand", 1)
         mask = rest[rest.index("<MaskBand>") + len("<MaskBand>"):rest.index("</MaskBand>")]
         out = self.path / "validity.vrt"
-        out.write_text(head + mask.replace('<VRTRasterBand dataType="Byte">', '<VRTRasterBand dataType="Byte" band="1">', 1) + "</VRTDataset>\n")
+        with write_errors(self._what()):
+            out.write_text(head + mask.replace('<VRTRasterBand dataType="Byte">', '<VRTRasterBand dataType="Byte" band="1">', 1) + "</VRTDataset>\n")
         return out
 
     def vrt(self, chunks: dict[tuple[int, int], PixelWindow]) -> Path:
@@ -118,8 +162,27 @@ class WorkDir:
                 lines.append("  </MaskBand>")
         lines.append("</VRTDataset>")
         out = self.path / "mosaic.vrt"
-        out.write_text("\n".join(lines) + "\n")
+        with write_errors(self._what()):
+            out.write_text("\n".join(lines) + "\n")
         return out
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _read_manifest(manifest: Path) -> dict | None:
+    """The manifest of an earlier run, or None: absent, or damaged (unreadable, not JSON, not an object; e.g. after a
+    power loss, since it is renamed into place without fsync), which is warned about once: the run starts over."""
+    if not manifest.is_file():
+        return None
+    try:
+        old = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: JSONDecodeError, UnicodeDecodeError
+        problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not valid JSON"
+    else:
+        if isinstance(old, dict):
+            return old
+        problem = f"a JSON {type(old).__name__}, not an object"
+    warnings.warn(f"the saved state of an earlier run in {manifest.parent} is damaged ({manifest.name}: {problem}); "
+                  "starting over", ResumeWarning, stacklevel=3)
+    return None

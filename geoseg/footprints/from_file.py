@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from geoseg.config import DEFAULT_BORDER_CUT, VectorizeConfig
-from geoseg.errors import InputError
 from geoseg.progress import Progress
 
 
@@ -17,6 +16,15 @@ class AoiLimit:
     path: str
     margin_m: float = 50.0
     clip: bool = False
+
+    def __post_init__(self) -> None:
+        import math
+
+        from geoseg.errors import ConfigError
+
+        m = self.margin_m
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or not math.isfinite(m) or m < 0:
+            raise ConfigError(f"--aoi-margin (aoi_margin_m) must be a number >= 0, not {m!r}; give 0 or more metres")
 
 
 def vectorize_file(prob_path: str, cfg: VectorizeConfig, *, out_crs=None, progress: Progress | None = None,
@@ -30,16 +38,14 @@ def vectorize_file(prob_path: str, cfg: VectorizeConfig, *, out_crs=None, progre
     from geoseg.georef import ground_gsd_m
     from geoseg.grid import RasterGrid
     from geoseg.io.prob_raster import settings_from_raster
-    from geoseg.io.raster import open_raster
+    from geoseg.io.raster import check_georeferenced, open_raster
 
+    with open_raster(prob_path) as ds:  # a raster with no CRS or geotransform would give footprints in the wrong place
+        check_georeferenced(ds, prob_path)
+        grid = RasterGrid((ds.height, ds.width), ds.transform, ds.crs)
     cfg, tags = settings_from_raster(prob_path, cfg)
     area = region = None
     if aoi is not None:
-        with open_raster(prob_path) as ds:
-            grid = RasterGrid((ds.height, ds.width), ds.transform, ds.crs)
-        if grid.crs is None:
-            raise InputError(f"{prob_path} has no CRS, so the aoi {aoi.path} cannot be placed on it; give the raster a CRS "
-                             "(gdal_edit.py -a_srs) or vectorize without --aoi")
         area = read_aoi(aoi.path, grid, prob_path)
         region = grown(area, grid, aoi.margin_m)
     cfg = replace(cfg, threshold=0.5 if cfg.threshold is None else cfg.threshold,  # vectorize_raster's defaults,

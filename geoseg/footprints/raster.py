@@ -352,6 +352,7 @@ def vectorize_raster(
     progress: Progress | None = None,
     region=None,
     require_valid: bool = False,
+    warn_low_values: bool = True,
 ):
     """Building footprints from a probability raster, as a GeoDataFrame (see module doc).
 
@@ -360,7 +361,9 @@ def vectorize_raster(
     model, reg_status, geometry``; ids run 1..N top-to-bottom, then left-to-right.
     ``region`` (a shapely geometry in the raster's CRS): only pixels whose centre lies in it are traced, and only
     the window covering it is read. ``require_valid``: a one-line :class:`InputError` when no pixel (in the region)
-    is valid, i.e. the raster is all nodata, NaN or masked, instead of an empty result.
+    is valid, i.e. the raster is all nodata, NaN or masked, instead of an empty result. ``warn_low_values``: warn when
+    nothing is found in a uint8 raster whose values stay low (a 0/1 mask or percentages given as probabilities);
+    off for geoseg's own probabilities, where low values just mean no building.
     """
     import rasterio
     from rasterio.env import get_gdal_config
@@ -418,7 +421,7 @@ def vectorize_raster(
     if not seen[0]:
         _no_valid_pixels(path, region, require_valid)
     gdf = finisher.frame(model_name)
-    if gdf.empty and 0 < peak[0] <= LOW_PEAK < threshold * 255:
+    if warn_low_values and gdf.empty and 0 < peak[0] <= LOW_PEAK < threshold * 255:
         _warn_low_values(path, peak[0])
     return gdf
 

@@ -4,14 +4,15 @@ settings of the run that wrote them)."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
 
 from geoseg.config import VectorizeConfig
-from geoseg.errors import InputError, OutputError
+from geoseg.errors import InputError, OutputFormatError
 from geoseg.grid import RasterGrid
-from geoseg.io.atomic import atomic_output, check_writable_dir
+from geoseg.io.atomic import atomic_output, check_writable_dir, close_checked, gdal_failures, quiet_libtiff, write_errors
 from geoseg.progress import NullProgress, Progress, check_cancel
 from geoseg.window import PixelWindow
 
@@ -21,7 +22,7 @@ COLS_PER_STEP = 4096
 
 def check_raster_output(path: Path) -> None:
     if path.suffix.lower() not in RASTER_EXTENSIONS:
-        raise OutputError(f"probability output {path} must end in .tif or .tiff (GeoTIFF)")
+        raise OutputFormatError(f"probability output {path} must end in .tif or .tiff (GeoTIFF)")
     check_writable_dir(path)
 
 
@@ -62,51 +63,63 @@ def write_probability(src_path: Path, out_path: Path, out_grid: RasterGrid, n_ba
                    **({"ZLEVEL": 4} if compress == "deflate" else {"ZSTD_LEVEL": 6}))
     # GDAL's multi-threaded compression (NUM_THREADS) printed 'ERROR 1: ... Bad value 1 for "ExtraSamples"'
     # for masked multi-band outputs (5 writes in 8 in a standalone repro, data intact) and saved little time here.
-    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(src_path) as src, atomic_output(out_path) as tmp:
+    # A failed write (disk full, quota, ...) is one OutputError line (write_errors) and leaves no file: the temp file
+    # is removed by atomic_output. quiet_libtiff keeps libtiff's own "No space left on device." lines off stderr.
+    with quiet_libtiff(), rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(src_path) as src, \
+            atomic_output(out_path) as tmp:
         offset = out_grid.offset_in(RasterGrid((src.height, src.width), src.transform, src.crs))
         same = offset is not None  # the source's own pixels (all, or a part at ``offset``): copied as they are
         warp = {"crs": out_grid.crs, "transform": out_grid.transform, "width": out_grid.width, "height": out_grid.height}
         reader = src if same else WarpedVRT(src, resampling=Resampling.bilinear, **warp, **_warp_scale(src, out_grid))
         vsrc = None if same or valid_path is None else rasterio.open(valid_path)
         vreader = None if vsrc is None else WarpedVRT(vsrc, resampling=Resampling.nearest, **warp)
+        dst = None
         try:
-            with rasterio.open(tmp, "w", **profile) as dst:
-                steps = [PixelWindow(r0, c0, min(rows_per_step, out_grid.height - r0), min(COLS_PER_STEP, out_grid.width - c0))
-                         for r0 in range(0, out_grid.height, rows_per_step) for c0 in range(0, out_grid.width, COLS_PER_STEP)]
-                for i, step in enumerate(steps):  # 2-D windows: memory does not grow with the raster's width
-                    check_cancel(progress)
-                    win = step.to_rasterio()
-                    rwin = PixelWindow(step.row_off + offset[0], step.col_off + offset[1], *step.shape_yx).to_rasterio() if same else win
-                    data = reader.read(indexes=list(range(1, n_bands + 1)), window=rwin)
-                    mask = reader.dataset_mask(window=rwin) if vreader is None else vreader.read(1, window=win)
-                    if within is not None:
-                        from geoseg.aoi import mask as area_mask
+            with write_errors(out_path, tmp):
+                dst = rasterio.open(tmp, "w", **profile)
+            steps = [PixelWindow(r0, c0, min(rows_per_step, out_grid.height - r0), min(COLS_PER_STEP, out_grid.width - c0))
+                     for r0 in range(0, out_grid.height, rows_per_step) for c0 in range(0, out_grid.width, COLS_PER_STEP)]
+            for i, step in enumerate(steps):  # 2-D windows: memory does not grow with the raster's width
+                check_cancel(progress)
+                win = step.to_rasterio()
+                rwin = PixelWindow(step.row_off + offset[0], step.col_off + offset[1], *step.shape_yx).to_rasterio() if same else win
+                data = reader.read(indexes=list(range(1, n_bands + 1)), window=rwin)
+                mask = reader.dataset_mask(window=rwin) if vreader is None else vreader.read(1, window=win)
+                if within is not None:
+                    from geoseg.aoi import mask as area_mask
 
-                        mask = np.where(area_mask(within, out_grid.window_transform(step), step.shape_yx), mask, 0)
-                    data[:, mask == 0] = 0
+                    mask = np.where(area_mask(within, out_grid.window_transform(step), step.shape_yx), mask, 0)
+                data[:, mask == 0] = 0
+                with write_errors(out_path, tmp):  # only the writes: a read error is not the output's fault
                     dst.write(data, window=win)
                     dst.write_mask(np.where(mask > 0, 255, 0).astype(np.uint8), window=win)
-                    progress.update(i + 1, len(steps), "write probability")
+                progress.update(i + 1, len(steps), "write probability")
+            with write_errors(out_path, tmp):
                 dst.update_tags(**(tags or {}))
                 for b in range(1, n_bands + 1):
                     # the output's name ("building", "border"): `geoseg vectorize` finds the border band by it
                     dst.set_band_description(b, band_names[b - 1] if band_names else "probability")
+            close_checked(dst, out_path, tmp)  # most of the file is written here (GDAL flushes its cache)
         finally:
+            if dst is not None and not dst.closed:  # after an error: the temp file is discarded, its flush errors too
+                with contextlib.suppress(Exception):  # the first error is the one to report
+                    dst.close()
             for handle in (vreader, vsrc) + ((reader,) if reader is not src else ()):
                 if handle is not None:
                     handle.close()
         if cog:
-            _to_cog(tmp, compress)
+            _to_cog(tmp, compress, out_path)
     return out_path
 
 
-def _to_cog(path: Path, compress: str) -> None:
+def _to_cog(path: Path, compress: str, out_path: Path) -> None:
+    """Rewrite ``path`` (the temporary file of ``out_path``, named in errors) as a cloud-optimized GeoTIFF."""
     import rasterio
     from rasterio.shutil import copy as rio_copy
 
     cog = path.with_name(path.stem + ".cog" + path.suffix)
     try:
-        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        with gdal_failures(out_path, cog), rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
             rio_copy(str(path), str(cog), driver="COG", COMPRESS=compress.upper(), PREDICTOR="YES", OVERVIEWS="AUTO", BIGTIFF="IF_SAFER")
         cog.replace(path)
     finally:
@@ -167,11 +180,17 @@ def settings_from_raster(path, cfg: VectorizeConfig, imagery_hint: str | None = 
     except (KeyError, ValueError, TypeError):
         written = {}
     for key in ("threshold", "border_cut"):
-        if getattr(cfg, key) is None and isinstance(written, dict) and written.get(key) is not None:
-            cfg = replace(cfg, **{key: written[key]})
+        value = written.get(key) if isinstance(written, dict) else None
+        if getattr(cfg, key) is None and _usable_fraction(value):  # a tag edited by hand into text, NaN, 7: ignored
+            cfg = replace(cfg, **{key: value})
     if cfg.split_touching and cfg.boundary_band is None and seps:
         cfg = replace(cfg, boundary_band=seps)
     return cfg, tags
+
+
+def _usable_fraction(value) -> bool:
+    """A threshold or border cut a run could have written: a number in (0, 1]."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 1
 
 
 def separator_bands(boundary_band: int | tuple[int, ...] | None) -> tuple[int, ...]:

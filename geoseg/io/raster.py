@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geoseg.errors import BandWarning, InputError, RasterReadError
+from geoseg.errors import BandWarning, InputError, RasterNotFoundError, RasterReadError
 from geoseg.grid import RasterGrid
 from geoseg.window import PixelWindow
 
@@ -34,13 +34,15 @@ class RasterInfo:
 def open_raster(path: str | os.PathLike):
     """Open any GDAL raster; a missing or unreadable file raises a one-line RasterReadError."""
     import rasterio
-    from rasterio.errors import RasterioIOError
+    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
     path = os.fspath(path)
     if not path.startswith("/vsi") and "://" not in path and not os.path.exists(path):
-        raise RasterReadError(f"input not found: {path}; check the path")
+        raise RasterNotFoundError(f"input not found: {path}; check the path")
     try:
-        return rasterio.open(path)
+        with warnings.catch_warnings():  # a raster with no georeferencing is refused in one line by the caller
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            return rasterio.open(path)
     except RasterioIOError as exc:
         msg = str(exc).splitlines()[0] if str(exc) else "unknown format"
         raise RasterReadError(f"{path} is not a readable raster ({msg}); pass a GeoTIFF or another GDAL raster") from None
@@ -52,6 +54,12 @@ def gdal_reason(exc: BaseException) -> str:
     cause = exc.__cause__ or exc.__context__
     text = str(cause if cause is not None and "previous exception" in str(exc) else exc)
     return (text.splitlines() or [type(exc).__name__])[0]
+
+
+def _last_clauses(reason: str, keep: int = 2) -> str:
+    """GDAL's reason without the outer layers it repeats (``IReadBlock failed at ...: f.tif, band 1: IReadBlock
+    failed at ...: TIFFReadEncodedTile() failed.`` keeps the last two clauses)."""
+    return ": ".join(reason.split(": ")[-keep:])
 
 
 def _probe(ds, path: str) -> None:
@@ -151,19 +159,25 @@ def valid_fraction(info: RasterInfo, max_side: int = 2048, probes: int = 8, prob
         return float(np.mean([valid(Window(c, r, pw, ph)).mean() for r in rows for c in cols])), False
 
 
+def check_georeferenced(ds, path: str) -> None:
+    """A one-line :class:`InputError` unless the open dataset ``ds`` has pixels, a CRS and a geotransform (a raster
+    placed by ground control points only must be warped first)."""
+    if ds.width == 0 or ds.height == 0 or ds.count == 0:
+        raise InputError(f"{path} is empty ({ds.width}x{ds.height}, {ds.count} bands); pass a raster with pixels")
+    if ds.crs is None and ds.gcps[0]:
+        raise InputError(f"{path} is georeferenced by {len(ds.gcps[0])} ground control points only; warp it onto a "
+                         f"grid first, e.g. `gdalwarp -r bilinear {path} warped.tif`")
+    if ds.crs is None:
+        raise InputError(f"{path} has no CRS; assign one first, e.g. `gdal_edit.py -a_srs EPSG:XXXX {path}`")
+    if ds.transform.is_identity:
+        raise InputError(f"{path} has no geotransform; georeference it first (e.g. gdal_translate -a_ullr or gdalwarp with GCPs)")
+
+
 def inspect_raster(path: str, n_model_bands: int = 3, bands: tuple[int, ...] | None = None) -> RasterInfo:
     """Validate ``path`` and describe it; raises a one-line :mod:`geoseg.errors` error on bad input."""
     path = str(path)
     with open_raster(path) as ds:
-        if ds.width == 0 or ds.height == 0 or ds.count == 0:
-            raise InputError(f"{path} is empty ({ds.width}x{ds.height}, {ds.count} bands); pass a raster with pixels")
-        if ds.crs is None and ds.gcps[0]:
-            raise InputError(f"{path} is georeferenced by {len(ds.gcps[0])} ground control points only; warp it onto a "
-                             f"grid first, e.g. `gdalwarp -r bilinear {path} warped.tif`")
-        if ds.crs is None:
-            raise InputError(f"{path} has no CRS; assign one first, e.g. `gdal_edit.py -a_srs EPSG:XXXX {path}`")
-        if ds.transform.is_identity:
-            raise InputError(f"{path} has no geotransform; georeference it first (e.g. gdal_translate -a_ullr or gdalwarp with GCPs)")
+        check_georeferenced(ds, path)
         _probe(ds, path)
         picked = _pick_bands(ds, n_model_bands, bands, path)
         if any(ds.dtypes[b - 1].startswith("complex") for b in picked):
@@ -246,7 +260,10 @@ class WorkReader:
             else:
                 valid = self._src.dataset_mask(window=win) > 0
         except RasterioError as exc:
-            raise RasterReadError(f"{self.info.path} could not be read at {window} ({gdal_reason(exc)}); the file may be corrupt or truncated") from None
+            w = window
+            raise RasterReadError(f"{self.info.path} could not be read for working-grid rows {w.row_off}-{w.row_end}, "
+                                  f"columns {w.col_off}-{w.col_end} ({_last_clauses(gdal_reason(exc))}); the file may be "
+                                  "corrupt or truncated: re-export or re-download it") from None
         if data.dtype.kind == "f":
             valid &= np.isfinite(data).all(axis=0)
         if self.within is not None:

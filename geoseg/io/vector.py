@@ -19,7 +19,7 @@ import json
 import os
 from pathlib import Path
 
-from geoseg.errors import InputError, OutputError
+from geoseg.errors import InputError, OutputError, OutputFormatError, VectorNotFoundError
 from geoseg.io.atomic import check_writable_dir, temp_path_for
 
 VECTOR_EXTENSIONS: dict[str, str] = {
@@ -50,17 +50,33 @@ def read_vectors(path: str | os.PathLike, what: str = "vectors", within=None):
 
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{what} not found: {path}; check the path")
+        raise VectorNotFoundError(f"{what} not found: {path}; check the path")
+    parquet = path.suffix.lower() in (".parquet", ".geoparquet")
+    if within is not None and not parquet and _declared_crs(path) is None:
+        _no_crs(path, what)  # a bbox read would first fail to reproject the bbox into the missing CRS
     try:
-        parquet = path.suffix.lower() in (".parquet", ".geoparquet")
         gdf = gpd.read_parquet(path) if parquet else gpd.read_file(path, bbox=within)
     except Exception as exc:  # noqa: BLE001  (GDAL/pyarrow say why in their own words; keep the first clause)
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(";")[0].rstrip(".")
         raise InputError(f"{what} {path} cannot be read as vector data ({reason}); "
                          f"give a complete vector file ({', '.join(sorted(set(VECTOR_EXTENSIONS) - {'.json'}))})") from None
     if gdf.crs is None:
-        raise InputError(f"{what} {path} has no CRS; set one (e.g. ogr2ogr -a_srs EPSG:<code> fixed.gpkg {path.name})")
+        _no_crs(path, what)
     return gdf
+
+
+def _declared_crs(path: Path) -> str:
+    """The CRS ``path``'s (first) layer declares, None if none; ``"?"`` when it cannot be read (the read says why)."""
+    import pyogrio
+
+    try:
+        return pyogrio.read_info(path)["crs"]
+    except Exception:  # noqa: BLE001 - a corrupt file: the read that follows gives the one-line error
+        return "?"
+
+
+def _no_crs(path: Path, what: str) -> None:
+    raise InputError(f"{what} {path} has no CRS; set one (e.g. ogr2ogr -a_srs EPSG:<code> fixed.gpkg {path.name})")
 
 
 def read_polygon_features(path: str | os.PathLike, what: str = "labels", within=None):
@@ -84,7 +100,8 @@ def read_polygon_features(path: str | os.PathLike, what: str = "labels", within=
     poly = kinds.isin(("Polygon", "MultiPolygon")).to_numpy()
     if len(gdf) and not poly.any():
         raise InputError(f"{what} {path} holds no polygons ({len(gdf)} {'/'.join(sorted(set(kinds)))} features); "
-                         "buildings must be outlines (polygons), not points or lines")
+                         + ("give the area as polygons, not points or lines" if what == "aoi" else
+                            "buildings must be outlines (polygons), not points or lines"))
     if not poly.all():
         warnings.warn(f"{what} {path}: {int((~poly).sum())} of {len(gdf)} features are not polygons "
                       f"({'/'.join(sorted(set(kinds[~poly])))}) and are ignored", LabelWarning, stacklevel=2)
@@ -128,16 +145,26 @@ def check_vector_output(path: str | os.PathLike) -> None:
     """
     path = Path(path)
     if path.suffix.lower() not in VECTOR_EXTENSIONS:
-        raise OutputError(
+        raise OutputFormatError(
             f"cannot write {path}: unknown vector format {path.suffix or '(no extension)'!r}; "
             f"use one of {', '.join(VECTOR_EXTENSIONS)}"
         )
     if path.is_dir():
-        raise OutputError(f"cannot write {path}: it is a folder; give a file name ending in {path.suffix}")
+        raise OutputFormatError(f"cannot write {path}: it is a folder; give a file name ending in {path.suffix}")
     if path.suffix.lower() == ".shp" and path.suffix != ".shp":
-        raise OutputError(f"cannot write {path}: GDAL names a shapefile's files in lower case ({path.stem}.shp, "
+        raise OutputFormatError(f"cannot write {path}: GDAL names a shapefile's files in lower case ({path.stem}.shp, "
                           f".dbf, ...), so {path.name} would not exist; name it {path.stem}.shp")
     check_writable_dir(path)
+
+
+def _bytes_needed(gdf) -> int:
+    """About what writing ``gdf`` takes on disk (twice its geometries' WKB, plus 1 MiB): SQLite rolls a failed
+    transaction back and frees its journal, so after a disk-full failure the folder must have less than this free
+    for the failure to be called a full disk."""
+    try:
+        return 2 * int(gdf.geometry.to_wkb().str.len().sum()) + (1 << 20)
+    except Exception:  # noqa: BLE001 - only an estimate for the message
+        return 1 << 20
 
 
 def write_vectors(gdf, path: str | os.PathLike, metadata: dict | None = None) -> Path:
@@ -166,8 +193,10 @@ def write_vectors(gdf, path: str | os.PathLike, metadata: dict | None = None) ->
             _sidecar(path).unlink()  # stale provenance of the output just replaced
     except OutputError:
         raise
-    except Exception as exc:  # any failure: report it as an output problem and leave nothing
-        raise OutputError(f"could not write {path}: {exc}") from exc
+    except Exception as exc:  # any failure: report it as an output problem (why: the OS's reason) and leave nothing
+        from geoseg.io.atomic import write_failure
+
+        raise write_failure(str(path), exc, tmp, min_free=_bytes_needed(gdf)) from exc
     finally:
         for leftover in _temp_files(tmp, driver) + [tmp_sidecar]:
             leftover.unlink(missing_ok=True)
@@ -178,7 +207,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The provenance metadata stored by :func:`write_vectors` (``{}`` if there is none)."""
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{path} does not exist")
+        raise VectorNotFoundError(f"{path} does not exist; check the path")
     embedded = _embedded_metadata(path)
     if embedded:
         return embedded

@@ -24,11 +24,12 @@ def search_path() -> list[Path]:
 
 def available() -> dict[str, Path]:
     """Model name -> card path, first match on the search path wins."""
-    return _scan()[0]
+    return scan()[0]
 
 
-def _scan() -> tuple[dict[str, Path], dict[Path, str]]:
-    """``(name -> card path, unreadable card path -> reason)`` over the search path."""
+def scan() -> tuple[dict[str, Path], dict[Path, str]]:
+    """``(name -> card path, unreadable card path -> reason)`` over the search path: a card that does not load
+    (bad JSON, a field of the wrong type...) is reported, not listed, and does not hide the others."""
     found: dict[str, Path] = {}
     broken: dict[Path, str] = {}
     for d in search_path():
@@ -44,12 +45,20 @@ def _scan() -> tuple[dict[str, Path], dict[Path, str]]:
     return found, broken
 
 
-def get_card(name_or_path: str) -> ModelCard:
-    """The card for a registered name, an alias (``default``) or a card file path."""
+def get_card(name_or_path: str | os.PathLike) -> ModelCard:
+    """The card for a registered name, an alias (``default``) or a card file path, checked as
+    :meth:`ModelCard.load` checks it (a bad card is a one-line error here, before any work)."""
+    if isinstance(name_or_path, os.PathLike):
+        name_or_path = os.fspath(name_or_path)
+    if not isinstance(name_or_path, str) or not name_or_path:
+        from geoseg.errors import ConfigError
+
+        raise ConfigError(f"model {name_or_path!r} is neither a model name nor a card path; give a name from "
+                          "`geoseg models list` (or 'default') or a model card path (*.json)")
     p = Path(name_or_path)
     if p.suffix == ".json" and (p.is_file() or os.sep in name_or_path):
         return ModelCard.load(p)
-    cards, broken = _scan()
+    cards, broken = scan()
     name = ALIASES.get(name_or_path, name_or_path)
     if name not in cards:
         names = ", ".join(sorted(cards) + sorted(ALIASES)) or "(none installed)"

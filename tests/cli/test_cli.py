@@ -206,6 +206,17 @@ def test_no_crs(tmp_path, pixel_card, outdir):
     assert_clean_error(run(*segment_args(p, tmp_path, pixel_card)), "no CRS")
 
 
+def test_a_plain_png_is_one_error_line_without_rasterios_warning(tmp_path):
+    import rasterio
+
+    png = tmp_path / "photo.png"
+    with rasterio.open(png, "w", driver="PNG", width=64, height=64, count=3, dtype="uint8") as dst:
+        dst.write(scene((64, 64)))
+    r = run("plan", png)
+    assert r.exit_code == 2 and r.stderr.strip().splitlines() == [r.stderr.strip()], r.stderr
+    assert "has no CRS" in r.stderr and "NotGeoreferenced" not in r.stderr
+
+
 def test_gcps_only_says_to_warp_first(tmp_path, pixel_card, outdir):
     from rasterio.control import GroundControlPoint
     from rasterio.crs import CRS

@@ -88,6 +88,7 @@ def test_geographic_input_footprints_overlay_the_input(tmp_path, pixel_card):
     assert res.plan.resampled and res.plan.work_grid.crs.to_epsg() == 32632
     gdf = res.footprints
     assert gdf.crs.to_epsg() == 4326 and len(gdf) == 2
+    assert (gdf["gsd_m"] == 1.0).all()  # the model's GSD, not the UTM grid's ground size there (1.0004 m)
     truths = [rect_geom(*r, t=t) for r in rects]
     for truth in truths:
         best = max(iou(g, truth) for g in gdf.geometry)
@@ -131,7 +132,7 @@ def test_a_raster_in_us_survey_feet_runs_in_metres_and_its_footprints_stay_in_pl
 def test_dst_crs_keeps_the_pixel_size_of_a_rotated_input(tmp_path, pixel_card):
     """A 30-degree rotated 1 m grid written to a north-up grid: 1 m pixels over its bounds, not the 1.37 m that
     spreading its pixel count over the larger bounds gives, and the building stays where it is."""
-    t = Affine.translation(500000, 5000000) * Affine.rotation(30) * Affine.scale(1.0, -1.0)
+    t = Affine.translation(500000, 5000000) @ Affine.rotation(30) @ Affine.scale(1.0, -1.0)
     src = write_raster(tmp_path / "rot.tif", scene((120, 120), [(30, 30, 80, 90)]), transform=t)
     res = segment(str(src), tmp_path / "o.gpkg", tmp_path / "p.tif", cfg(pixel_card, dst_crs="EPSG:32633"))
     with rasterio.open(tmp_path / "p.tif") as ds:
@@ -420,3 +421,33 @@ def test_device_cuda_without_a_gpu_is_refused_before_the_weights_load(tmp_path, 
     src = write_raster(tmp_path / "in.tif", scene((64, 64)))
     with pytest.raises(ConfigError, match="no CUDA GPU is available"):
         segment(str(src), tmp_path / "o.gpkg", None, cfg(pixel_card, device="cuda"))
+
+
+def test_a_building_free_run_does_not_warn_about_low_values_of_its_own_probabilities(tmp_path, pixel_card):
+    """Low probabilities everywhere mean no building; the hint meant for a 0/1 mask or percentages given to
+    ``geoseg vectorize`` named the run's internal mosaic and advised a threshold that floods the output."""
+    import warnings
+
+    src = write_raster(tmp_path / "grey.tif", scene((120, 120), [], dark=100))  # probabilities about 0.15
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = segment(str(src), tmp_path / "o.gpkg", tmp_path / "p.tif", cfg(pixel_card))
+    assert res.footprints.empty
+    assert not [w for w in caught if "reach only" in str(w.message)], [str(w.message) for w in caught]
+    with rasterio.open(tmp_path / "p.tif") as ds:
+        assert 0 < ds.read(1).max() <= 100  # the case the hint is for, had a user given this raster to vectorize
+
+
+
+def test_a_run_with_other_footprints_but_the_same_prob_raster_is_refused(tmp_path, pixel_card):
+    """Both would write p.tif; the last rename would win silently."""
+    from geoseg.errors import OutputError
+    from geoseg.runlock import lock_path_for, run_lock
+
+    src = write_raster(tmp_path / "in.tif", scene((64, 64)))
+    prob = tmp_path / "p.tif"
+    with run_lock(lock_path_for(prob), str(prob)), pytest.raises(OutputError, match="is writing .*p.tif"):
+        segment(str(src), tmp_path / "other.gpkg", prob, cfg(pixel_card))
+    assert not prob.exists() and not (tmp_path / "other.gpkg").exists()
+    segment(str(src), tmp_path / "other.gpkg", prob, cfg(pixel_card))
+    assert prob.exists() and not lock_path_for(prob).exists() and not lock_path_for(tmp_path / "other.gpkg").exists()

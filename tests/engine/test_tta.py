@@ -91,7 +91,7 @@ def test_plan_time_estimate_scales_with_the_passes(tmp_path):
     for mode in ("none", "d4"):
         r = CliRunner().invoke(cli, ["plan", src, "--tta", mode, "--json"])
         assert r.exit_code == 0, r.output
-        est[mode] = json.loads(r.output)["est_seconds"]
+        est[mode] = json.loads(r.output)["est_model_seconds"]
     assert est["none"] and est["d4"] == pytest.approx(8 * est["none"], rel=0.05)
     bad = CliRunner().invoke(cli, ["segment", src, "--prob", str(tmp_path / "p.tif"), "--tta", "rot"])
     assert bad.exit_code == 2 and not (tmp_path / "p.tif").exists()
@@ -162,10 +162,10 @@ def test_tta_scales_through_the_cli(tmp_path):
         r = CliRunner().invoke(cli, ["plan", src, "--json", "--tta-scales", scales])
         assert r.exit_code == 0, r.output
         plans[scales] = json.loads(r.output)
-    est = {k: v["est_seconds"] for k, v in plans.items()}
+    est = {k: v["est_model_seconds"] for k, v in plans.items()}
     assert est["1"] and est["1,0.5"] == pytest.approx(1.25 * est["1"], rel=0.05)
     assert est["1,2"] == pytest.approx(5 * est["1"], rel=0.05)
-    assert geoseg.plan(src, tta_scales=[1, 0.5])["est_seconds"] == est["1,0.5"]  # the Python API takes them too
+    assert geoseg.plan(src, tta_scales=[1, 0.5])["est_model_seconds"] == est["1,0.5"]  # the Python API takes them too
     # a pass at twice the size needs four times the activations
     assert plans["1,2"]["est_peak_memory_mb"] > plans["1,0.5"]["est_peak_memory_mb"] == plans["1"]["est_peak_memory_mb"]
     for bad in ("1,9", "1,x"):

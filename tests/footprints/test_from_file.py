@@ -71,6 +71,22 @@ def test_an_aoi_on_a_raster_without_crs_is_refused(tmp_path, aoi):
         vectorize_file(str(prob), VCFG, aoi=AoiLimit(aoi))
 
 
+@pytest.mark.parametrize("crs, transform, message", [
+    ("EPSG:3857", "identity", "no geotransform"),  # footprints would land at the origin, south up, in 1 m pixels
+    (None, None, "no CRS"),
+])
+def test_a_probability_raster_that_is_not_georeferenced_is_refused_before_tracing(tmp_path, crs, transform, message):
+    import numpy as np
+    from affine import Affine
+
+    data = np.zeros((1, 40, 40), "uint8")
+    data[0, 10:20, 10:30] = 220
+    kw = {"transform": Affine.identity()} if transform == "identity" else {}
+    prob = write_raster(tmp_path / "p.tif", data, crs=crs, **kw)
+    with pytest.raises(InputError, match=f"p.tif has {message}"):
+        vectorize_file(str(prob), VCFG)
+
+
 def test_areas_sharing_an_edge_get_each_building_once_renumbered_and_a_cut_one_is_warned(tmp_path):
     """A house centred on the shared edge (its representative point on it) went to both areas; a 210 m warehouse
     across the edge, longer than the 50 m margin, came out of each area cut short without a word; ids had gaps."""
@@ -105,3 +121,12 @@ def test_areas_sharing_an_edge_get_each_building_once_renumbered_and_a_cut_one_i
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a margin that holds the warehouse: no warning
         vectorize_file(str(prob), VectorizeConfig(), aoi=AoiLimit(str(tmp_path / "west.gpkg"), margin_m=150))
+
+
+@pytest.mark.parametrize("margin", [-1, float("nan"), "50"])
+def test_vectorize_refuses_an_aoi_margin_segment_refuses(tmp_path, aoi, margin):
+    import geoseg
+    from geoseg.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--aoi-margin"):
+        geoseg.vectorize(str(tmp_path / "p.tif"), aoi=aoi, aoi_margin_m=margin)

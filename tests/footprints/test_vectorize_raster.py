@@ -69,6 +69,7 @@ def test_known_rectangles_in_utm(tmp_path):
         assert iou(geom, map_box(*rect)) > 0.99
     assert np.allclose(gdf["p_mean"], 230 / 255)
     assert np.allclose(gdf["gsd_m"], 0.5, rtol=1e-3)
+    assert (gdf["gsd_m"] == 0.5002).all()  # the ground size on the central meridian (0.5 m / scale 0.9996), to 0.1 mm
     assert (gdf["model"] == "unit-model").all()
     assert (gdf["reg_status"] == -1).all()
 

@@ -7,6 +7,7 @@ from affine import Affine
 from geoseg.errors import BandWarning, InputError, RasterReadError
 from geoseg.georef import reproject_grid
 from geoseg.io.raster import WorkReader, inspect_raster, valid_fraction
+from geoseg.window import PixelWindow
 from tests.conftest import scene, write_raster
 
 
@@ -198,8 +199,9 @@ def test_valid_fraction_reads_small_rasters_whole_and_estimates_large_ones(tmp_p
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(RasterReadError, match="not found"):
+    with pytest.raises(RasterReadError, match="not found") as caught:
         inspect_raster(str(tmp_path / "nope.tif"))
+    assert isinstance(caught.value, FileNotFoundError)  # callers may catch the builtin
 
 
 def test_not_a_raster(tmp_path):
@@ -289,3 +291,23 @@ def test_pixels_outside_within_are_read_but_not_valid(tmp_path):
     assert np.array_equal(got, data)
     assert valid[0, 0] and valid[5, 5] and not valid[39, 49] and not valid[30, 40]
     assert 0.45 < valid.mean() < 0.55
+
+
+def test_a_block_corrupt_mid_file_names_the_rows_it_was_reading(tmp_path):
+    """The first and last blocks decode (inspect passes); a middle one fails when the run reaches it."""
+    import rasterio
+
+    path = write_raster(tmp_path / "mid.tif", scene((1024, 1024)), tiled=True, blockxsize=64, blockysize=64,
+                        compress="deflate")
+    with rasterio.open(path) as ds:
+        offset = int(ds.get_tag_item("BLOCK_OFFSET_8_8", "TIFF", bidx=1))
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(b"\xff" * 64)
+    info = inspect_raster(str(path))
+    with WorkReader(info, info.grid) as r, pytest.raises(RasterReadError) as caught:
+        r.read(PixelWindow(500, 400, 100, 200))
+    message = str(caught.value)
+    assert "rows 500-600, columns 400-600" in message and "PixelWindow" not in message and "re-export" in message
+    assert message.count("IReadBlock") <= 1, message  # GDAL's nested clauses once, not twice
+

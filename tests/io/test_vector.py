@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import sys
 
 import geopandas as gpd
 import numpy as np
@@ -129,8 +130,9 @@ def test_unknown_extension_lists_the_supported_ones(tmp_path):
     message = str(err.value)
     assert "\n" not in message
     assert all(ext in message for ext in VECTOR_EXTENSIONS)
-    with pytest.raises(OutputError):
+    with pytest.raises(OutputError) as err:
         check_vector_output(tmp_path / "no_extension")
+    assert isinstance(err.value, ValueError)  # a bad name, not an I/O failure: also the builtin ValueError
     assert list(tmp_path.iterdir()) == []
 
 
@@ -217,6 +219,7 @@ def test_read_vectors_refuses_missing_or_corrupt_files_in_one_line(tmp_path, con
     with pytest.raises(InputError) as err:
         read_vectors(path, "labels")
     assert needle in str(err.value) and "\n" not in str(err.value) and str(path) in str(err.value)
+    assert isinstance(err.value, FileNotFoundError) == (content is None)  # a missing file is also the builtin
 
 
 def test_read_vectors_refuses_a_file_without_a_crs(tmp_path):
@@ -294,3 +297,35 @@ def test_an_upper_case_shp_output_is_refused_before_any_work(tmp_path):
     with pytest.raises(OutputError, match=r"name it OLD\.shp$"):
         check_vector_output(tmp_path / "OLD.SHP")
     check_vector_output(tmp_path / "old.shp")
+
+
+FSIZE_LIMITED = """
+import resource, signal, sys
+import geopandas as gpd
+from shapely.geometry import box
+from geoseg.errors import OutputError
+from geoseg.io.vector import write_vectors
+gdf = gpd.GeoDataFrame({"id": range(20000)}, geometry=[box(i, 0, i + 0.5, 0.5) for i in range(20000)], crs=32633)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG, as on a capped disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+try:
+    write_vectors(gdf, sys.argv[1])
+except OutputError as exc:
+    print(exc)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_FSIZE and SIGXFSZ as on Linux")
+@pytest.mark.parametrize("ext", [".gpkg", ".fgb", ".geojson", ".parquet"])
+def test_a_write_the_os_refuses_says_why_in_one_line_and_leaves_nothing(tmp_path, ext):
+    """A real failed write (a file size limit: writes past 200 kB fail with EFBIG): one line that says what to do,
+    and no temporary file left. A full disk takes the same path (geoseg.io.atomic.write_failure names it)."""
+    import subprocess
+
+    out = tmp_path / f"b{ext}"
+    r = subprocess.run([sys.executable, "-c", FSIZE_LIMITED, str(out)], capture_output=True, text=True, timeout=120,
+                       check=False)
+    message = r.stdout.strip()
+    # the reason is the OS's (EFBIG) where the writer leaves a file to probe, else the driver's own words
+    assert message.startswith(f"cannot write {out}: ") and message.endswith("write elsewhere"), (r.stdout, r.stderr)
+    assert "\n" not in message and "Traceback" not in r.stderr and list(tmp_path.iterdir()) == []

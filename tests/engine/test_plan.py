@@ -1,0 +1,66 @@
+"""The plan: its time estimate (start-up, the model's passes at the card's measured speed, footprints) and the inputs it refuses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from geoseg.config import SegmentConfig
+from geoseg.engine import plan as plan_mod
+from geoseg.engine.plan import STARTUP_S, VECTORIZE_S_PER_MP, plan_for, throughput
+from geoseg.models.registry import get_card
+
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_tiles" / "banepa_z20_crop_3857.tif"
+
+
+def test_the_estimate_counts_working_megapixels_start_up_and_footprints():
+    card, cfg = get_card("default"), SegmentConfig()
+    _, plan = plan_for(str(SAMPLE), card, cfg)
+    mps = throughput(card, cfg)
+    work_mp = plan.work_grid.width * plan.work_grid.height / 1e6
+    shown = plan.describe()
+    # the card's speed is per working-grid megapixel end to end, so the model part is not counted per tile (one
+    # tile of 512 px holds 0.26 MP, the working grid 0.21 MP here)
+    assert shown["est_model_seconds"] == pytest.approx(work_mp / mps, rel=1e-2)
+    assert shown["est_seconds"] == pytest.approx(STARTUP_S + work_mp / mps + work_mp * VECTORIZE_S_PER_MP, rel=1e-2)
+    assert shown["est_seconds"] > 5 * shown["est_model_seconds"]  # a small tile's run is mostly start-up
+
+
+def test_no_measured_speed_gives_no_estimate(monkeypatch):
+    monkeypatch.setattr(plan_mod, "throughput", lambda card, cfg: None)
+    _, plan = plan_for(str(SAMPLE), get_card("default"), SegmentConfig())
+    assert plan.describe()["est_seconds"] is None and plan.describe()["est_model_seconds"] is None
+
+
+@pytest.mark.parametrize("px_m, side, message", [
+    (1e-6, 64, "implausibly fine"),  # a CRS in metres over a transform in some other unit
+    (0.13, 1, "too few to segment; it covers only 0.13 x 0.13 m"),
+    (2.0, 5, "too few to segment; run it at a finer GSD (--gsd 2)"),  # run at --gsd 4: 3 x 3 pixels, at 2 m: 5 x 5
+])
+def test_a_raster_with_nothing_to_segment_is_refused_by_the_plan(tmp_path, pixel_card, px_m, side, message):
+    """Before any model loads (segment used to load it, run, then advise a GSD the model refuses)."""
+    import numpy as np
+    from affine import Affine
+
+    from geoseg.errors import InputError
+    from tests.conftest import write_raster
+
+    src = write_raster(tmp_path / "in.tif", np.full((3, side, side), 120, np.uint8),
+                       transform=Affine(px_m, 0, 500000.0, 0, -px_m, 5000000.0))
+    card = get_card(str(pixel_card))  # runs at 1 m, valid 0.25-4 m
+    gsd = 4.0 if px_m == 2.0 else None
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        plan_for(str(src), card, SegmentConfig(model=str(pixel_card), gsd_m=gsd))
+
+
+def test_a_tile_size_whose_memory_exceeds_the_machines_ram_is_warned():
+    from geoseg.errors import InputWarning
+
+    with pytest.warns(InputWarning, match="more than this machine's .* lower --tile-size"):
+        plan_for(str(SAMPLE), get_card("default"), SegmentConfig(tile_size=32 * 4096, overlap=64))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InputWarning)
+        plan_for(str(SAMPLE), get_card("default"), SegmentConfig())  # the card's tiles: no warning
