@@ -7,7 +7,7 @@ GDAL cache, the engine). "base" is the child's RSS after its imports, before the
 By default the model is the per-pixel reference model from ``tests/conftest.py``
 (1x1 conv, tile 512, overlap 64, 0.3 m) so 20k x 20k finishes in minutes on a CPU;
 memory then measures the engine, not the network. ``--real-model`` uses the default
-U-Net (slow on CPU: use it for small sizes or on a GPU).
+model, scinet-r18-h200 (slow on CPU: use it for small sizes or on a GPU).
 
     python benchmarks/bench_memory.py --sizes 1k 2k 5k 10k 20k --json mem.json
     python benchmarks/bench_memory.py --sizes 2048x1k 2048x20k          # tall strips: height only
@@ -94,7 +94,7 @@ def run_size(spec: str, args, model: str) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", nargs="+", default=["1k", "2k", "5k", "10k", "20k"], help="sides (1024, 20k) or WIDTHxHEIGHT")
-    ap.add_argument("--real-model", action="store_true", help="use the default U-Net instead of the per-pixel model")
+    ap.add_argument("--real-model", action="store_true", help="use the default model (scinet-r18-h200) instead of the per-pixel model")
     ap.add_argument("--model", default=None, help="any model name or card path (overrides --real-model)")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])

@@ -93,8 +93,9 @@ def vectorize(prob_path: str, output: str | None = None, *, aoi: str | None = No
               aoi_clip: bool = False, dst_crs: str | None = None, progress=None, **options: Any):
     """Footprints from an existing probability raster (``options``: VectorizeConfig fields).
 
-    As ``geoseg vectorize``: unset options come from the raster when ``geoseg segment`` wrote it
-    (its threshold, and its border/gap bands to split touching buildings). ``aoi`` (a polygon file): only
+    As ``geoseg vectorize``: unset options come from the raster when ``geoseg segment`` wrote it (its threshold,
+    border cut and footprint rules: minimum area and part, simplification, squaring, splitting; and its border/gap
+    bands to split touching buildings). ``aoi`` (a polygon file): only
     there, with ``aoi_margin_m`` traced beyond it and footprints kept whole or, with ``aoi_clip``, cut at its edge,
     as ``segment(..., aoi=...)``.
     """
@@ -104,7 +105,8 @@ def vectorize(prob_path: str, output: str | None = None, *, aoi: str | None = No
     limit = AoiLimit(aoi, aoi_margin_m, aoi_clip) if aoi else None
     if output is not None:
         check_outputs(output, prob_path, limit)
-    gdf, used, tags = vectorize_file(prob_path, VectorizeConfig(**options), out_crs=dst_crs, progress=progress, aoi=limit)
+    gdf, used, tags = vectorize_file(prob_path, VectorizeConfig(**options), out_crs=dst_crs, progress=progress, aoi=limit,
+                                     given=set(options))
     if output is not None:
         from geoseg.io.vector import write_vectors
 

@@ -52,9 +52,10 @@ def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, matches, ao
     """Pixel IoU, precision, recall, F1 and object F1 (one-to-one at IoU >= --iou, default 0.5) of PRED against --truth.
 
     PRED is footprints or a probability raster. A probability raster scored on its own grid (no --raster, or
-    --raster naming it) is thresholded pixel by pixel; with --raster of another image, its footprints (after
-    --min-area and the other footprint rules) are scored on that image's grid. Its valid area is its mask or
-    alpha band: a nodata value that is also a score (0 in a 0/255 mask) is scored as no building, with a warning.
+    --raster naming it) is thresholded pixel by pixel; with --raster of another image, its footprints (traced by the
+    footprint rules of the run that wrote it, as geoseg vectorize does) are scored on that image's grid. Its valid
+    area is its mask or alpha band: a nodata value that is also a score (0 in a 0/255 mask) is scored as no
+    building, with a warning.
 
     With --gsd-sweep, PRED is an image: it is resampled to each GSD, segmented with each --model, and scored.
     --sweep-mode imagery instead makes imagery of each GSD and segments it as `geoseg segment` would.

@@ -45,7 +45,7 @@ border_cut = click.option("--border-cut", type=click.FloatRange(min=0, max=1, mi
                                "lower splits more; default: the model card's (0.5 unless it says otherwise).")
 simplify = click.option("--simplify", type=click.FloatRange(min=0), default=None, help="Simplification tolerance (m); default: one pixel.")
 regularize = click.option("--regularize/--no-regularize", default=False, show_default=True, help="Square building outlines (falls back to the raw outline when squaring distorts it).")
-no_split = click.option("--no-split", is_flag=True, help="Do not split touching buildings.")
+no_split = click.option("--no-split/--split", "no_split", default=False, help="Do not split touching buildings (--split: do, where the run that wrote a PROB did not).")
 aoi = click.option("--aoi", default=None, metavar="FILE",
                    help="Run only inside the polygons of FILE (any vector format and CRS): buildings whose inside point "
                         "lies there are kept whole; the probability raster is nodata outside (docs/aoi.md).")
@@ -90,6 +90,22 @@ def make_progress(mode: str):
     from geoseg.progress import BarProgress, JsonProgress, NullProgress
 
     return {"bar": BarProgress, "json": JsonProgress, "none": NullProgress}[mode]()
+
+
+# command-line parameter -> VectorizeConfig field
+FOOTPRINT_PARAMS = {"threshold": "threshold", "min_area": "min_area_m2", "min_part": "min_part_m2", "simplify": "simplify_m",
+                    "regularize": "regularize", "no_split": "split_touching", "border_cut": "border_cut"}
+
+
+def given_footprint_fields(ctx) -> set[str]:
+    """The VectorizeConfig fields the user set on the command line (or by environment), not left at their default."""
+    from click.core import ParameterSource
+
+    given = set()
+    for param, field_name in FOOTPRINT_PARAMS.items():
+        if ctx.get_parameter_source(param) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+            given.add(field_name)
+    return given
 
 
 def vectorize_config(threshold, min_area, min_part, simplify, regularize, no_split, border_cut=None):

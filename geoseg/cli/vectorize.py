@@ -26,7 +26,10 @@ from geoseg.cli.errors import handle_errors
 @handle_errors
 def vectorize(prob_path, output, threshold, min_area, min_part, border_cut, simplify, regularize, no_split, dst_crs, aoi, aoi_margin,
               aoi_clip, progress_mode):
-    """Turn PROB (band 1 = building probability, uint8 0-255 or float 0-1) into footprints."""
+    """Turn PROB (band 1 = building probability, uint8 0-255 or float 0-1) into footprints.
+
+    Footprint options left out take the values of the geoseg segment run that wrote PROB (its settings tag:
+    threshold, border cut, --min-area, --min-part, --simplify, --regularize, --no-split), else the defaults shown."""
     from geoseg.footprints.from_file import AoiLimit, check_outputs, provenance, vectorize_file
     from geoseg.io.vector import write_vectors
 
@@ -35,7 +38,8 @@ def vectorize(prob_path, output, threshold, min_area, min_part, border_cut, simp
     vcfg = o.vectorize_config(threshold, min_area, min_part, simplify, regularize, no_split, border_cut)
     reporter = o.make_progress(progress_mode)
     try:
-        gdf, used, tags = vectorize_file(prob_path, vcfg, out_crs=dst_crs, progress=reporter, aoi=limit)
+        gdf, used, tags = vectorize_file(prob_path, vcfg, out_crs=dst_crs, progress=reporter, aoi=limit,
+                                         given=o.given_footprint_fields(click.get_current_context()))
     finally:
         getattr(reporter, "close", lambda: None)()
     write_vectors(gdf, output, provenance(prob_path, used, tags, limit))

@@ -208,10 +208,10 @@ def evaluate(pred: str, truth: str, raster: str | None = None, threshold: float 
 
     ``pred`` is a footprint file or a probability raster (any GDAL raster format). Objects come from vectorizing a
     probability raster as ``geoseg vectorize`` would: unless ``threshold`` is given, at the threshold of the
-    ``geoseg segment`` run that wrote it, else 0.5, with that run's border cut and border/gap bands. Its pixel scores
-    depend on the grid: scored on its own grid (no ``raster``, or ``raster`` naming it), the probability is
-    thresholded pixel by pixel; with a ``raster`` of another file, its footprints (after ``min_area`` and the other
-    footprint rules) are rasterised on that grid, as footprints are. Its valid area is its mask or alpha band: a
+    ``geoseg segment`` run that wrote it, else 0.5, with that run's border cut, footprint rules (minimum area and
+    part, simplification, squaring, splitting) and border/gap bands. Its pixel scores depend on the grid: scored on
+    its own grid (no ``raster``, or ``raster`` naming it), the probability is thresholded pixel by pixel; with a
+    ``raster`` of another file, its footprints are rasterised on that grid, as footprints are. Its valid area is its mask or alpha band: a
     declared nodata value that is also a score (0 in a 0/255 mask) is scored as no building, with a warning.
     ``raster`` defines the grid and the valid area for pixel scores (default: ``pred`` when it is a raster); without
     one, IoU/precision/recall/F1 come from polygon areas over the whole extent
@@ -281,9 +281,11 @@ def _vectorized(pred: str, threshold: float | None, raster: str | None):
     from geoseg.footprints.raster import vectorize_raster
     from geoseg.io.prob_raster import settings_from_raster
 
-    # as `geoseg vectorize` would: the threshold and border cut of the run that wrote it, its border/gap bands
+    # as `geoseg vectorize` would: the threshold, border cut and footprint rules of the run that wrote it, its
+    # border/gap bands
     vcfg, _ = settings_from_raster(pred, VectorizeConfig(threshold=threshold), imagery_hint=(
-        "to score a model on it, add --gsd-sweep (e.g. --gsd-sweep 0.3), or segment it first and evaluate the footprints"))
+        "to score a model on it, add --gsd-sweep (e.g. --gsd-sweep 0.3), or segment it first and evaluate the footprints"),
+        given=set() if threshold is None else {"threshold"})
     thr = 0.5 if vcfg.threshold is None else vcfg.threshold
     own_grid = raster is None or _same_file(raster, pred)
     scored_as_is = own_grid and _nodata_is_a_score(pred, thr)  # then all-"nodata" is a prediction of nothing

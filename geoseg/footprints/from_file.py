@@ -28,9 +28,10 @@ class AoiLimit:
 
 
 def vectorize_file(prob_path: str, cfg: VectorizeConfig, *, out_crs=None, progress: Progress | None = None,
-                   aoi: AoiLimit | None = None):
+                   aoi: AoiLimit | None = None, given: frozenset[str] | set[str] = frozenset()):
     """``(footprints, the settings used, the raster's tags)``. ``cfg``'s unset threshold, cut and separators come from the raster
-    (:func:`geoseg.io.prob_raster.settings_from_raster`). With ``aoi``, only pixels within its polygons plus
+    (:func:`geoseg.io.prob_raster.settings_from_raster`), and so do its footprint rules but those ``given`` (the
+    fields of ``cfg`` the user set). With ``aoi``, only pixels within its polygons plus
     ``margin_m`` are read and traced, and footprints whose representative point lies inside are kept whole (or cut
     at the edge, ``clip``), as ``geoseg segment --aoi`` keeps them."""
     from geoseg.aoi import grown, read_aoi, restrict, to_crs
@@ -43,7 +44,7 @@ def vectorize_file(prob_path: str, cfg: VectorizeConfig, *, out_crs=None, progre
     with open_raster(prob_path) as ds:  # a raster with no CRS or geotransform would give footprints in the wrong place
         check_georeferenced(ds, prob_path)
         grid = RasterGrid((ds.height, ds.width), ds.transform, ds.crs)
-    cfg, tags = settings_from_raster(prob_path, cfg)
+    cfg, tags = settings_from_raster(prob_path, cfg, given=given)
     area = region = None
     if aoi is not None:
         area = read_aoi(aoi.path, grid, prob_path)

@@ -158,13 +158,21 @@ def refuse_imagery(ds, path, hint: str) -> None:
                          f"probability raster; {hint}")
 
 
-def settings_from_raster(path, cfg: VectorizeConfig, imagery_hint: str | None = None) -> tuple[VectorizeConfig, dict]:
+# The footprint rules a run records in its probability raster's ``settings`` tag and vectorizing it reuses
+RUN_RULES = ("min_area_m2", "min_part_m2", "simplify_m", "regularize", "regularize_min_iou", "split_touching")
+
+
+def settings_from_raster(path, cfg: VectorizeConfig, imagery_hint: str | None = None,
+                         given: frozenset[str] | set[str] | None = None) -> tuple[VectorizeConfig, dict]:
     """``cfg`` completed from what a ``geoseg segment --prob`` raster says, and the raster's tags.
 
     A threshold or border cut left unset becomes the one of the run that wrote the raster (its ``settings``
-    tag), and with splitting on and no ``boundary_band`` given, the bands described as
-    ``border``/``gap`` become the separators, so footprints split as ``geoseg segment`` splits them.
-    Imagery given instead is refused (:func:`refuse_imagery`), ``imagery_hint`` saying what to run instead.
+    tag). ``given`` (the fields of ``cfg`` its caller set; None: only those two are taken): the run's other
+    footprint rules (:data:`RUN_RULES`: minimum area and part, simplification, squaring, splitting) replace the
+    fields not given, so the footprints follow the rules of the run unless told otherwise. With splitting on and no
+    ``boundary_band`` given, the bands described as ``border``/``gap`` become the separators, so footprints split
+    as ``geoseg segment`` splits them. Imagery given instead is refused (:func:`refuse_imagery`), ``imagery_hint``
+    saying what to run instead. Values a hand-edited tag makes unusable are ignored.
     """
     import json
     from dataclasses import replace
@@ -183,9 +191,25 @@ def settings_from_raster(path, cfg: VectorizeConfig, imagery_hint: str | None = 
         value = written.get(key) if isinstance(written, dict) else None
         if getattr(cfg, key) is None and _usable_fraction(value):  # a tag edited by hand into text, NaN, 7: ignored
             cfg = replace(cfg, **{key: value})
+    if given is not None and isinstance(written, dict):
+        cfg = _with_run_rules(cfg, written, given)
     if cfg.split_touching and cfg.boundary_band is None and seps:
         cfg = replace(cfg, boundary_band=seps)
     return cfg, tags
+
+
+def _with_run_rules(cfg: VectorizeConfig, written: dict, given) -> VectorizeConfig:
+    from dataclasses import replace
+
+    from geoseg.errors import ConfigError
+
+    for key in RUN_RULES:
+        if key in written and key not in given:
+            try:
+                cfg = replace(cfg, **{key: written[key]})
+            except (ConfigError, TypeError):  # a value the config refuses (a hand-edited tag): the default stays
+                pass
+    return cfg
 
 
 def _usable_fraction(value) -> bool:

@@ -257,7 +257,8 @@ class ModelCard:
 
     def summary(self) -> dict[str, Any]:
         keys = ("name", "description", "architecture", "outputs", "gsd_m", "gsd_valid_m", "tile_size", "overlap",
-                "threshold", "input", "training", "metrics", "license", "attribution", "sha256", "weights_encoding")
+                "threshold", "border_cut", "input", "training", "train_command", "card_defaults_from", "data", "metrics",
+                "throughput_mps", "license", "attribution", "weights", "sha256", "weights_encoding")
         return {k: self.raw[k] for k in keys if k in self.raw}
 
 

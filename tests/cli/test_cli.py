@@ -137,6 +137,9 @@ def test_models_list_and_info():
     assert r.exit_code == 0 and "scinet-r18-h200 (alias: default)" in r.stdout and "unet-r18-multiscale-c512" in r.stdout
     info = json.loads(run("models", "info", "default").stdout)
     assert info["name"] == "scinet-r18-h200" and len(info["sha256"]) == 64 and info["weights_status"] == "ok"
+    card = json.loads((SAMPLES.parent / "models" / "scinet-r18-h200.json").read_text())
+    for key in ("border_cut", "throughput_mps", "train_command", "data"):  # what shapes a run, and how it was made
+        assert info[key] == card[key]
     assert "weights missing" not in r.stdout
 
 

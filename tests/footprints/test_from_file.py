@@ -130,3 +130,29 @@ def test_vectorize_refuses_an_aoi_margin_segment_refuses(tmp_path, aoi, margin):
 
     with pytest.raises(ConfigError, match="--aoi-margin"):
         geoseg.vectorize(str(tmp_path / "p.tif"), aoi=aoi, aoi_margin_m=margin)
+
+
+def test_vectorize_follows_the_footprint_rules_of_the_run_unless_told_otherwise(tmp_path, pixel_card):
+    """A run with --min-area 100 --regularize: vectorizing its probabilities gave footprints of 13 m2, unsquared."""
+    from click.testing import CliRunner
+
+    import geoseg
+    from geoseg.cli.main import cli
+
+    rects = [(20, 20, 60, 60), (100, 100, 106, 106), (20, 120, 50, 190)]  # 1600, 36 and 2100 m2 at 1 m
+    src = write_raster(tmp_path / "in.tif", scene((200, 220), rects))
+    from geoseg.config import SegmentConfig
+
+    run = segment(str(src), None, tmp_path / "p.tif", SegmentConfig(model=str(pixel_card), vectorize=VectorizeConfig(
+        min_area_m2=100, regularize=True, split_touching=False))).footprints
+    assert len(run) == 2 and (run["reg_status"] >= 0).all()
+    same, used, _ = vectorize_file(str(tmp_path / "p.tif"), VectorizeConfig())
+    assert len(same) == 2 and (same["reg_status"] >= 0).all()
+    assert (used.min_area_m2, used.regularize, used.split_touching) == (100, True, False)
+    mine = geoseg.vectorize(str(tmp_path / "p.tif"), min_area_m2=10)  # what the user gives wins, the rest follows
+    assert len(mine) == 3 and (mine["reg_status"] >= 0).all()
+    r = CliRunner().invoke(cli, ["vectorize", str(tmp_path / "p.tif"), "-o", str(tmp_path / "c.gpkg"), "--min-area", "10",
+                                 "--no-regularize", "--progress", "none"])
+    assert r.exit_code == 0, r.output
+    cli_out = gpd.read_file(tmp_path / "c.gpkg")
+    assert len(cli_out) == 3 and (cli_out["reg_status"] == -1).all()
