@@ -88,3 +88,12 @@ def test_window_covering_takes_whole_pixels_and_stops_at_the_edges():
     assert g.window_covering((1010.1, 1980.1, 1029.9, 1994.9)) == PixelWindow(10, 20, 30, 40)  # inside them
     assert g.window_covering((990.0, 1900.0, 1010.0, 2100.0)) == PixelWindow(0, 0, 100, 20)  # cut to the grid
     assert g.window_covering((0.0, 0.0, 10.0, 10.0)) is None
+
+
+def test_non_square_pixels_are_resampled_even_when_their_mean_is_the_model_gsd():
+    """0.25 x 0.36 m pixels (geometric mean 0.3 m) ran as they were: the model saw buildings stretched by 44 %."""
+    aniso = RasterGrid((400, 400), Affine(0.25, 0, 500000, 0, -0.36, 5000000), "EPSG:32633")
+    work = georef.work_grid(aniso, 0.3)
+    assert work.res_xy == pytest.approx((0.3, 0.3)) and not work.same_as(aniso)
+    square = RasterGrid((400, 400), Affine(0.3, 0, 500000, 0, -0.3, 5000000), "EPSG:32633")
+    assert georef.work_grid(square, 0.3).same_as(square)  # square and at the GSD: read as it is

@@ -141,8 +141,13 @@ def _out_grid(grid: RasterGrid, dst_crs: str | None) -> RasterGrid:
     # GDAL's pixel size, but the bounds from transforming the edges: GDAL's suggested extent can land hundreds of
     # metres off where the CRS is far outside its area of use (EPSG:2056 over Nepal), away from the footprints
     left, bottom, right, top = transform_bounds(g.crs, crs, *g.bounds, densify_pts=21)
-    if not left < right:  # across the antimeridian: keep GDAL's grid
-        return RasterGrid((h, w), transform, crs)
+    if not left < right:  # across the antimeridian: no grid there (GDAL's can be 0 pixels high) and footprints
+        # would span 360 degrees of longitude
+        from geoseg.errors import ConfigError
+
+        utm = georef.utm_crs_for(*georef.center_lonlat(grid)).to_string()
+        raise ConfigError(f"the raster crosses the antimeridian in --dst-crs {dst_crs}, which cannot hold it in one "
+                          f"piece; use a projected CRS, e.g. its UTM zone {utm}, or leave --dst-crs out")
     xres, yres = transform.a, -transform.e
     w, h = max(1, math.ceil((right - left) / xres - 1e-6)), max(1, math.ceil((top - bottom) / yres - 1e-6))
     return RasterGrid((h, w), Affine(xres, 0.0, left, 0.0, -yres, top), crs)
@@ -204,8 +209,20 @@ def make_plan(info: RasterInfo, card: ModelCard, cfg: SegmentConfig, aoi=None) -
     run = None if region is None else tiles_touching(tiles, work, region)
     share = 1.0 if run is None else len(run) / max(1, len(tiles))  # the card's speed is per working-grid megapixel
     est = None if not mps else share * work.width * work.height * passes / 1e6 / mps
-    return Plan(info.grid, work, _out_grid(out, cfg.dst_crs), tiles, native, gsd, k, int(peak), est, cfg.block_width,
-                area, region, run)
+    return Plan(info.grid, work, _output_grid(info.grid, out, cfg.dst_crs, work, area), tiles, native, gsd, k, int(peak),
+                est, cfg.block_width, area, region, run)
+
+
+def _output_grid(grid: RasterGrid, out: RasterGrid, dst_crs: str | None, work: RasterGrid, area) -> RasterGrid:
+    """Where the probabilities land: ``out`` (the input grid, or its part covering the aoi), or in ``dst_crs`` the
+    whole input's output grid, cut to the aoi: so area runs are pixel-aligned with each other and with a whole run."""
+    if dst_crs is None or area is None:
+        return _out_grid(out, dst_crs)
+    from rasterio.warp import transform_bounds
+
+    full = _out_grid(grid, dst_crs)
+    win = full.window_covering(transform_bounds(work.crs, full.crs, *area.bounds, densify_pts=21))
+    return full if win is None else full[win]
 
 
 def _warn_memory(peak: int, tile: int, batch: int) -> None:

@@ -54,7 +54,9 @@ def predict_rows(info: RasterInfo, plan: Plan, predictor, blend: str, work: Work
             start = plan.tiles.first_row_touching(chunks[(todo[0], block.index)].row_off)
             counter = (before + _n_run(plan, block, range(start)), total)
             shared = set(blocks[block.index + 1].tile_cols) if block.index + 1 < len(blocks) else set()
-            _run_block(info, plan, predictor, blend, work, progress, block, start, chunks, stats, counter, shared)
+            consumed = set(blocks[block.index - 1].tile_cols) & set(block.tile_cols) if block.index else set()
+            _run_block(info, plan, predictor, blend, work, progress, block, start, chunks, stats, counter, shared,
+                       consumed)
         before += _n_run(plan, block, range(n_rows))
         progress.update(before, total, "predict")
     return stats
@@ -73,13 +75,16 @@ def _spans(plan: Plan, block: ColumnBlock, rows: list[int]) -> dict[int, list[tu
 
 
 def _run_block(info, plan: Plan, predictor, blend, work: WorkDir, progress, block: ColumnBlock, start: int,
-               chunks, stats: RunStats, counter: tuple[int, int], shared: set[int]) -> None:
+               chunks, stats: RunStats, counter: tuple[int, int], shared: set[int], consumed: set[int]) -> None:
     """Stream the tile rows of one column block from ``start``; tiles in ``shared`` columns
-    (needed by the next block too) are kept in the work folder; kept ones are reused."""
+    (needed by the next block too) are kept in the work folder; kept ones are reused, and those of ``consumed``
+    columns (kept by the previous block) are removed once the rows they feed are written, so the work folder holds
+    the kept tiles of about one block border, not of all (3 MB a tile of 512 px and 3 outputs)."""
     tiles = plan.tiles
     stitcher = RowStitcher(tiles, plan.n_channels, blend, cols=block.read_cols, top=chunks[(start, block.index)].row_off)
     done, total = counter
     rows = list(range(start, tiles.n_rows))
+    dropped = 0  # kept tiles of ``consumed`` columns in rows above this are removed
     t_wait = time.perf_counter()
     for r, win, data, valid, n_read in prefetch_rows(info, plan.work_grid, tiles, rows, cols=block.read_cols,
                                                      within=plan.region, spans=_spans(plan, block, rows)):
@@ -97,6 +102,12 @@ def _run_block(info, plan: Plan, predictor, blend, work: WorkDir, progress, bloc
         if not work.done((r, block.index)):
             work.write_chunk((r, block.index), chunks[(r, block.index)], probs, ok)
             stats.chunks_written += 1
+        # a rerun restarts at the first tile row touching the first unwritten chunk: rows above it are not read again
+        needed_from = tiles.first_row_touching(chunks[(r + 1, block.index)].row_off) if r + 1 < tiles.n_rows else r + 1
+        for r_done in range(dropped, needed_from):
+            for col in consumed:
+                work.drop_edge((r_done, col))
+        dropped = max(dropped, needed_from)
         stats.seconds["write"] += time.perf_counter() - t0
         done += sum(plan.runs(t.index) for t in row_tiles)
         progress.update(done, total, "predict")

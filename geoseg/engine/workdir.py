@@ -87,6 +87,10 @@ class WorkDir:
         finally:
             tmp.unlink(missing_ok=True)
 
+    def drop_edge(self, tile_index: tuple[int, int]) -> None:
+        """Forget a kept tile prediction once no rerun can need it (the rows it feeds are written)."""
+        self.edge_path(tile_index).unlink(missing_ok=True)
+
     def load_edge(self, tile_index: tuple[int, int]) -> np.ndarray | None:
         """A kept tile prediction, or None (none kept, or a damaged one, which is removed: it is predicted again)."""
         p = self.edge_path(tile_index)

@@ -64,3 +64,21 @@ def test_a_tile_size_whose_memory_exceeds_the_machines_ram_is_warned():
     with warnings.catch_warnings():
         warnings.simplefilter("error", InputWarning)
         plan_for(str(SAMPLE), get_card("default"), SegmentConfig())  # the card's tiles: no warning
+
+
+def test_a_dst_crs_that_cuts_the_raster_at_the_antimeridian_is_refused_before_any_work(tmp_path, pixel_card):
+    """GDAL's grid there was 0 pixels high: an internal error after the whole run; footprints spanned 360 degrees."""
+    import numpy as np
+    from affine import Affine
+    from rasterio.warp import transform
+
+    from geoseg.errors import ConfigError
+    from tests.conftest import write_raster
+
+    (x,), (y,) = transform("EPSG:4326", "EPSG:32760", [180.0], [-16.5])  # UTM 60S, on the antimeridian
+    src = write_raster(tmp_path / "fiji.tif", np.full((3, 200, 200), 120, np.uint8), crs="EPSG:32760",
+                       transform=Affine(1.0, 0, x - 100, 0, -1.0, y + 100))
+    card = get_card(str(pixel_card))
+    with pytest.raises(ConfigError, match="crosses the antimeridian .* e.g. its UTM zone EPSG:32"):
+        plan_for(str(src), card, SegmentConfig(model=str(pixel_card), dst_crs="EPSG:4326"))
+    plan_for(str(src), card, SegmentConfig(model=str(pixel_card), dst_crs="EPSG:32760"))  # a projected CRS holds it

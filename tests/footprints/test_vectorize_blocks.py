@@ -10,6 +10,7 @@ import shapely
 from rasterio.env import get_gdal_config
 
 from geoseg.config import VectorizeConfig
+from geoseg.errors import OutputWarning
 from geoseg.footprints import raster as vr
 from geoseg.footprints.raster import BlockLayout, vectorize_raster
 from geoseg.footprints.regularize import iou
@@ -98,8 +99,22 @@ def test_big_components_are_split_on_their_own_when_they_fit_in_a_window(tmp_pat
     fits = vectorize_raster(path, VectorizeConfig(band_rows=40, halo_rows=8, **EXACT))  # 30 x 40 px < 56 x 56 window
     assert len(fits) == 2 and all(shapely.equals(a, b) for a, b in zip(single.geometry, fits.geometry))
     assert np.allclose(fits["p_mean"], single["p_mean"])
-    too_big = vectorize_raster(path, VectorizeConfig(band_rows=20, halo_rows=4, **EXACT))  # > 28 x 28 window: whole
+    with pytest.warns(OutputWarning, match=r"1 blob\(s\) of touching buildings larger than .* \(28 x 28 px\) were kept whole"):
+        too_big = vectorize_raster(path, VectorizeConfig(band_rows=20, halo_rows=4, **EXACT))  # 1200 px > 28 x 28
     assert len(too_big) == 1 and too_big.geometry.iloc[0].equals(single.union_all())
+
+
+def test_a_long_thin_row_of_buildings_is_split_when_its_box_holds_no_more_pixels_than_a_window(tmp_path):
+    """A row of houses longer than a window's side was kept whole; its box (18 x 60 px) holds fewer pixels than the
+    36 x 36 window, so it is read and split on its own, as a single-block run splits it."""
+    import warnings
+
+    path = write_prob(tmp_path / "p.tif", draw((100, 100), [(25, 20, 35, 50), (33, 50, 43, 80)]))
+    single = vectorize_raster(path, VectorizeConfig(**SINGLE, **EXACT))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OutputWarning)
+        row = vectorize_raster(path, VectorizeConfig(band_rows=20, halo_rows=8, **EXACT))
+    assert len(single) == len(row) == 2 and all(shapely.equals(a, b) for a, b in zip(single.geometry, row.geometry))
 
 
 def _scene_2d(seed: int, shape=(210, 260), cell: int = 21) -> tuple[np.ndarray, np.ndarray]:
