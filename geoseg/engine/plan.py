@@ -19,6 +19,10 @@ from geoseg.tiling import TileGrid, aligned_window, column_blocks
 FAR_OUT_OF_RANGE = 4.0  # a native GSD this many times coarser than the valid range is refused
 SLACK = 1.02  # a measured native GSD within 2 % of the valid range counts as inside it (UTM scale, rounding)
 IMPLAUSIBLY_FINE = 100.0  # a native GSD this many times finer than the valid range is a wrong CRS unit or transform
+# Peak memory (docs/benchmarks.md, "What plan estimates"): activations per input pixel of a batch (Sci-Net-sized), and
+# the vectorizer's bytes per pixel of its window
+ACTIVATION_FLOATS = 80
+VECTORIZE_BYTES_PER_PX = 70
 MIN_WORK_PIXELS = 16  # a working grid this small (a tiny raster, a far too coarse --gsd) has nothing to segment
 # The time estimate's parts besides the model (measured on the 2-core CPU, docs/benchmarks.md, "What plan estimates"):
 STARTUP_S = 5.0  # a CLI run's imports (torch, smp, geopandas), model build and first-pass warm-up
@@ -201,7 +205,8 @@ def make_plan(info: RasterInfo, card: ModelCard, cfg: SegmentConfig, aoi=None) -
     width = min(work.width, cfg.block_width + 2 * tile)
     peak = (4 * tile * width * (card.bands + 1)  # row super-windows in the queue, in flight and batched
             + (k * 4 + 5) * tile * width  # stitcher accumulators
-            + cfg.batch_size * tile * tile * 4 * 60 * max(1.0, max(check_scales(cfg.tta_scales))) ** 2  # activations, UNet-sized
+            + cfg.batch_size * tile * tile * 4 * ACTIVATION_FLOATS * max(1.0, max(check_scales(cfg.tta_scales))) ** 2
+            + VECTORIZE_BYTES_PER_PX * _vectorize_window_px(work, cfg)  # tracing and splitting footprints, after
             + 450 * 2**20)  # interpreter, torch, GDAL cache
     _warn_memory(int(peak), tile, cfg.batch_size)
     mps = throughput(card, cfg)
@@ -223,6 +228,13 @@ def _output_grid(grid: RasterGrid, out: RasterGrid, dst_crs: str | None, work: R
     full = _out_grid(grid, dst_crs)
     win = full.window_covering(transform_bounds(work.crs, full.crs, *area.bounds, densify_pts=21))
     return full if win is None else full[win]
+
+
+def _vectorize_window_px(work: RasterGrid, cfg: SegmentConfig) -> int:
+    """Pixels of the vectorizer's largest read: its block window (band rows plus two halos a side), or the grid."""
+    v = cfg.vectorize
+    side = v.band_rows + 2 * max(1, v.halo_rows)
+    return min(work.height, side) * min(work.width, side)
 
 
 def _warn_memory(peak: int, tile: int, batch: int) -> None:
