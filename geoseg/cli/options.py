@@ -45,6 +45,10 @@ border_cut = click.option("--border-cut", type=click.FloatRange(min=0, max=1, mi
                                "lower splits more; default: the model card's (0.5 unless it says otherwise).")
 simplify = click.option("--simplify", type=click.FloatRange(min=0), default=None, help="Simplification tolerance (m); default: one pixel.")
 regularize = click.option("--regularize/--no-regularize", default=False, show_default=True, help="Square building outlines (falls back to the raw outline when squaring distorts it).")
+split_window = click.option(
+    "--split-window", type=click.IntRange(min=768), default=None, metavar="PX",
+    help="Pixels a side the vectorizer reads at a time (default 2560): a blob of touching buildings whose bounding box "
+         "holds more pixels stays whole (with a warning). Larger splits larger blobs, at about 70 bytes per pixel.")
 no_split = click.option("--no-split/--split", "no_split", default=False, help="Do not split touching buildings (--split: do, where the run that wrote a PROB did not).")
 aoi = click.option("--aoi", default=None, metavar="FILE",
                    help="Run only inside the polygons of FILE (any vector format and CRS): buildings whose inside point "
@@ -108,6 +112,7 @@ def given_footprint_fields(ctx) -> set[str]:
     return given
 
 
-def vectorize_config(threshold, min_area, min_part, simplify, regularize, no_split, border_cut=None):
+def vectorize_config(threshold, min_area, min_part, simplify, regularize, no_split, border_cut=None, split_window=None):
+    window = {} if split_window is None else {"band_rows": max(1, split_window - 2 * VectorizeConfig.halo_rows)}
     return VectorizeConfig(threshold=threshold, min_area_m2=min_area, min_part_m2=min_part, simplify_m=simplify,
-                           regularize=regularize, split_touching=not no_split, border_cut=border_cut)
+                           regularize=regularize, split_touching=not no_split, border_cut=border_cut, **window)

@@ -35,6 +35,7 @@ from geoseg.cli.errors import handle_errors
 @o.simplify
 @o.regularize
 @o.no_split
+@o.split_window
 @o.aoi
 @o.aoi_margin
 @o.aoi_clip
@@ -43,7 +44,7 @@ from geoseg.cli.errors import handle_errors
 @o.progress
 @handle_errors  # the library says what an interrupted run kept (geoseg.errors.set_resume)
 def segment(input_path, output, prob, model, device, precision, batch_size, tta, tta_scales, gsd, tile_size, overlap, blend, dst_crs,
-            compress, cog, bands, threshold, min_area, min_part, border_cut, simplify, regularize, no_split, aoi, aoi_margin, aoi_clip, no_resume, keep_work,
+            compress, cog, bands, threshold, min_area, min_part, border_cut, simplify, regularize, no_split, split_window, aoi, aoi_margin, aoi_clip, no_resume, keep_work,
             progress_mode):
     """Find buildings in INPUT (any GDAL raster) and write footprints (-o) and/or probabilities (--prob)."""
     from geoseg.config import SegmentConfig
@@ -57,7 +58,7 @@ def segment(input_path, output, prob, model, device, precision, batch_size, tta,
                         resume=not no_resume, keep_work=keep_work, bands=o.parse_bands(bands),
                         aoi=aoi, aoi_margin_m=aoi_margin, aoi_clip=aoi_clip,
                         vectorize=o.vectorize_config(threshold, min_area, min_part, simplify, regularize, no_split,
-                                                             border_cut))
+                                                     border_cut, split_window))
     reporter = o.make_progress(progress_mode)
     try:
         result = run(input_path, output, prob, cfg, reporter, return_footprints=bool(output))

@@ -18,13 +18,14 @@ from geoseg.cli.errors import handle_errors
 @o.simplify
 @o.regularize
 @o.no_split
+@o.split_window
 @click.option("--dst-crs", default=None, help="CRS of the footprints; default: the raster's.")
 @o.vectorize_aoi
 @o.vectorize_aoi_margin
 @o.aoi_clip
 @o.progress
 @handle_errors
-def vectorize(prob_path, output, threshold, min_area, min_part, border_cut, simplify, regularize, no_split, dst_crs, aoi, aoi_margin,
+def vectorize(prob_path, output, threshold, min_area, min_part, border_cut, simplify, regularize, no_split, split_window, dst_crs, aoi, aoi_margin,
               aoi_clip, progress_mode):
     """Turn PROB (band 1 = building probability, uint8 0-255 or float 0-1) into footprints.
 
@@ -35,7 +36,7 @@ def vectorize(prob_path, output, threshold, min_area, min_part, border_cut, simp
 
     limit = AoiLimit(aoi, aoi_margin, aoi_clip) if aoi else None
     check_outputs(output, prob_path, limit)
-    vcfg = o.vectorize_config(threshold, min_area, min_part, simplify, regularize, no_split, border_cut)
+    vcfg = o.vectorize_config(threshold, min_area, min_part, simplify, regularize, no_split, border_cut, split_window)
     reporter = o.make_progress(progress_mode)
     try:
         gdf, used, tags = vectorize_file(prob_path, vcfg, out_crs=dst_crs, progress=reporter, aoi=limit,

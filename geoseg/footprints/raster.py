@@ -152,7 +152,7 @@ class _BlockTracer:
     next_id: int = 0
     min_part_px: float = 0.0  # split parts under this many pixels join a neighbour (VectorizeConfig.min_part_m2)
     border_cut: float = DEFAULT_BORDER_CUT  # separator probability cut out before splitting (VectorizeConfig.border_cut)
-    too_big: list[int] = field(default_factory=list)  # pixels of each component kept whole because it outgrew a window
+    too_big: list[tuple[int, int]] = field(default_factory=list)  # (pixels, box pixels) of those kept whole: too big
 
     def add_block(self, i: int, j: int, raw_yx: np.ndarray, valid_yx: np.ndarray, boundary_yx: np.ndarray | None) -> None:
         lay = self.layout
@@ -299,7 +299,7 @@ class _BlockTracer:
         # the box is read and split whole: as many pixels as a window (one long side is fine) keep memory bounded
         fits = (y1 - y0) * (x1 - x0) <= (lay.rows + 2 * lay.halo) * (lay.cols + 2 * lay.halo)
         if self.split_touching and not fits and group.count >= MIN_SPLIT_PIXELS:
-            self.too_big.append(group.count)
+            self.too_big.append((group.count, (y1 - y0) * (x1 - x0)))
         if self.split_touching and fits and group.count >= MIN_SPLIT_PIXELS:
             raw_yx, valid_yx, boundary_yx = self.read((y0, y1, x0, x1))
             fg_yx = self.prob.foreground(raw_yx)
@@ -434,7 +434,7 @@ def vectorize_raster(
     return gdf
 
 
-def _warn_too_big(too_big: list[int], gsd_m: float, layout: BlockLayout) -> None:
+def _warn_too_big(too_big: list[tuple[int, int]], gsd_m: float, layout: BlockLayout) -> None:
     import warnings
 
     from geoseg.errors import OutputWarning
@@ -442,8 +442,14 @@ def _warn_too_big(too_big: list[int], gsd_m: float, layout: BlockLayout) -> None
     side = layout.rows + 2 * layout.halo
     warnings.warn(f"{len(too_big)} blob(s) of touching buildings larger than the vectorizer's window "
                   f"({side} x {layout.cols + 2 * layout.halo} px) were kept whole, not split into buildings (the largest "
-                  f"covers {max(too_big) * gsd_m**2:,.0f} m2); check the largest footprints, or split them with a larger "
-                  f"window (Python: VectorizeConfig(band_rows=...), more memory)", OutputWarning, stacklevel=3)
+                  f"covers {max(c for c, _ in too_big) * gsd_m**2:,.0f} m2); check the largest footprints, or split them with a larger "
+                  f"window: --split-window {_window_for(max(b for _, b in too_big))} (Python: VectorizeConfig(band_rows=...)), about 70 "
+                  "bytes of memory per pixel of it", OutputWarning, stacklevel=3)
+
+
+def _window_for(box_px: int) -> int:
+    """The --split-window (pixels a side, a multiple of 256) whose square window holds ``box_px`` pixels."""
+    return 256 * math.ceil(math.sqrt(box_px) / 256)
 
 
 LOW_PEAK = 100  # a uint8 raster whose values stop here may hold a 0/1 mask or percentages, not 0..255

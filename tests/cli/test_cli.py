@@ -584,3 +584,27 @@ def test_usage_errors_from_the_executable_are_one_line_with_where_to_find_help(t
     assert len(proc.stderr.strip().splitlines()) == 1 and "--help'" in proc.stderr, proc.stderr
     bare = subprocess.run(_geoseg(), capture_output=True, text=True, timeout=120, check=False)
     assert bare.returncode == 2 and bare.stderr.startswith("Usage: geoseg"), "no arguments: the help, not an error"
+
+
+def test_split_window_splits_a_blob_of_touching_buildings_the_default_window_keeps_whole(tmp_path):
+    """A 900 x 900 px block of touching 30 px roofs with predicted walls: a 768 px window keeps it whole and says
+    which --split-window would split it; the default (2560) splits it into its roofs."""
+    import warnings
+
+    prob = np.zeros((2, 1000, 1000), np.uint8)
+    prob[0, 50:950, 50:950] = 230
+    prob[1, 50:950:30, 50:950] = prob[1, 50:950, 50:950:30] = 255  # the walls between roofs
+    path = tmp_path / "p.tif"
+    write_raster(path, prob)
+    with rasterio.open(path, "r+") as ds:
+        ds.set_band_description(1, "building")
+        ds.set_band_description(2, "border")
+    small = run("vectorize", path, "-o", tmp_path / "a.gpkg", "--split-window", 768, "--progress", "none")
+    assert small.exit_code == 0, small.output
+    assert "1 blob(s) of touching buildings larger than" in small.stderr and "--split-window 1024" in small.stderr
+    assert len(gpd.read_file(tmp_path / "a.gpkg")) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        default = run("vectorize", path, "-o", tmp_path / "b.gpkg", "--progress", "none")
+    assert default.exit_code == 0 and "blob(s)" not in default.stderr
+    assert len(gpd.read_file(tmp_path / "b.gpkg")) > 500  # 30 x 30 roofs
