@@ -47,8 +47,8 @@ simplify = click.option("--simplify", type=click.FloatRange(min=0), default=None
 regularize = click.option("--regularize/--no-regularize", default=False, show_default=True, help="Square building outlines (falls back to the raw outline when squaring distorts it).")
 split_window = click.option(
     "--split-window", type=click.IntRange(min=768), default=None, metavar="PX",
-    help="Pixels a side the vectorizer reads at a time (default 2560): a blob of touching buildings whose bounding box "
-         "holds more pixels stays whole (with a warning). Larger splits larger blobs, at about 70 bytes per pixel.")
+    help="Pixels a side the vectorizer reads at a time (default 2560, at about 70 bytes per pixel). A blob of touching "
+         "buildings whose bounding box holds more pixels is split one window at a time.")
 no_split = click.option("--no-split/--split", "no_split", default=False, help="Do not split touching buildings (--split: do, where the run that wrote a PROB did not).")
 aoi = click.option("--aoi", default=None, metavar="FILE",
                    help="Run only inside the polygons of FILE (any vector format and CRS): buildings whose inside point "

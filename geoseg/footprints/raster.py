@@ -24,11 +24,12 @@ block to block:
   them; only the fragments of unfinished components are held. A finished big
   component whose bounding box holds no more pixels than a window is then read
   again on its own (just its bounding box) and split exactly as a single-block run
-  splits it; larger ones are not split (under-splitting is preferred to inventing
-  seams), and a warning says how many and how large (``too_big``).
+  splits it; a larger one (a dense town whose roofs touch for kilometres) is split
+  one window at a time (:mod:`geoseg.footprints.big_blob`).
 
-So the result equals a single-block run except that components whose bounding box holds more pixels than a window
-(``band_rows + 2 * halo_rows`` by ``cols + 2 * halo_rows``) stay whole.
+So the result equals a single-block run except for components whose bounding box holds more pixels than a window
+(``band_rows + 2 * halo_rows`` by ``cols + 2 * halo_rows``): their parts are the windows' (the same wherever the halo
+shows a window all of a part; where two windows split a part differently it is cut at their core border).
 
 Each block's instances are finished at once (canonical rings, map and metric
 coordinates, simplification, squaring, area filter, output CRS), so only the final
@@ -152,7 +153,6 @@ class _BlockTracer:
     next_id: int = 0
     min_part_px: float = 0.0  # split parts under this many pixels join a neighbour (VectorizeConfig.min_part_m2)
     border_cut: float = DEFAULT_BORDER_CUT  # separator probability cut out before splitting (VectorizeConfig.border_cut)
-    too_big: list[tuple[int, int]] = field(default_factory=list)  # (pixels, box pixels) of those kept whole: too big
 
     def add_block(self, i: int, j: int, raw_yx: np.ndarray, valid_yx: np.ndarray, boundary_yx: np.ndarray | None) -> None:
         lay = self.layout
@@ -298,8 +298,15 @@ class _BlockTracer:
         x0, y0, x1, y1 = (round(v) for v in poly.bounds)
         # the box is read and split whole: as many pixels as a window (one long side is fine) keep memory bounded
         fits = (y1 - y0) * (x1 - x0) <= (lay.rows + 2 * lay.halo) * (lay.cols + 2 * lay.halo)
-        if self.split_touching and not fits and group.count >= MIN_SPLIT_PIXELS:
-            self.too_big.append((group.count, (y1 - y0) * (x1 - x0)))
+        if self.split_touching and not fits and group.count >= MIN_SPLIT_PIXELS:  # one window at a time
+            from geoseg.footprints.big_blob import split_by_windows
+
+            for part, count, total in split_by_windows(poly, (y0, y1, x0, x1), self.read, self.prob.foreground,
+                                                       self.prob.values, lay.rows, lay.halo, self.min_part_px,
+                                                       self.border_cut):
+                polys.append(part)
+                p_mean.append(total / count)
+            return
         if self.split_touching and fits and group.count >= MIN_SPLIT_PIXELS:
             raw_yx, valid_yx, boundary_yx = self.read((y0, y1, x0, x1))
             fg_yx = self.prob.foreground(raw_yx)
@@ -384,7 +391,6 @@ def vectorize_raster(
     if cfg.band_rows < 1 or cfg.halo_rows < 0 or cols < 1:
         raise ConfigError(f"band_rows must be >= 1 and halo_rows >= 0 (got {cfg.band_rows}, {cfg.halo_rows})")
     cache_bytes = min(GDAL_CACHE_BYTES, int(get_gdal_config("GDAL_CACHEMAX") or GDAL_CACHE_BYTES))
-    tracer = None
     try:
         with rasterio.Env(GDAL_CACHEMAX=cache_bytes), rasterio.open(path) as ds:
             check_bands(ds, cfg)
@@ -427,29 +433,9 @@ def vectorize_raster(
     if not seen[0]:
         _no_valid_pixels(path, region, require_valid)
     gdf = finisher.frame(model_name)
-    if tracer is not None and tracer.too_big:
-        _warn_too_big(tracer.too_big, gsd_m, layout)
     if warn_low_values and gdf.empty and 0 < peak[0] <= LOW_PEAK < threshold * 255:
         _warn_low_values(path, peak[0])
     return gdf
-
-
-def _warn_too_big(too_big: list[tuple[int, int]], gsd_m: float, layout: BlockLayout) -> None:
-    import warnings
-
-    from geoseg.errors import OutputWarning
-
-    side = layout.rows + 2 * layout.halo
-    warnings.warn(f"{len(too_big)} blob(s) of touching buildings larger than the vectorizer's window "
-                  f"({side} x {layout.cols + 2 * layout.halo} px) were kept whole, not split into buildings (the largest "
-                  f"covers {max(c for c, _ in too_big) * gsd_m**2:,.0f} m2); check the largest footprints, or split them with a larger "
-                  f"window: --split-window {_window_for(max(b for _, b in too_big))} (Python: VectorizeConfig(band_rows=...)), about 70 "
-                  "bytes of memory per pixel of it", OutputWarning, stacklevel=3)
-
-
-def _window_for(box_px: int) -> int:
-    """The --split-window (pixels a side, a multiple of 256) whose square window holds ``box_px`` pixels."""
-    return 256 * math.ceil(math.sqrt(box_px) / 256)
 
 
 LOW_PEAK = 100  # a uint8 raster whose values stop here may hold a 0/1 mask or percentages, not 0..255

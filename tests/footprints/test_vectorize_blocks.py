@@ -99,9 +99,25 @@ def test_big_components_are_split_on_their_own_when_they_fit_in_a_window(tmp_pat
     fits = vectorize_raster(path, VectorizeConfig(band_rows=40, halo_rows=8, **EXACT))  # 30 x 40 px < 56 x 56 window
     assert len(fits) == 2 and all(shapely.equals(a, b) for a, b in zip(single.geometry, fits.geometry))
     assert np.allclose(fits["p_mean"], single["p_mean"])
-    with pytest.warns(OutputWarning, match=r"1 blob\(s\) of touching buildings larger than .* \(28 x 28 px\) were kept whole"):
-        too_big = vectorize_raster(path, VectorizeConfig(band_rows=20, halo_rows=4, **EXACT))  # 1200 px > 28 x 28
-    assert len(too_big) == 1 and too_big.geometry.iloc[0].equals(single.union_all())
+
+
+@pytest.mark.parametrize("band_rows, halo, extra", [(40, 24, 0), (30, 30, 0), (50, 20, 1)])
+def test_a_town_of_touching_roofs_larger_than_a_window_is_split_window_by_window(tmp_path, band_rows, halo, extra):
+    """A 6 x 6 block of touching 20 px roofs with predicted walls, its box (120 x 120 px) larger than any window here:
+    it was kept whole (a 69,256 m2 "building" in a dense town); split one window at a time, it gives the roofs a
+    single-block run gives, every pixel once. A halo no wider than a roof (20 px) can cut one roof at a core border: a
+    part the two windows split differently is cut rather than joined wrongly."""
+    prob = np.zeros((2, 160, 160), np.uint8)
+    prob[0, 20:140, 20:140] = 230
+    prob[1, 20:140:20, 20:140] = prob[1, 20:140, 20:140:20] = 255
+    path = write_prob(tmp_path / "p.tif", prob)
+    common = {"boundary_band": 2, "min_part_m2": 0.0, **EXACT}
+    single = vectorize_raster(path, VectorizeConfig(**SINGLE, **common))
+    town = vectorize_raster(path, VectorizeConfig(band_rows=band_rows, halo_rows=halo, **common))
+    assert len(single) == 36 and len(town) == 36 + extra  # the roofs, walls given back to them
+    assert_same_cover_without_overlap(town, single)
+    # each roof is found again; a 1 px wall between two roofs may go to the other one (19 x 20 px of 20 x 20: 0.86+)
+    assert min(max(iou(a, b) for b in town.geometry) for a in single.geometry) > 0.85
 
 
 def test_a_long_thin_row_of_buildings_is_split_when_its_box_holds_no_more_pixels_than_a_window(tmp_path):
@@ -185,7 +201,7 @@ def test_reads_are_bounded_in_both_directions(tmp_path, monkeypatch, read_window
     monkeypatch.setattr(vr, "BLOCK_COLS", 64)
     gdf = vectorize_raster(path, VectorizeConfig(band_rows=32, halo_rows=8))
     assert len(gdf) == 1 and gdf.geometry.iloc[0].geom_type == "Polygon"
-    assert len(windows) == 4 * 5
+    assert len(windows) >= 4 * 5  # the blocks, then the building (80 x 280 px, larger than a window) by windows
     assert max(r1 - r0 for r0, r1, _, _ in windows) <= 32 + 2 * 8
     assert max(c1 - c0 for _, _, c0, c1 in windows) <= 64 + 2 * 8
 
