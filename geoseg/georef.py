@@ -22,6 +22,90 @@ def center_lonlat(grid: RasterGrid) -> tuple[float, float]:
     return float(lon[0]), float(lat[0])
 
 
+def edge_xy(grid: RasterGrid, per_side: int = 21) -> tuple:
+    """Map coordinates ``(xs, ys)`` of ``per_side`` points along each edge of ``grid``, in order round it."""
+    import numpy as np
+
+    h, w = grid.shape_yx
+    t = np.linspace(0.0, 1.0, per_side)
+    cols = np.concatenate([t * w, np.full(per_side, w), t[::-1] * w, np.zeros(per_side)])
+    rows = np.concatenate([np.zeros(per_side), t * h, np.full(per_side, h), t[::-1] * h])
+    return grid.transform @ (cols, rows)
+
+
+def edge_lonlat(grid: RasterGrid, per_side: int = 21) -> tuple:
+    """Longitudes and latitudes (WGS84) of :func:`edge_xy`."""
+    import numpy as np
+    from rasterio.warp import transform
+
+    xs, ys = edge_xy(grid, per_side)
+    lon, lat = transform(_crs(grid.crs), "EPSG:4326", xs.tolist(), ys.tolist())
+    return np.asarray(lon), np.asarray(lat)
+
+
+def antimeridian_centre(grid: RasterGrid) -> float | None:
+    """The centre longitude of ``grid``'s area if that area crosses the antimeridian (its edges, taken the short way
+    round, pass 180 degrees east or west, or its own longitudes run past them), else None."""
+    import numpy as np
+
+    lon, _ = edge_lonlat(grid)
+    if not np.isfinite(lon).all():
+        return None
+    unwrapped = lon[0] + (lon - lon[0] + 180.0) % 360.0 - 180.0  # each edge point the short way from the first
+    if unwrapped.min() >= -180.0 and unwrapped.max() <= 180.0:
+        return None
+    return float((unwrapped.min() + unwrapped.max()) / 2)
+
+
+def is_torn(grid: RasterGrid, crs: object, per_side: int = 21) -> bool:
+    """True if ``crs`` tears ``grid``'s area apart: two neighbouring points on its edges land more than 1000 times the
+    typical step apart (EPSG:3857 across the antimeridian: 40,000 km instead of 10 m)."""
+    import numpy as np
+    from rasterio.warp import transform
+
+    xs, ys = edge_xy(grid, per_side)
+    x, y = (np.asarray(v) for v in transform(_crs(grid.crs), _crs(crs), xs.tolist(), ys.tolist()))
+    steps = np.hypot(np.diff(x), np.diff(y))
+    steps = steps[np.isfinite(steps)]
+    typical = np.median(steps[steps > 0]) if (steps > 0).any() else 0.0
+    return bool(typical > 0 and steps.max() > 1000 * typical)
+
+
+def check_not_torn(grid: RasterGrid, crs: object, name: str, inverted: bool = False) -> None:
+    """A one-line :class:`ConfigError` when ``crs`` (given by the user as ``name``) tears ``grid``'s area apart
+    (:func:`is_torn`), or its bounds there are ``inverted`` (left > right)."""
+    from geoseg.errors import ConfigError
+
+    if not inverted and not is_torn(grid, crs):
+        return
+    utm = utm_crs_for(*center_lonlat(grid)).to_string()
+    where = "crosses the antimeridian" if antimeridian_centre(grid) is not None else "is torn apart"
+    raise ConfigError(f"the raster {where} in --dst-crs {name}, which cannot hold it in one piece; use EPSG:4326 or "
+                      f"a projected CRS centred on it, e.g. its UTM zone {utm}, or leave --dst-crs out")
+
+
+def wrapped_crs(crs: object, grid: RasterGrid):
+    """``crs``, or where it is geographic and ``grid``'s area crosses the antimeridian, the same CRS with
+    ``+lon_wrap`` at the area's centre: longitudes then run on past 180 (as gdalwarp writes such rasters) instead of
+    jumping to -180, so a warp finds the pixels east of it and a footprint there does not span 360 degrees.
+
+    Use it for the arithmetic (warps, transforms) only; files keep ``crs`` itself."""
+    crs = _crs(crs)
+    if not crs.is_geographic:
+        return crs
+    centre = antimeridian_centre(grid)
+    if centre is None:
+        return crs
+    import warnings
+
+    import pyproj
+
+    with warnings.catch_warnings():  # "you will likely lose ... information": a datum's name, not its parameters
+        warnings.simplefilter("ignore", UserWarning)
+        base = pyproj.CRS.from_user_input(crs).to_proj4().replace("+type=crs", "").strip()  # lon_wrap lives here only
+    return _crs(f"{base} +lon_wrap={centre:.6f}")
+
+
 def ground_gsd_m(grid: RasterGrid) -> float:
     """True ground size of one pixel at the raster centre, in metres (geodesic).
 
@@ -121,11 +205,7 @@ def check_representable(grid: RasterGrid, dst_crs: object, name: str | None = No
 
     from geoseg.errors import ConfigError
 
-    h, w = grid.shape_yx
-    t = np.linspace(0.0, 1.0, 21)
-    cols = np.concatenate([t * w, np.full(21, w), t * w, np.zeros(21)])
-    rows = np.concatenate([np.zeros(21), t * h, np.full(21, h), t * h])
-    xs, ys = grid.transform @ (cols, rows)
+    xs, ys = edge_xy(grid)
     try:
         x, y = transform(_crs(grid.crs), _crs(dst_crs), xs.tolist(), ys.tolist())
     except Exception:  # noqa: BLE001 - PROJ refuses the points outright: the same answer as infinite ones

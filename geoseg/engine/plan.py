@@ -141,20 +141,19 @@ def _out_grid(grid: RasterGrid, dst_crs: str | None) -> RasterGrid:
         px = math.sqrt(abs(t.determinant))
         left, bottom, right, top = g.bounds
         w, h = max(1, round((right - left) / px)), max(1, round((top - bottom) / px))
-    transform, w, h = calculate_default_transform(g.crs, crs, w, h, *g.bounds)
+    # the wrapped CRS: across the antimeridian, longitudes run on past 180 (as in rasters gdalwarp writes there)
+    wrapped = georef.wrapped_crs(crs, g)
+    transform, w, h = calculate_default_transform(g.crs, wrapped, w, h, *g.bounds)
     # GDAL's pixel size, but the bounds from transforming the edges: GDAL's suggested extent can land hundreds of
     # metres off where the CRS is far outside its area of use (EPSG:2056 over Nepal), away from the footprints
-    left, bottom, right, top = transform_bounds(g.crs, crs, *g.bounds, densify_pts=21)
-    if not left < right:  # across the antimeridian: no grid there (GDAL's can be 0 pixels high) and footprints
-        # would span 360 degrees of longitude
-        from geoseg.errors import ConfigError
-
-        utm = georef.utm_crs_for(*georef.center_lonlat(grid)).to_string()
-        raise ConfigError(f"the raster crosses the antimeridian in --dst-crs {dst_crs}, which cannot hold it in one "
-                          f"piece; use a projected CRS, e.g. its UTM zone {utm}, or leave --dst-crs out")
+    left, bottom, right, top = transform_bounds(g.crs, wrapped, *g.bounds, densify_pts=21)
     xres, yres = transform.a, -transform.e
     w, h = max(1, math.ceil((right - left) / xres - 1e-6)), max(1, math.ceil((top - bottom) / yres - 1e-6))
+    # Across the antimeridian a projected CRS can jump there (EPSG:3857: x from +20,037 km to -20,037 km): its
+    # bounds then hold the whole world (or are inverted), and GDAL's pixels are 141 km wide.
+    georef.check_not_torn(g, wrapped, dst_crs, inverted=not left < right)
     return RasterGrid((h, w), Affine(xres, 0.0, left, 0.0, -yres, top), crs)
+
 
 
 def _crop(grid: RasterGrid, work: RasterGrid, aoi, margin_m: float, tile: int, overlap: int):

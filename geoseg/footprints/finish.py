@@ -8,7 +8,7 @@ from affine import Affine
 
 from geoseg.config import VectorizeConfig
 from geoseg.footprints.regularize import KEPT_ORIGINAL, REGULARISED, iou, regularize
-from geoseg.georef import check_representable, metric_crs_for
+from geoseg.georef import check_not_torn, check_representable, metric_crs_for, wrapped_crs
 from geoseg.grid import RasterGrid
 
 GSD_DECIMALS = 4  # the gsd_m column, to 0.1 mm: a UTM grid of 0.3 m measures 0.300043 m on the ground
@@ -36,10 +36,12 @@ class Finisher:
         self.dst_crs = src_crs if out_crs is None else CRS.from_user_input(out_crs)
         if self.dst_crs != src_crs:
             check_representable(grid, self.dst_crs)
+            check_not_torn(grid, wrapped_crs(self.dst_crs, grid), str(out_crs))
         metric_crs = metric_crs_for(grid)
         self.unit_m = metric_crs.linear_units_factor[1]  # metres per metric-CRS unit
         self.to_metric = None if metric_crs == src_crs else _transformer(src_crs, metric_crs)
-        self.to_dst = None if self.dst_crs == metric_crs else _transformer(metric_crs, self.dst_crs)
+        # wrapped: a footprint across the antimeridian keeps longitudes past 180 instead of spanning 360 degrees
+        self.to_dst = None if self.dst_crs == metric_crs else _transformer(metric_crs, wrapped_crs(self.dst_crs, grid))
         tolerance_m = gsd_m if cfg.simplify_m is None else cfg.simplify_m
         self.tolerance = tolerance_m / self.unit_m
         self.batches: list[tuple] = []  # (WKB of the batch's geometries, their sizes, anchor_x, anchor_y, area_m2, p_mean, reg_status)

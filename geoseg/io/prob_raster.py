@@ -54,6 +54,8 @@ def write_probability(src_path: Path, out_path: Path, out_grid: RasterGrid, n_ba
     from rasterio.enums import Resampling
     from rasterio.vrt import WarpedVRT
 
+    from geoseg.georef import wrapped_crs
+
     progress = progress or NullProgress()
     out_path = Path(out_path)
     check_raster_output(out_path)
@@ -69,7 +71,8 @@ def write_probability(src_path: Path, out_path: Path, out_grid: RasterGrid, n_ba
             atomic_output(out_path) as tmp:
         offset = out_grid.offset_in(RasterGrid((src.height, src.width), src.transform, src.crs))
         same = offset is not None  # the source's own pixels (all, or a part at ``offset``): copied as they are
-        warp = {"crs": out_grid.crs, "transform": out_grid.transform, "width": out_grid.width, "height": out_grid.height}
+        warp = {"crs": wrapped_crs(out_grid.crs, out_grid), "transform": out_grid.transform, "width": out_grid.width,
+                "height": out_grid.height}  # wrapped: an output grid past 180 degrees is filled there too
         reader = src if same else WarpedVRT(src, resampling=Resampling.bilinear, **warp, **_warp_scale(src, out_grid))
         vsrc = None if same or valid_path is None else rasterio.open(valid_path)
         vreader = None if vsrc is None else WarpedVRT(vsrc, resampling=Resampling.nearest, **warp)

@@ -225,12 +225,13 @@ class WorkReader:
         if offset is not None:  # the raster's own pixels (all of them, or a part): read them as they are
             self._src, self._offset = self._ds, offset
         else:
-            from geoseg.georef import ground_gsd_m
+            from geoseg.georef import ground_gsd_m, wrapped_crs
 
             # the working grid is metric: average when it is coarser than the source, else bilinear
             coarser = min(self.work.res_xy) > 1.01 * ground_gsd_m(self.info.grid)
+            wrapped = wrapped_crs(self.info.grid.crs, self.info.grid)  # longitudes past 180 stay there
             self._vrt = WarpedVRT(
-                self._ds, crs=self.work.crs, transform=self.work.transform, width=self.work.width,
+                self._ds, **({} if wrapped == self.info.grid.crs else {"src_crs": wrapped}), crs=self.work.crs, transform=self.work.transform, width=self.work.width,
                 height=self.work.height, resampling=Resampling.average if coarser else Resampling.bilinear, tolerance=WARP_TOLERANCE_PX,
                 add_alpha=ColorInterp.alpha not in self._ds.colorinterp,  # an RGBA source's alpha is the mask already
             )

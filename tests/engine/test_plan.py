@@ -66,7 +66,7 @@ def test_a_tile_size_whose_memory_exceeds_the_machines_ram_is_warned():
         plan_for(str(SAMPLE), get_card("default"), SegmentConfig())  # the card's tiles: no warning
 
 
-def test_a_dst_crs_that_cuts_the_raster_at_the_antimeridian_is_refused_before_any_work(tmp_path, pixel_card):
+def test_a_projected_dst_crs_that_cuts_the_raster_at_the_antimeridian_is_refused_before_any_work(tmp_path, pixel_card):
     """GDAL's grid there was 0 pixels high: an internal error after the whole run; footprints spanned 360 degrees."""
     import numpy as np
     from affine import Affine
@@ -80,8 +80,11 @@ def test_a_dst_crs_that_cuts_the_raster_at_the_antimeridian_is_refused_before_an
                        transform=Affine(1.0, 0, x - 100, 0, -1.0, y + 100))
     card = get_card(str(pixel_card))
     with pytest.raises(ConfigError, match="crosses the antimeridian .* e.g. its UTM zone EPSG:32"):
-        plan_for(str(src), card, SegmentConfig(model=str(pixel_card), dst_crs="EPSG:4326"))
+        plan_for(str(src), card, SegmentConfig(model=str(pixel_card), dst_crs="EPSG:3857"))  # x jumps by 40,000 km
     plan_for(str(src), card, SegmentConfig(model=str(pixel_card), dst_crs="EPSG:32760"))  # a projected CRS holds it
+    _, plan = plan_for(str(src), card, SegmentConfig(model=str(pixel_card), dst_crs="EPSG:4326"))  # runs past 180
+    left, _, right, _ = plan.out_grid.bounds
+    assert left < 180.0 < right and right - left < 0.01
 
 
 def test_the_memory_estimate_counts_the_vectorizers_window():

@@ -101,6 +101,47 @@ def test_geographic_input_footprints_overlay_the_input(tmp_path, pixel_card):
     assert prob[30:50, 30:80].min() > 200 and prob[170:, :100].max() < 50
 
 
+def test_a_geographic_raster_past_180_degrees_is_read_and_mapped_there(tmp_path, pixel_card):
+    """Longitudes past 180 (as gdalwarp writes them over Fiji): the part east of 180 was read as nodata and lost."""
+    t = Affine(1e-5, 0, 179.9985, 0, -1e-5, -16.5)  # 179.9985 .. 180.0015 degrees
+    rects = [(20, 40, 60, 110), (100, 200, 160, 260), (200, 120, 260, 190)]  # the second and third straddle or pass 180
+    src = write_raster(tmp_path / "fiji.tif", scene((300, 300), rects), crs="EPSG:4326", transform=t)
+    res = segment(str(src), tmp_path / "o.gpkg", tmp_path / "p.tif", cfg(pixel_card))
+    with rasterio.open(tmp_path / "p.tif") as ds:
+        assert (ds.crs, ds.transform) == (rasterio.crs.CRS.from_epsg(4326), t)
+        mask, prob = ds.dataset_mask(), ds.read(1)
+    assert (mask[2:-2, 2:-2] == 255).all()  # east of 180 too
+    assert prob[110:150, 210:250].min() > 200
+    gdf = res.footprints
+    assert len(gdf) == 3 and (gdf.geometry.bounds.maxx - gdf.geometry.bounds.minx).max() < 1e-3
+    for r in rects:
+        assert max(iou(g, rect_geom(*r, t=t)) for g in gdf.geometry) > 0.85
+    assert gdf.geometry.bounds.maxx.max() > 180.0
+
+
+def test_dst_crs_4326_across_the_antimeridian_keeps_longitudes_past_180(tmp_path, pixel_card):
+    """A UTM 60S raster over 180 degrees into EPSG:4326: GDAL's grid was 0 pixels high (an internal error after the
+    run) and footprints there spanned 360 degrees. Now the output runs on past 180, as gdalwarp writes it."""
+    from rasterio.warp import transform
+
+    (x,), (y,) = transform("EPSG:4326", "EPSG:32760", [180.0], [-16.5])
+    t = Affine(1.0, 0, round(x) - 100, 0, -1.0, round(y) + 100)
+    rects = [(80, 60, 120, 140), (20, 20, 50, 60)]  # the first straddles 180 degrees
+    src = write_raster(tmp_path / "utm60s.tif", scene((200, 200), rects), crs="EPSG:32760", transform=t)
+    res = segment(str(src), tmp_path / "o.fgb", tmp_path / "p.tif", cfg(pixel_card, dst_crs="EPSG:4326"))
+    gdf = res.footprints
+    assert gdf.crs.to_epsg() == 4326 and len(gdf) == 2
+    widths = gdf.geometry.bounds.maxx - gdf.geometry.bounds.minx
+    assert widths.max() < 1e-3 and gdf.geometry.bounds.maxx.max() > 180.0
+    metric = gdf.to_crs(rasterio.crs.CRS.from_user_input("+proj=utm +zone=60 +south +datum=WGS84"))
+    for r in rects:  # the footprints come back onto the rectangles through a plain (unwrapped) transform
+        assert max(iou(g, rect_geom(*r, t=t)) for g in metric.geometry) > 0.85
+    with rasterio.open(tmp_path / "p.tif") as ds:
+        assert ds.crs.to_epsg() == 4326 and ds.height > 150 and ds.width > 150
+        assert ds.bounds.left < 180.0 < ds.bounds.right
+        assert (ds.dataset_mask() > 0).mean() > 0.9
+
+
 def test_dst_crs_reprojects_outputs(tmp_path, pixel_card):
     src = write_raster(tmp_path / "in.tif", scene((100, 100), [(20, 20, 60, 60)]))
     res = segment(str(src), tmp_path / "o.fgb", tmp_path / "p.tif", cfg(pixel_card, dst_crs="EPSG:4326"))

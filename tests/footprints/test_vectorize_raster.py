@@ -376,3 +376,19 @@ def test_float_values_beyond_0_1_are_refused_not_thresholded(tmp_path, scale):
     assert "\n" not in str(err.value)
     write_prob(tmp_path / "ok.tif", prob / scale)
     assert len(vectorize_raster(str(tmp_path / "ok.tif"), VectorizeConfig(threshold=0.5))) == 1
+
+
+def test_footprints_across_the_antimeridian_keep_going_past_180_in_4326(tmp_path):
+    """A UTM 60S probability raster over 180 degrees: in EPSG:4326 a footprint there spanned 360 degrees; in
+    EPSG:3857, which jumps by 40,000 km there, the run is refused before any work."""
+    from rasterio.warp import transform
+
+    (x,), (y,) = transform("EPSG:4326", "EPSG:32760", [180.0], [-16.5])
+    t = Affine(0.5, 0, round(x) - 50, 0, -0.5, round(y) + 50)
+    path = write_prob(tmp_path / "fiji.tif", draw((200, 200), [(80, 60, 120, 140)]), crs="EPSG:32760", transform=t)
+    gdf = vectorize_raster(path, VectorizeConfig(), out_crs="EPSG:4326")
+    (minx, _, maxx, _), = gdf.geometry.bounds.values.tolist()
+    assert len(gdf) == 1 and minx < 180.0 < maxx and maxx - minx < 1e-3
+    assert gdf["area_m2"].iloc[0] == pytest.approx(40 * 80 * 0.25, rel=0.02)
+    with pytest.raises(ConfigError, match="crosses the antimeridian in --dst-crs EPSG:3857"):
+        vectorize_raster(path, VectorizeConfig(), out_crs="EPSG:3857")
