@@ -14,6 +14,7 @@ for before/after comparisons.
 
     python benchmarks/bench_vectorize.py --sizes 20000x3000 20000x20000
     python benchmarks/bench_vectorize.py --sizes 20000x3000 --module /tmp/old.py
+    python benchmarks/bench_vectorize.py --sizes 6000x3000 --regularize      # the squaring's cost
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def build(width: int, height: int, out_dir: Path, cell: int = 42, seed: int = 0)
     return path
 
 
-def child(raster: str, band_rows: int | None, trace: bool, module: str | None) -> dict:
+def child(raster: str, band_rows: int | None, trace: bool, module: str | None, regularize: bool = False) -> dict:
     import psutil
 
     from geoseg.config import VectorizeConfig
@@ -91,7 +92,7 @@ def child(raster: str, band_rows: int | None, trace: bool, module: str | None) -
         sys.modules[spec.name] = vr
         spec.loader.exec_module(vr)
 
-    cfg = VectorizeConfig() if band_rows is None else VectorizeConfig(band_rows=band_rows)
+    cfg = VectorizeConfig(regularize=regularize, **({} if band_rows is None else {"band_rows": band_rows}))
     warm = build(700, 700, Path(raster).parent)  # a tiny run first: lazy imports are not the big run's cost
     vr.vectorize_raster(warm, VectorizeConfig(band_rows=256, halo_rows=64), model_name="bench")
     proc = psutil.Process()
@@ -131,6 +132,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--sizes", nargs="+", default=["20000x3000"], help="WIDTHxHEIGHT")
     ap.add_argument("--cell", type=int, default=42, help="about one building per cell x cell pixels")
     ap.add_argument("--band-rows", type=int, default=None)
+    ap.add_argument("--regularize", action="store_true", help="square the outlines (VectorizeConfig.regularize)")
     ap.add_argument("--module", help="path of another raster.py to run instead of geoseg.footprints.raster")
     ap.add_argument("--gdal-cachemax", type=int, default=None, help="GDAL_CACHEMAX (MB) for the runs; default GDAL's")
     ap.add_argument("--tracemalloc", action="store_true", help="also report the Python-heap peak (slower run)")
@@ -138,7 +140,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        print(MARK + json.dumps(child(args.child, args.band_rows, args.tracemalloc, args.module)), flush=True)
+        print(MARK + json.dumps(child(args.child, args.band_rows, args.tracemalloc, args.module, args.regularize)), flush=True)
         return []
     rows = []
     for spec in args.sizes:
@@ -146,6 +148,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         path = build(w, h, args.dir, args.cell)
         cmd = [sys.executable, __file__, "--child", str(path)] + ["--tracemalloc"] * args.tracemalloc
         cmd += [] if args.band_rows is None else ["--band-rows", str(args.band_rows)]
+        cmd += ["--regularize"] * args.regularize
         cmd += [] if args.module is None else ["--module", str(Path(args.module).resolve())]
         env = dict(os.environ, **({"GDAL_CACHEMAX": str(args.gdal_cachemax)} if args.gdal_cachemax else {}))
         p = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
