@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from geoseg.errors import ConfigError
+from geoseg.errors import ConfigError, InputError
 
 HEADS = ("head.", "segmentation_head.")  # output layers: may differ in size when fine-tuning
 
@@ -96,9 +96,18 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 def load_checkpoint(path: Path) -> dict | None:
     """The checkpoint at ``path`` (on the CPU; loading it into a model moves it), or None if there is none."""
+    import pickle
+
     import torch
 
-    return torch.load(path, weights_only=False, map_location="cpu") if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, weights_only=False, map_location="cpu")
+    except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError, OSError) as exc:
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise InputError(f"{path} is not a readable checkpoint ({reason}); it may be truncated: move it away to "
+                         "start over, or give a new --out") from None
 
 
 def resume(last: Path, ck: dict | None, cfg: dict[str, Any], model, opt, sched, steps: int) -> tuple[int, float, dict | None]:
@@ -114,8 +123,18 @@ def resume(last: Path, ck: dict | None, cfg: dict[str, Any], model, opt, sched, 
         raise ConfigError(f"{last} was started with another config ({', '.join(changed[:4])}"
                           f"{' ...' if len(changed) > 4 else ''} changed); give a new --out, or resume with that run's "
                           "config (only " + ", ".join(RESUMABLE_CHANGES) + " may change)")
+    old_files, files = ck.get("data_files"), training_files(cfg)
+    if old_files is not None and old_files != files:
+        added, gone = sorted(set(files) - set(old_files)), sorted(set(old_files) - set(files))
+        raise ConfigError(f"{last} was started on other training rasters: its raster_glob now matches "
+                          f"{len(added)} new and misses {len(gone)} earlier file(s) ({', '.join((added + gone)[:2])}"
+                          f"{' ...' if len(added) + len(gone) > 2 else ''}); restore them, or give a new --out")
     model.load_state_dict(ck["model"]), opt.load_state_dict(ck["opt"])
     start, partial = ck["epoch"] + 1, ck.get("partial")
+    best = float(ck["best"])
+    if ck["config"]["data"].get("val") != cfg["data"].get("val"):  # scores of other sets (or IoU against -loss)
+        print("data.val changed: best.pt is chosen afresh from this epoch on", flush=True)
+        best = -math.inf
     same_steps = ck["config"]["train"]["steps_per_epoch"] == steps
     if partial is not None and not same_steps:
         print("steps_per_epoch changed: the unfinished epoch starts over", flush=True)
@@ -131,4 +150,11 @@ def resume(last: Path, ck: dict | None, cfg: dict[str, Any], model, opt, sched, 
                 sched.step()
     at = f"epoch {start + 1}, step {partial['step']}" if partial else f"epoch {start + 1}"
     print(f"resumed at {at}", flush=True)
-    return start, float(ck["best"]), partial
+    return start, best, partial
+
+
+def training_files(cfg: dict[str, Any]) -> list[str]:
+    """The training rasters ``cfg`` names, its ``raster_glob`` entries expanded (what a run trained on)."""
+    from geoseg.train.fit import expand_globs
+
+    return [str(d["raster"]) for d in expand_globs(cfg["data"]["train"])]

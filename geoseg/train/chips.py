@@ -50,6 +50,8 @@ class ChipSampler:
         self.rng = np.random.default_rng(seed)
         if self.aug is not None:
             self.aug = _augmentations(seed, self.color_shift, self.n_bands)
+        for region in self.regions:  # tiles cached in the last epoch would steer this one's draws (a resumed
+            getattr(region, "clear_cache", lambda: None)()  # process starts with none): each epoch starts empty
 
     @classmethod
     def from_config(cls, regions: list, tcfg: dict, seed: int, n_targets: int) -> ChipSampler:
@@ -84,10 +86,10 @@ class ChipSampler:
             image, inst, valid = window
             if valid.mean() < self.min_valid:
                 continue
-            img = np.ascontiguousarray(image.transpose(1, 2, 0))
+            img = np.ascontiguousarray(image.transpose(1, 2, 0))  # (Y, X, C); cv2 drops a single band's axis
             val = valid.astype(np.float32)
             interp = cv2.INTER_AREA if crop > self.size else cv2.INTER_LINEAR
-            img = cv2.resize(img, (self.size, self.size), interpolation=interp)
+            img = cv2.resize(img, (self.size, self.size), interpolation=interp).reshape(self.size, self.size, -1)
             # centre-aligned nearest, as INTER_AREA and INTER_LINEAR are: plain INTER_NEAREST takes each block's
             # top-left pixel, and labels of a chip k times coarser sat (k - 1) / 2 base pixels off their imagery
             inst = cv2.resize(inst.astype(np.float32), (self.size, self.size),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -15,7 +16,7 @@ import numpy as np
 from geoseg.errors import Cancelled, ConfigError, InputError, OutputError
 from geoseg.models.normalize import default_normalization, normalize
 from geoseg.progress import Progress
-from geoseg.train.checkpoint import init_from, load_checkpoint, resume, save_checkpoint
+from geoseg.train.checkpoint import init_from, load_checkpoint, resume, save_checkpoint, training_files
 from geoseg.train.chips import ChipSampler, worker_batches
 from geoseg.train.experiment import entry_bands, glob_rasters
 from geoseg.train.losses import total_loss
@@ -260,6 +261,7 @@ def _fit(cfg: dict[str, Any], out_dir: Path, show_progress: Progress | None, sto
     epochs, steps = int(tcfg["epochs"]), int(tcfg["steps_per_epoch"])
     sched = one_cycle(opt, float(tcfg["lr"]), epochs * steps)
     start, best, partial = resume(last, ck, cfg, model, opt, sched, steps)
+    _repair_log(out_dir / "log.jsonl", ck)
     del ck
     model.train()
     run = _Epochs(cfg, out_dir, model, opt, sched, scaler, dtype, device, norm, weights, sampler, regions, n_targets,
@@ -275,17 +277,44 @@ def _fit(cfg: dict[str, Any], out_dir: Path, show_progress: Progress | None, sto
             run.keep(epoch, losses, t0, "interrupted in validation")
             raise
         rec = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": round(time.time() - t0, 1), **metrics}
-        with open(out_dir / "log.jsonl", "a") as fh:
-            fh.write(json.dumps(rec) + "\n")
         print(json.dumps(rec), flush=True)
         score = metrics.get("iou", -float(np.mean(losses)))
         if score > run.best:
             run.best = score
-            save_checkpoint(out_dir / "best.pt", {"model": model.state_dict(), "epoch": epoch, "metrics": metrics, "config": cfg})
-        save_checkpoint(last, {**run.state(), "epoch": epoch})
+            save_checkpoint(out_dir / "best.pt", {"model": model.state_dict(), "epoch": epoch, "metrics": metrics,
+                                                  "config": cfg, "data_files": run.files})
+        # the checkpoint first, holding the epoch's log line: a kill between the two is repaired on resume
+        save_checkpoint(last, {**run.state(), "epoch": epoch, "record": rec})
+        with open(out_dir / "log.jsonl", "a") as fh:
+            fh.write(json.dumps(rec) + "\n")
         if run.left == 0:  # stop_after_steps ran out with this epoch
             break
     return out_dir / "best.pt"
+
+
+def _repair_log(path: Path, ck: dict | None) -> None:
+    """Make ``log.jsonl`` one line per epoch ``ck`` (the ``last.pt`` resumed from) finished: a kill after an epoch's
+    checkpoint but before its log line (or, before 2026-12-02, after the line but before the checkpoint, which
+    redid and re-logged the epoch) left it short or doubled."""
+    if ck is None or not path.exists():
+        return
+    done = int(ck["epoch"])
+    lines: dict[int, str] = {}
+    for line in path.read_text().splitlines():
+        try:
+            epoch = int(json.loads(line)["epoch"])
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut by the kill
+        if epoch <= done:
+            lines.setdefault(epoch, line)
+    record = ck.get("record")
+    if record is not None and int(record["epoch"]) == done:
+        lines.setdefault(done, json.dumps(record))
+    text = "".join(lines[e] + "\n" for e in sorted(lines))
+    if text != path.read_text():
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
 
 
 def _finished(ck: dict | None, cfg: dict[str, Any]) -> bool:
@@ -320,9 +349,14 @@ class _Epochs:
     best: float
     left: int | None  # steps this call may still take (stop_after_steps); None: no limit
 
+    @functools.cached_property
+    def files(self) -> list[str]:
+        """The training rasters, globs expanded (a resume refuses other files)."""
+        return training_files(self.cfg)
+
     def state(self) -> dict:
         return {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
-                "best": self.best, "config": self.cfg}
+                "best": self.best, "config": self.cfg, "data_files": self.files}
 
     def _tensors(self, img, lab, valid) -> tuple:
         import torch

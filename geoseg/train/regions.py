@@ -73,7 +73,7 @@ class Region:
 
 def load_region(raster: str, labels: str, base_gsd_m: float, name: str | None = None,
                 chip_gsd_m: tuple[float, float] | None = None, n_bands: int = 3,
-                bands: tuple[int, ...] | None = None, aoi: str | None = None) -> Region:
+                bands: tuple[int, ...] | None = None, aoi: str | None = None, validation: bool = False) -> Region:
     """``raster`` and its ``labels`` on the local metric grid at ``base_gsd_m``, read whole through the
     engine's reader (bands, dtype scaling, masks, nodata and alpha as at inference), cropped to its data;
     ``chip_gsd_m``: the chip GSDs it serves (see :class:`~geoseg.train.chips.ChipSampler`); ``n_bands`` bands
@@ -105,7 +105,7 @@ def load_region(raster: str, labels: str, base_gsd_m: float, name: str | None = 
     region = Region(name or raster, image[:, ys, xs].copy(), label[ys, xs].copy(), valid[ys, xs].copy(), base_gsd_m,
                     chip_gsd_m)
     if not region.has_buildings:
-        warn_unlabelled(raster, labels)
+        warn_unlabelled(raster, labels, validation)
     return region
 
 

@@ -59,13 +59,16 @@ def aoi_geoms(path: str, crs, bounds: tuple[float, float, float, float], raster:
     return geoms
 
 
-def warn_unlabelled(raster: str, labels: str) -> None:
-    """Say that no label polygon lies on ``raster``: its chips would teach "no building" only."""
+def warn_unlabelled(raster: str, labels: str, validation: bool = False) -> None:
+    """Say that no label polygon lies on ``raster``: its chips would teach "no building" only (or, ``validation``,
+    score every building the model finds there as a false alarm)."""
     import warnings
 
     from geoseg.errors import LabelWarning
 
-    warnings.warn(f"no polygon of {labels} lies on {raster}; its chips teach only 'no building'. "
+    effect = ("validation there counts every building found as a false alarm" if validation
+              else "its chips teach only 'no building'")
+    warnings.warn(f"no polygon of {labels} lies on {raster}; {effect}. "
                   "If that is not meant, check that the labels cover the raster", LabelWarning, stacklevel=3)
 
 
@@ -157,6 +160,10 @@ class TiledRegion:
         if self.aoi is not None:  # outside the area where the labels are complete nothing is taught
             valid &= area_mask(self.aoi, transform, tile.read.shape_yx)
         return image, inst, valid
+
+    def clear_cache(self) -> None:
+        """Forget the cached tiles: draws then depend on the generator alone (see ``ChipSampler.reseed``)."""
+        self.cache.clear()
 
     def _tile(self, rng: np.random.Generator):
         if len(self.cache) < self.cache_tiles or rng.random() < self.refresh:

@@ -59,13 +59,17 @@ def val_sets(entries: list[dict], size: int, n_bands: int = 3) -> dict[str, list
             key = f"{d.get('name', rasters[0])}@{g:g}"
             for r in rasters:
                 region = load_region(r, d["labels"], g, d.get("name"), n_bands=n_bands, bands=entry_bands(d),
-                                     aoi=d.get("aoi"))
+                                     aoi=d.get("aoi"), validation=True)
                 sets.setdefault(key, []).extend(val_chips(region, size))
     empty = [k for k, v in sets.items() if not v]
     if empty and len(empty) == len(sets):
         raise ConfigError(f"data.val gives no validation chip ({', '.join(empty)}): each raster is smaller than "
                           f"train.val_chip_size ({size} px) at its gsd_m, or mostly nodata; lower val_chip_size, or "
                           "drop data.val (best.pt is then the epoch of the lowest loss)")
+    if sets and not any(c[1].any() for v in sets.values() for c in v):
+        raise ConfigError("data.val's labels hold no building on its chips (every validation IoU would be 0 and "
+                          "best.pt would stay at the first epoch); check that each val entry's labels cover its "
+                          "raster, or drop data.val (best.pt is then the epoch of the lowest loss)")
     for k in empty:
         warnings.warn(f"validation set {k} gives no chip of train.val_chip_size ({size} px): its raster is smaller "
                       "at that GSD, or mostly nodata; it is left out", LabelWarning, stacklevel=2)

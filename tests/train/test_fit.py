@@ -918,3 +918,123 @@ def test_a_resumed_run_does_not_need_the_weights_it_started_from(experiment):
     (experiment / "parent" / "last.pt").unlink()
     fit(child, experiment / "child")
     assert len(_epoch_losses(experiment / "child")) == 2
+
+
+def test_a_resumed_run_reading_many_tiles_draws_what_an_uninterrupted_one_draws(experiment):
+    """Tiles cached in one epoch steered the next epoch's draws, and a resumed process starts with no cache: on a
+    raster of many tiles (no worker processes) its losses differed from an uninterrupted run's."""
+    import tomllib
+
+    from geoseg.train.fit import fit
+
+    cfg = tomllib.loads((experiment / "exp.toml").read_text())
+    cfg["train"].update(epochs=2, steps_per_epoch=3, tile_size=128, cache_tiles=2, gsd_range=[0.15, 0.25])  # 16 tiles
+    cfg["data"]["val"] = []
+    fit(cfg, experiment / "a")
+    fit(cfg, experiment / "b", stop_after_steps=4)  # epoch 0, then one step of epoch 1
+    fit(cfg, experiment / "b")
+    assert _epoch_losses(experiment / "b") == _epoch_losses(experiment / "a")
+
+
+def test_a_single_band_model_trains(experiment):
+    """in_channels = 1: cv2 dropped the band axis of a resized chip, which then broadcast to 64 bands."""
+    import tomllib
+
+    from geoseg.train.fit import fit
+
+    cfg = tomllib.loads((experiment / "exp.toml").read_text())
+    cfg["architecture"]["in_channels"] = 1
+    cfg["normalization"] = {"mean": [127.5], "std": [127.5]}
+    for entry in cfg["data"]["train"] + cfg["data"]["val"]:
+        entry["bands"] = [2]
+    cfg["train"].update(epochs=2, steps_per_epoch=4)
+    fit(cfg, experiment / "one")
+    log = [json.loads(line) for line in (experiment / "one" / "log.jsonl").read_text().splitlines()]
+    assert len(log) == 2 and all(np.isfinite(x["loss"]) for x in log) and "iou" in log[-1]
+
+
+def test_a_resume_with_another_validation_set_chooses_best_pt_afresh(experiment):
+    """An IoU of the old set (about 0.5) beat every later epoch's -loss once data.val was dropped: best.pt froze."""
+    import tomllib
+
+    import torch
+
+    from geoseg.train.fit import fit
+
+    cfg = tomllib.loads((experiment / "exp.toml").read_text())
+    cfg["train"].update(epochs=3, steps_per_epoch=4)
+    fit(cfg, experiment / "run", stop_after=1)
+    assert torch.load(experiment / "run" / "best.pt", weights_only=False)["epoch"] == 0
+    cfg["data"]["val"] = []
+    fit(cfg, experiment / "run")
+    assert torch.load(experiment / "run" / "best.pt", weights_only=False)["epoch"] >= 1
+
+
+def test_a_resume_whose_raster_glob_matches_other_files_is_refused(experiment):
+    import shutil
+    import tomllib
+
+    from geoseg.errors import ConfigError
+    from geoseg.train.fit import fit
+
+    (experiment / "g").mkdir()
+    shutil.copy(experiment / "img.tif", experiment / "g" / "a.tif")
+    cfg = tomllib.loads((experiment / "exp.toml").read_text())
+    cfg["data"]["train"] = [{"raster_glob": str(experiment / "g" / "*.tif"), "labels": str(experiment / "labels.geojson")}]
+    cfg["data"]["val"] = []
+    cfg["train"].update(epochs=2, steps_per_epoch=2)
+    fit(cfg, experiment / "run", stop_after=1)
+    shutil.copy(experiment / "img.tif", experiment / "g" / "b.tif")
+    with pytest.raises(ConfigError, match=r"raster_glob now matches 1 new and misses 0 earlier file\(s\) \(.*b\.tif\)"):
+        fit(cfg, experiment / "run")
+    (experiment / "g" / "b.tif").unlink()
+    fit(cfg, experiment / "run")  # the same files again: it resumes
+    assert len(_epoch_losses(experiment / "run")) == 2
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 not a whole checkpoint"])
+def test_a_truncated_checkpoint_is_a_one_line_cli_error(experiment, content):
+    (experiment / "run").mkdir()
+    (experiment / "run" / "last.pt").write_bytes(content)
+    r = CliRunner().invoke(cli, ["train", str(experiment / "exp.toml"), "--out", str(experiment / "run")])
+    assert r.exit_code == 2 and "last.pt is not a readable checkpoint" in r.output and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+
+def test_a_kill_between_an_epochs_checkpoint_and_its_log_line_leaves_one_line_per_epoch(experiment):
+    """The log line used to be written first: a kill before the checkpoint redid the epoch and logged it twice."""
+    import tomllib
+
+    from geoseg.train.fit import fit
+
+    cfg = tomllib.loads((experiment / "exp.toml").read_text())
+    cfg["train"].update(epochs=3, steps_per_epoch=2)
+    cfg["data"]["val"] = []
+    log = experiment / "run" / "log.jsonl"
+    fit(cfg, experiment / "run", stop_after=1)
+    first = log.read_text()
+    log.write_text("")  # killed after the checkpoint, before the line: the checkpoint holds it
+    fit(cfg, experiment / "run", stop_after=1)
+    assert [json.loads(x)["epoch"] for x in log.read_text().splitlines()] == [0, 1]
+    assert log.read_text().startswith(first)
+    log.write_text(log.read_text() + log.read_text().splitlines()[-1] + "\n" + '{"epoch": 2, "lo')  # doubled, cut
+    fit(cfg, experiment / "run")
+    assert [json.loads(x)["epoch"] for x in log.read_text().splitlines()] == [0, 1, 2]
+
+
+def test_validation_labels_that_miss_their_rasters_are_refused(experiment):
+    """Every validation IoU was 0, so best.pt stayed at the first epoch without a word."""
+    import tomllib
+
+    from geoseg.errors import ConfigError, LabelWarning
+    from geoseg.train.validation import val_sets
+
+    far = gpd.GeoDataFrame(geometry=[box(600000, 6000000, 600010, 6000010)], crs=32633)
+    far.to_file(experiment / "far.geojson")
+    cfg = tomllib.loads((experiment / "exp.toml").read_text())
+    entry = {**cfg["data"]["val"][0], "labels": str(experiment / "far.geojson")}
+    with pytest.warns(LabelWarning, match="validation there counts every building found as a false alarm"), \
+            pytest.raises(ConfigError, match="data.val's labels hold no building"):
+        val_sets([entry], 64)
+    sets = val_sets([cfg["data"]["val"][0]], 64)  # the real labels: chips with buildings
+    assert sum(len(v) for v in sets.values()) > 0
