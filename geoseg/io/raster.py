@@ -103,8 +103,9 @@ def _pick_bands(ds, n_model: int, requested: tuple[int, ...] | None, path: str) 
     if len(data) == 1:
         warnings.warn(f"{path} has a single band; it is replicated to the model's {n_model} bands", BandWarning, stacklevel=3)
         return tuple(data * n_model)
-    raise InputError(f"{path} has {len(data)} data bands but the model needs {n_model}; choose bands with --bands "
-                     "(in a training config: bands = [...] in the data entry)")
+    raise InputError(f"{path} has {len(data)} data bands but the model needs {n_model}; give a raster with {n_model} "
+                     f"bands, or use (or train) a {len(data)}-band model (training: architecture.in_channels = "
+                     f"{len(data)} and a normalization for each band)")
 
 
 STRETCH_PERCENTILES = (0.5, 99.5)  # of all chosen bands' valid pixels together (docs/imagery_gsd.md, "Imagery that is not uint8")

@@ -43,8 +43,8 @@ def read_vectors(path: str | os.PathLike, what: str = "vectors", within=None):
     ``within``: a GeoSeries (any CRS) whose bounds limit what is read from a GDAL format (the features whose
     bounding boxes touch them): a city-wide label file read for one tile reads only that tile's part.
 
-    A missing or unreadable file, or one without a CRS, raises a one-line :class:`InputError`
-    naming ``what`` it was meant to be ("labels", "truth", ...).
+    A missing or unreadable file, a table without geometry (a CSV, a spreadsheet) or a file without a CRS raises a
+    one-line :class:`InputError` naming ``what`` it was meant to be ("labels", "truth", ...).
     """
     import geopandas as gpd
 
@@ -52,27 +52,39 @@ def read_vectors(path: str | os.PathLike, what: str = "vectors", within=None):
     if not path.exists():
         raise VectorNotFoundError(f"{what} not found: {path}; check the path")
     parquet = path.suffix.lower() in (".parquet", ".geoparquet")
-    if within is not None and not parquet and _declared_crs(path) is None:
-        _no_crs(path, what)  # a bbox read would first fail to reproject the bbox into the missing CRS
+    if within is not None and not parquet:
+        info = _layer_info(path)
+        if info is not None and info.get("geometry_type") is None:
+            _no_geometry(path, what)  # a bbox read would fail: no geometry field to filter on
+        if info is not None and info.get("crs") is None:
+            _no_crs(path, what)  # a bbox read would first fail to reproject the bbox into the missing CRS
     try:
         gdf = gpd.read_parquet(path) if parquet else gpd.read_file(path, bbox=within)
     except Exception as exc:  # noqa: BLE001  (GDAL/pyarrow say why in their own words; keep the first clause)
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(";")[0].rstrip(".")
         raise InputError(f"{what} {path} cannot be read as vector data ({reason}); "
                          f"give a complete vector file ({', '.join(sorted(set(VECTOR_EXTENSIONS) - {'.json'}))})") from None
+    if not isinstance(gdf, gpd.GeoDataFrame) or gdf.active_geometry_name is None:
+        _no_geometry(path, what)  # GDAL reads a CSV or a spreadsheet as a plain table
     if gdf.crs is None:
         _no_crs(path, what)
     return gdf
 
 
-def _declared_crs(path: Path) -> str:
-    """The CRS ``path``'s (first) layer declares, None if none; ``"?"`` when it cannot be read (the read says why)."""
+def _layer_info(path: Path) -> dict | None:
+    """What GDAL says of ``path``'s (first) layer (``crs``, ``geometry_type``: None when it has no geometry field), or
+    None when it cannot be read (the read that follows says why)."""
     import pyogrio
 
     try:
-        return pyogrio.read_info(path)["crs"]
+        return pyogrio.read_info(path)
     except Exception:  # noqa: BLE001 - a corrupt file: the read that follows gives the one-line error
-        return "?"
+        return None
+
+
+def _no_geometry(path: Path, what: str) -> None:
+    raise InputError(f"{what} {path} has no geometry column (a table, not vector data); give a vector file with the "
+                     f"outlines ({', '.join(sorted(set(VECTOR_EXTENSIONS) - {'.json'}))})")
 
 
 def _no_crs(path: Path, what: str) -> None:

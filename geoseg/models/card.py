@@ -13,6 +13,9 @@ from typing import Any
 from geoseg.errors import ModelCardNotFoundError, ModelIntegrityError, ModelNotFoundError
 
 REQUIRED = ("name", "architecture", "weights", "sha256", "input", "gsd_m", "gsd_valid_m", "tile_size", "overlap", "threshold")
+OPTIONAL = ("outputs", "weights_encoding", "border_cut", "description", "training", "train_command", "train_cwd",
+            "card_defaults_from", "data", "metrics", "throughput_mps", "license", "attribution")
+FIELDS = frozenset(REQUIRED + OPTIONAL)  # every field a card holds (models/README.md); the card fields a caller adds
 
 
 SEPARATORS = ("border", "gap")  # outputs that mark where touching buildings meet
@@ -121,6 +124,10 @@ def card_field_problem(raw: dict[str, Any]) -> str | None:
         v = raw["gsd_valid_m"]
         if not (isinstance(v, list) and len(v) == 2 and all(_number(x) and x > 0 for x in v) and v[0] <= v[1]):
             return f"gsd_valid_m must be [finest, coarsest] in metres, both > 0, not {_short(v)}"
+        g = raw.get("gsd_m")
+        if _number(g) and not v[0] * (1 - 1e-9) <= g <= v[1] * (1 + 1e-9):  # the engine would run it outside its range
+            return (f"gsd_m {g:g} lies outside gsd_valid_m [{v[0]:g}, {v[1]:g}] (the GSD the model runs at must be one it "
+                    "is valid for); give a gsd_m inside the range, or widen gsd_valid_m")
     t = raw.get("tile_size")
     if "tile_size" in raw and not (_whole(t, 32) and t % 32 == 0):
         return f"tile_size must be a multiple of 32 pixels, not {_short(t)}"
@@ -141,6 +148,21 @@ def card_field_problem(raw: dict[str, Any]) -> str | None:
     if "metrics" in raw and not isinstance(raw["metrics"], dict):  # `geoseg models list` reads metrics.val_iou
         return f"metrics must be an object, not {_short(raw['metrics'])}"
     return None
+
+
+def card_extra_problem(extra: dict[str, Any]) -> str | None:
+    """What is wrong with card fields a caller adds to an exported card (``geoseg train --card``): a field no card
+    holds (a misspelt ``licence`` would be written and ignored) named with the nearest known one, or what
+    :func:`card_field_problem` finds."""
+    import difflib
+
+    if isinstance(extra, dict):
+        for key in extra:
+            if key not in FIELDS:
+                near = difflib.get_close_matches(str(key), sorted(FIELDS), n=1)
+                hint = f"did you mean {near[0]}?" if near else "see models/README.md for the card fields"
+                return f"{key} is not a model card field ({hint}); fix or remove it"
+    return card_field_problem(extra)
 
 
 def _whole_card_problem(raw: dict[str, Any]) -> str | None:

@@ -81,6 +81,12 @@ def changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> 
     return out
 
 
+def checkpoint_config(ck: dict) -> dict[str, Any]:
+    """``ck``'s config; runs of configs without ``architecture.classes`` before 2026-12-02 built one output."""
+    cfg = ck["config"]
+    return {**cfg, "architecture": {"classes": 1, **cfg["architecture"]}}
+
+
 def _arch(cfg: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in sorted(cfg["architecture"].items()))
 
@@ -115,10 +121,11 @@ def resume(last: Path, ck: dict | None, cfg: dict[str, Any], model, opt, sched, 
     epoch to run, best score, the unfinished epoch's progress or None)``."""
     if ck is None:
         return 0, -math.inf, None  # any first score is better: best.pt after the first epoch, validated or not
-    if ck["config"]["architecture"] != cfg["architecture"]:
-        raise ConfigError(f"{last} is a run of another architecture ({_arch(ck['config'])}, this config asks for "
+    old = checkpoint_config(ck)
+    if old["architecture"] != cfg["architecture"]:
+        raise ConfigError(f"{last} is a run of another architecture ({_arch(old)}, this config asks for "
                           f"{_arch(cfg)}); give a new --out, or resume with that run's config")
-    changed = changed_keys(ck["config"], cfg)
+    changed = changed_keys(old, cfg)
     if changed:
         raise ConfigError(f"{last} was started with another config ({', '.join(changed[:4])}"
                           f"{' ...' if len(changed) > 4 else ''} changed); give a new --out, or resume with that run's "

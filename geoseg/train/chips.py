@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from geoseg.errors import InputError
+from geoseg.train.experiment import MIN_CROP
 from geoseg.train.regions import instance_targets
 
 
@@ -79,7 +80,7 @@ class ChipSampler:
         p = self.p if self.spans is None else self.serving(gsd)
         for _ in range(self.max_tries):
             region = self.regions[self.rng.choice(len(self.regions), p=p)]
-            crop = max(8, round(self.size * gsd / region.gsd_m))
+            crop = max(MIN_CROP, round(self.size * gsd / region.gsd_m))
             window = region.draw(self.rng, crop)
             if window is None:
                 continue

@@ -12,10 +12,13 @@ REQUIRED = ("name", "architecture", "data", "train")
 
 
 def load_experiment(path: str | Path) -> dict[str, Any]:
-    """Parse ``path`` (``.toml``, ``.yaml`` or ``.yml``) and check its top-level sections."""
+    """Parse ``path`` (``.toml``, ``.yaml`` or ``.yml``, UTF-8 text) and check its top-level sections; an
+    ``architecture`` without ``classes`` gets the default, 2 (see :func:`fill_defaults`)."""
     path = Path(path)
-    text = path.read_text()
     suffix = path.suffix.lower()
+    if suffix not in (".toml", ".yaml", ".yml"):
+        raise ConfigError(f"{path}: experiment configs are .toml, .yaml or .yml files")
+    text = _read_text(path)
     if suffix == ".toml":
         import tomllib
 
@@ -33,15 +36,44 @@ def load_experiment(path: str | Path) -> dict[str, Any]:
         except yaml.YAMLError as exc:
             first = str(exc).splitlines()[0]
             raise ConfigError(f"{path} is not valid YAML ({first})") from None
-    else:
-        raise ConfigError(f"{path}: experiment configs are .toml, .yaml or .yml files")
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path} must hold a mapping with {', '.join(REQUIRED)}")
     missing = [k for k in REQUIRED if k not in cfg]
     if missing:
         raise ConfigError(f"{path} lacks {', '.join(missing)}; see configs/scinet_r18_buildings.toml")
     _check_name(cfg["name"])  # before the run folder runs/<name> is made from it
+    fill_defaults(cfg)
     return cfg
+
+
+def _read_text(path: Path) -> str:
+    """The config file's text: a one-line :class:`ConfigError` when it is missing, not a file, or not UTF-8 (a
+    Latin-1 or UTF-16 file from a Windows editor). A UTF-8 byte-order mark is dropped."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"experiment config not found: {path}; check the path") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a folder; give the experiment config file (.toml or .yaml) in it") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path} ({exc.strerror or exc}); check the file and its permissions") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start} is 0x{data[exc.start]:02x}); save it as UTF-8 "
+                          "(in your editor: Save As, encoding UTF-8)") from None
+
+
+DEFAULT_CLASSES = 2  # building + border: what fit trains when architecture.classes is left out
+
+
+def fill_defaults(cfg: dict[str, Any]) -> None:
+    """Write the defaults every later reader must agree on into ``cfg``: ``architecture.classes`` (2, building +
+    border) when left out. fit, the export, the model card and :func:`geoseg.models.arch.build_module` (whose own
+    default is 1, for cards) then all see the same number of outputs."""
+    arch = cfg.get("architecture")
+    if isinstance(arch, dict) and "classes" not in arch:
+        arch["classes"] = DEFAULT_CLASSES
 
 
 _POSITIVE_INTS = ("chip_size", "batch_size", "steps_per_epoch", "epochs")
@@ -150,7 +182,7 @@ def _check_train_options(t: dict[str, Any]) -> None:
 
 def _check_outputs(t: dict[str, Any], arch: dict[str, Any]) -> None:
     """``architecture.classes`` (1-3 outputs: building, border, gap) and a loss weight for each."""
-    n = arch.get("classes", 2)  # fit's default
+    n = arch.get("classes", DEFAULT_CLASSES)  # written in by fill_defaults
     if not (_whole(n) and 1 <= n <= 3):
         raise ConfigError(f"architecture.classes must be 1 (building), 2 (+ border) or 3 (+ gap), not {n!r}")
     w = t.get("channel_weights", [1.0, 0.5, 0.5])
@@ -224,6 +256,7 @@ def check_experiment(cfg: dict[str, Any], resuming: bool = False) -> None:
     A number given as text at a float setting (YAML's ``5e-4``) is replaced by the number."""
     _check_sections(cfg)
     _read_number_text(cfg)
+    fill_defaults(cfg)
     t, d = cfg["train"], cfg["data"]
     _check_train_options(t)
     for key in (*_POSITIVE_INTS, "gsd_range", "lr"):
@@ -271,6 +304,7 @@ def check_experiment(cfg: dict[str, Any], resuming: bool = False) -> None:
         _check_aoi(f"data.train[{i}]", e)
         _check_entry_gsds(i, e)
     _check_coverage(d["train"], g)
+    _check_finest(d, g, t["chip_size"])
     for i, e in enumerate(d.get("val", [])):
         gsds = e.get("gsd_m") if isinstance(e, dict) else None
         gsds = gsds if isinstance(gsds, list) else [gsds]
@@ -365,6 +399,40 @@ def _check_coverage(entries: list[dict[str, Any]], gsd_range: list[float]) -> No
     if reach < gsd_range[1]:
         raise ConfigError(f"no data.train entry serves chips between {reach:g} and {gap_end:g} m of train.gsd_range "
                           f"{gsd_range}; widen a chip_gsd_m or add an entry without one")
+
+
+MIN_CROP = 8  # source pixels: the smallest window geoseg.train.chips.ChipSampler.sample_with_gsd upsamples to a chip
+
+
+def _check_finest(d: dict[str, Any], gsd_range: list[float], chip_size: int) -> None:
+    """No entry is asked for chips finer than it can make: a chip is at least :data:`MIN_CROP` pixels of the entry's
+    base grid, so its GSD is at least ``MIN_CROP * base_gsd_m / chip_size``; finer ones would come out at that GSD
+    while the card advertised the range."""
+    for i, e in enumerate(d["train"]):
+        lo, hi = gsd_range
+        if "chip_gsd_m" in e:
+            lo, hi = max(lo, e["chip_gsd_m"][0]), min(hi, e["chip_gsd_m"][1])
+        if lo > hi:  # serves no chip of the range
+            continue
+        base = e.get("base_gsd_m", d["base_gsd_m"])
+        finest = MIN_CROP * base / chip_size
+        if lo >= finest * (1 - 1e-9):
+            continue
+        least = _round_up(finest)
+        base_key = f"data.train[{i}].base_gsd_m" if "base_gsd_m" in e else "data.base_gsd_m"
+        fix = (f"raise the low end of its chip_gsd_m to {least:g} or more" if "chip_gsd_m" in e and lo > gsd_range[0]
+               else f"raise the low end of train.gsd_range to {least:g} or more")
+        raise ConfigError(f"data.train[{i}] cannot make chips finer than {least:g} m ({MIN_CROP} pixels of its {base:g} m "
+                          f"base grid on a {chip_size} px chip) but is asked for {lo:g} m; {fix} (or lower {base_key})")
+
+
+def _round_up(x: float, digits: int = 4) -> float:
+    """``x`` rounded up to ``digits`` significant digits: a bound a message gives that is never below ``x``."""
+    shown = float(f"{x:.{digits}g}")
+    if shown >= x:
+        return shown
+    step = 10 ** (math.floor(math.log10(x)) - digits + 1)
+    return float(f"{shown + step:.{digits}g}")
 
 
 def _whole(v: Any) -> bool:

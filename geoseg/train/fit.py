@@ -320,12 +320,13 @@ def _repair_log(path: Path, ck: dict | None) -> None:
 def _finished(ck: dict | None, cfg: dict[str, Any]) -> bool:
     """Whether ``ck`` (a ``last.pt``) is of a run of ``cfg`` that has trained all its epochs: a rerun (e.g. to add
     ``--export``) then loads no data. A changed config is left to :func:`geoseg.train.checkpoint.resume` to refuse."""
-    from geoseg.train.checkpoint import changed_keys
+    from geoseg.train.checkpoint import changed_keys, checkpoint_config
 
     if ck is None:
         return False
     done = ck.get("partial") is None and ck["epoch"] + 1 >= int(cfg["train"]["epochs"])
-    return done and ck["config"]["architecture"] == cfg["architecture"] and not changed_keys(ck["config"], cfg)
+    old = checkpoint_config(ck)
+    return done and old["architecture"] == cfg["architecture"] and not changed_keys(old, cfg)
 
 
 @dataclass

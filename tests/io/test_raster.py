@@ -91,8 +91,10 @@ def test_more_bands_without_colour_names_warn_which_are_used(tmp_path):
 
 def test_two_data_bands_is_an_error_naming_the_fix(tmp_path):
     path = write_raster(tmp_path / "two.tif", scene((30, 30))[:2])
-    with pytest.raises(InputError, match="--bands"):
+    with pytest.raises(InputError, match="2 data bands but the model needs 3; give a raster with 3 bands, or use "
+                                         r"\(or train\) a 2-band model") as err:
         inspect_raster(str(path))
+    assert "--bands" not in str(err.value)  # choosing among two bands cannot make three
 
 
 def test_explicit_bands_pick_and_validate(tmp_path):

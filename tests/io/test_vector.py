@@ -232,6 +232,25 @@ def test_read_vectors_refuses_a_file_without_a_crs(tmp_path):
         read_vectors(tmp_path / "naive.gpkg", "labels")
 
 
+@pytest.mark.parametrize("within", [False, True])
+@pytest.mark.parametrize("content", ["a,b\n1,2\n", "a,b\n"])
+def test_a_table_without_geometry_is_a_one_line_error_naming_the_file(tmp_path, content, within):
+    """Labels given as a CSV (GDAL reads it as a plain table, a DataFrame without .crs) were an internal
+    AttributeError; read within a bbox, GDAL's "Cannot set spatial filter" (or "no CRS")."""
+    from geoseg.errors import InputError
+    from geoseg.io.vector import read_polygon_features, read_vectors
+
+    path = tmp_path / "lab.csv"
+    path.write_text(content)
+    area = gpd.GeoSeries([box(500000, 5000000, 500100, 5000100)], crs=32633) if within else None
+    for read in (read_vectors, read_polygon_features):
+        with pytest.raises(InputError) as err:
+            read(path, "labels", within=area)
+        msg = str(err.value)
+        assert msg.startswith(f"labels {path} has no geometry column") and "give a vector file" in msg
+        assert "\n" not in msg
+
+
 def test_polygon_features_drop_points_and_lines_with_a_warning_and_keep_collection_polygons(tmp_path):
     from shapely.geometry import GeometryCollection, LineString, Point
 

@@ -152,3 +152,50 @@ def test_a_missing_weights_file_is_found_without_hashing(tmp_path, pixel_card):
     with pytest.raises(ModelNotFoundError, match="not found at"):
         card.verify_weights()
     assert ModelCard.load(pixel_card).weights_problem() is None
+
+
+def test_a_gsd_m_outside_the_cards_own_valid_range_is_refused(tmp_path, pixel_card):
+    """`--card {"gsd_m": 5.0}` on a model valid at 0.3-0.6 m was exported, and segment then ran it at 5 m."""
+    raw = json.loads(pixel_card.read_text())  # valid 0.25-4 m
+    for gsd in (5.0, 0.1):
+        with pytest.raises(ModelIntegrityError, match=rf"gsd_m {gsd:g} lies outside gsd_valid_m \[0.25, 4\]") as err:
+            get_card(str(_write(tmp_path, {**raw, "gsd_m": gsd})))
+        assert "give a gsd_m inside the range, or widen gsd_valid_m" in str(err.value)
+    assert "outside gsd_valid_m" in card_field_problem({"gsd_m": 5.0, "gsd_valid_m": [0.3, 0.6]})
+    for gsd in (0.3, 0.6, 0.45):  # the ends are inside
+        assert card_field_problem({"gsd_m": gsd, "gsd_valid_m": [0.3, 0.6]}) is None
+    assert card_field_problem({"gsd_m": 5.0}) is None, "a part of a card without the range: checked once merged"
+
+
+@pytest.mark.parametrize("key,needle", [("licence", "licence is not a model card field (did you mean license?)"),
+                                        ("treshold", "(did you mean threshold?)"),
+                                        ("gsd", "(did you mean gsd_m?)"),
+                                        ("zzzz", "zzzz is not a model card field (see models/README.md")])
+def test_card_fields_a_caller_adds_must_be_card_fields(key, needle):
+    """A misspelt `--card` field (licence) was written to the card as is, and ignored."""
+    from geoseg.models.card import card_extra_problem
+
+    problem = card_extra_problem({"gsd_m": 0.3, key: "x"})
+    assert needle in problem and problem.endswith("; fix or remove it") and "\n" not in problem
+
+
+def test_every_shipped_card_and_card_template_holds_only_card_fields():
+    """The fields of the shipped cards (models/), their installed copies and the --card templates (configs/) are all
+    known, so the unknown-field check refuses none of them, and every shipped card still loads."""
+    from pathlib import Path
+
+    from geoseg.models.card import FIELDS, card_extra_problem
+    from geoseg.models.registry import get_card
+
+    root = Path(__file__).parents[2]
+    cards = sorted((root / "models").glob("*.json"))
+    templates = sorted((root / "configs").rglob("*.card.json"))
+    assert cards and templates
+    for path in cards + templates:
+        raw = json.loads(path.read_text())
+        assert card_extra_problem(raw) is None, path
+        assert set(raw) <= FIELDS
+    for path in cards:
+        get_card(str(path))
+    readme = (root / "models" / "README.md").read_text()
+    assert all(f"`{k}`" in readme for k in FIELDS - {"train_cwd", "description"}), "each field is documented"

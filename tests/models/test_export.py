@@ -188,3 +188,72 @@ def test_a_file_name_that_does_not_fit_the_format_is_refused(pixel_card, tmp_pat
     r = CliRunner().invoke(cli, ["models", "export", str(pixel_card), "-o", str(tmp_path / name), "--format", fmt])
     assert r.exit_code == 2 and "the extension of a" in r.stderr and len(r.stderr.splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- geoseg.train.export: a training checkpoint as weights + card ---------------------------------------------------
+
+
+def write_checkpoint(path: Path, arch: dict, out_channels: int | None = None, name: str = "ck-test", **train) -> Path:
+    """A ``geoseg train`` checkpoint (``last.pt``) of an untrained pixel-linear model: what ``export`` reads. The
+    weights have ``out_channels`` outputs (default ``arch["classes"]``), as a run's model would."""
+    n = out_channels or arch["classes"]
+    model = build_module({**arch, "classes": n})
+    cfg = {"name": name, "architecture": arch, "data": {"base_gsd_m": 0.3, "train": []},
+           "train": {"chip_size": 64, "gsd_range": [0.2, 0.4], **train}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": model.state_dict(), "config": cfg, "epoch": 0, "metrics": {}}, path)
+    return path
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_a_checkpoint_without_classes_exports_the_outputs_its_weights_have(tmp_path, n):
+    """The export read a missing architecture.classes as 1 (two outputs trained, one listed), fit and the config
+    check as 2. Configs now always carry it; a checkpoint from before that gets the size of its output layer, and
+    the card states classes, so the card loads and builds the model the weights fit."""
+    from geoseg.train.export import export
+
+    ck = write_checkpoint(tmp_path / "run" / "last.pt", {"name": "pixel-linear", "in_channels": 3}, out_channels=n)
+    with pytest.warns(UserWarning, match="no license or attribution"):
+        card = ModelCard.load(export(ck, tmp_path / "m"))
+    assert card.architecture["classes"] == n and card.outputs == ("building", "border", "gap")[:n]
+    assert load_module(card)(torch.zeros(1, 3, 32, 32)).shape == (1, n, 32, 32)
+    assert "classes" not in card.raw["training"]["config"]["architecture"], "the training config is kept as it was"
+
+
+def test_a_checkpoint_with_classes_exports_them(tmp_path):
+    from geoseg.train.export import export
+
+    ck = write_checkpoint(tmp_path / "last.pt", {"name": "pixel-linear", "in_channels": 3, "classes": 2})
+    card = ModelCard.load(export(ck, tmp_path / "m", {"license": "L", "attribution": "A"}))
+    assert card.outputs == ("building", "border") and card.architecture["classes"] == 2
+
+
+@pytest.mark.parametrize("extra,needle", [
+    ({"licence": "CC"}, "card fields: licence is not a model card field (did you mean license?); fix or remove it"),
+    ({"gsd_m": 5.0}, "card fields: gsd_m 5 lies outside gsd_valid_m [0.2, 0.4]"),  # the training range, by default
+    ({"gsd_valid_m": [0.5, 1.0]}, "gsd_m 0.2828 lies outside gsd_valid_m [0.5, 1]"),  # the default gsd_m: outside
+])
+def test_card_fields_the_card_cannot_hold_are_refused_before_anything_is_written(tmp_path, extra, needle):
+    from geoseg.train.export import card_fields, export
+
+    ck = write_checkpoint(tmp_path / "last.pt", {"name": "pixel-linear", "in_channels": 3, "classes": 1})
+    for call in (lambda: export(ck, tmp_path / "m", extra), lambda: card_fields(torch.load(ck)["config"], extra)):
+        with pytest.raises(ConfigError) as err:
+            call()
+        assert needle in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "m").exists()
+
+
+def test_export_warnings_are_warnings_the_cli_prints_as_its_own(tmp_path):
+    """They were printed as `warning: ...`; under the geoseg command (and python -m geoseg.train.export) they are
+    `geoseg: warning: ...` like every other warning, and a library caller can filter or record them."""
+    from geoseg.train.export import export
+
+    ck = write_checkpoint(tmp_path / "last.pt", {"name": "pixel-linear", "in_channels": 3, "classes": 1},
+                          init_model=str(tmp_path / "gone.json"))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        export(ck, tmp_path / "m")
+    said = [str(w.message) for w in seen]
+    assert any(s.startswith(f"card defaults not inherited from {tmp_path / 'gone.json'}: ") for s in said), said
+    assert any(s.startswith("ck-test's card has no license or attribution") for s in said), said

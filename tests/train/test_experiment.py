@@ -442,3 +442,96 @@ def test_the_cli_refuses_an_unknown_section_before_reading_data(tmp_path):
     r = CliRunner().invoke(cli, ["train", str(tmp_path / "e.toml"), "--out", str(tmp_path / "run")])
     assert r.exit_code == 2 and "normalisation is not a section of an experiment (did you mean normalization?)" in r.output
     assert len([line for line in r.output.splitlines() if line.strip()]) == 1 and not (tmp_path / "run").exists()
+
+
+def test_a_config_without_classes_gets_the_two_outputs_fit_trains_written_in(tmp_path):
+    """build_module and the export read a missing architecture.classes as 1, the config check and fit as 2: a config
+    without it trained a one-output model whose matching channel_weights = [1.0] were refused. Now the config says 2
+    (building, border) for every later reader, whether it comes from a file or as a dict."""
+    import copy
+
+    from geoseg.models.arch import build_module
+    from geoseg.train.experiment import check_experiment
+
+    (tmp_path / "e.toml").write_text(TOML)
+    assert load_experiment(tmp_path / "e.toml")["architecture"] == {"name": "scinet", "classes": 2}
+    cfg = copy.deepcopy(FULL)
+    del cfg["architecture"]["classes"]  # FULL may have been checked (and filled in) by an earlier test
+    check_experiment(cfg)
+    assert cfg["architecture"]["classes"] == 2
+    head = build_module({**cfg["architecture"], "name": "unet"}).segmentation_head[0]
+    assert head.out_channels == 2, "the model fit builds from the checked config has both outputs"
+    cfg["architecture"]["classes"] = 1  # given: kept
+    check_experiment(cfg)
+    assert cfg["architecture"]["classes"] == 1
+
+
+@pytest.mark.parametrize("change,needle", [
+    (lambda c: c["train"].update(gsd_range=[0.001, 1.2]),
+     ("data.train[0] cannot make chips finer than 0.004688 m (8 pixels of its 0.15 m base grid on a 256 px chip) but "
+      "is asked for 0.001 m; raise the low end of train.gsd_range to 0.004688 or more (or lower data.base_gsd_m)")),
+    (lambda c: c["train"].update(chip_size=32, gsd_range=[0.03, 1.2]),  # 8 * 0.15 / 32 = 0.0375
+     "data.train[0] cannot make chips finer than 0.0375 m"),
+    (lambda c: (c["train"].update(gsd_range=[0.01, 1.2]),  # fine for the 0.15 m entry, not for the 0.6 m one
+                c["data"]["train"].append({"raster": "b.tif", "labels": "b.gpkg", "base_gsd_m": 0.6})),
+     "data.train[1] cannot make chips finer than 0.01875 m (8 pixels of its 0.6 m base grid"),
+    (lambda c: (c["train"].update(gsd_range=[0.01, 1.2]),
+                c["data"]["train"][0].update(chip_gsd_m=[0.01, 0.3], base_gsd_m=0.6),
+                c["data"]["train"].append({"raster": "b.tif", "labels": "b.gpkg", "chip_gsd_m": [0.3, 1.2]})),
+     "data.train[0] cannot make chips finer than 0.01875 m"),
+    (lambda c: (c["train"].update(gsd_range=[0.01, 1.2]),
+                c["data"]["train"][0].update(chip_gsd_m=[0.01, 0.3]),
+                c["data"]["train"].append({"raster": "b.tif", "labels": "b.gpkg", "chip_gsd_m": [0.015, 1.2],
+                                           "base_gsd_m": 0.6})),
+     ("data.train[1] cannot make chips finer than 0.01875 m (8 pixels of its 0.6 m base grid on a 256 px chip) but "
+      "is asked for 0.015 m; raise the low end of its chip_gsd_m to 0.01875 or more (or lower "
+      "data.train[1].base_gsd_m)")),
+])
+def test_a_gsd_range_finer_than_the_sampler_can_make_is_a_config_error(change, needle):
+    """A chip is at least 8 pixels of its entry's base grid (chips.ChipSampler.sample_with_gsd): gsd_range [0.001,
+    0.002] on 0.3 m data trained every chip at 0.0375 m and the card advertised [0.001, 0.002]."""
+    assert needle in _one_line_error(_changed(change))
+
+
+def test_a_gsd_range_the_sampler_can_make_passes():
+    from geoseg.train.experiment import check_experiment
+
+    check_experiment(_changed(lambda c: c["train"].update(gsd_range=[0.0046875, 1.2])))  # exactly 8 base pixels
+    check_experiment(_changed(lambda c: (  # the coarse entry serves only coarse chips: its base is no limit below them
+        c["data"]["train"][0].update(chip_gsd_m=[0.075, 0.3]),
+        c["data"]["train"].append({"raster": "b.tif", "labels": "b.gpkg", "chip_gsd_m": [0.3, 1.2], "base_gsd_m": 0.6}),
+        c["data"]["train"].append({"raster": "c.tif", "labels": "c.gpkg", "chip_gsd_m": [5.0, 9.0], "base_gsd_m": 60}))))
+
+
+def test_the_cli_refuses_a_gsd_range_finer_than_the_chips_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from geoseg.cli.main import cli
+
+    text = TOML.replace("[0.075, 1.2]", "[0.001, 0.002]") + "chip_size = 64\nbatch_size = 2\nsteps_per_epoch = 1\n" \
+        "epochs = 1\nlr = 1e-3\n"
+    (tmp_path / "e.toml").write_text(text)
+    r = CliRunner().invoke(cli, ["train", str(tmp_path / "e.toml"), "--out", str(tmp_path / "run")])
+    assert r.exit_code == 2 and r.stderr.startswith("geoseg: error: data.train[0] cannot make chips finer than 0.01875 m")
+    assert len(r.stderr.splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "utf-16", "cp1252"])
+def test_a_config_that_is_not_utf8_says_to_save_it_as_utf8(tmp_path, encoding):
+    """A config saved by a Windows editor as Latin-1 or "Unicode" (UTF-16) was an internal UnicodeDecodeError."""
+    path = tmp_path / "e.yaml"
+    path.write_bytes(YAML.replace("name: x", "name: café").encode(encoding))
+    with pytest.raises(ConfigError) as err:
+        load_experiment(path)
+    msg = str(err.value)
+    assert msg.startswith(f"{path} is not UTF-8 text") and "save it as UTF-8" in msg and "\n" not in msg
+
+
+def test_a_utf8_config_with_a_byte_order_mark_loads_and_a_missing_one_is_named(tmp_path):
+    (tmp_path / "e.toml").write_bytes(TOML.replace('name = "x"', 'name = "café"').encode("utf-8-sig"))
+    assert load_experiment(tmp_path / "e.toml")["name"] == "café"
+    with pytest.raises(ConfigError, match=r"experiment config not found: .*none\.toml; check the path"):
+        load_experiment(tmp_path / "none.toml")
+    (tmp_path / "d.toml").mkdir()
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_experiment(tmp_path / "d.toml")

@@ -956,7 +956,6 @@ def test_a_single_band_model_trains(experiment):
 def test_a_resume_with_another_validation_set_chooses_best_pt_afresh(experiment):
     """An IoU of the old set (about 0.5) beat every later epoch's -loss once data.val was dropped: best.pt froze."""
     import tomllib
-
     import torch
 
     from geoseg.train.fit import fit
@@ -972,6 +971,7 @@ def test_a_resume_with_another_validation_set_chooses_best_pt_afresh(experiment)
 
 def test_a_resume_whose_raster_glob_matches_other_files_is_refused(experiment):
     import shutil
+
     import tomllib
 
     from geoseg.errors import ConfigError
@@ -1038,3 +1038,26 @@ def test_validation_labels_that_miss_their_rasters_are_refused(experiment):
         val_sets([entry], 64)
     sets = val_sets([cfg["data"]["val"][0]], 64)  # the real labels: chips with buildings
     assert sum(len(v) for v in sets.values()) > 0
+
+
+def test_a_run_saved_before_classes_was_filled_in_resumes_as_the_one_output_model_it_built(experiment):
+    """Configs without architecture.classes built one output until 2026-12-02; they now mean two (what fit trained)."""
+    import tomllib
+    import torch
+
+    from geoseg.errors import ConfigError
+    from geoseg.train.fit import fit
+
+    cfg = tomllib.loads((experiment / "exp.toml").read_text())
+    cfg["architecture"]["classes"] = 1
+    cfg["train"].update(epochs=2, steps_per_epoch=2)
+    cfg["data"]["val"] = []
+    fit(cfg, experiment / "run", stop_after=1)
+    ck = torch.load(experiment / "run" / "last.pt", weights_only=False)
+    del ck["config"]["architecture"]["classes"]  # as such a run saved it
+    torch.save(ck, experiment / "run" / "last.pt")
+    without = {**cfg, "architecture": {k: v for k, v in cfg["architecture"].items() if k != "classes"}}
+    with pytest.raises(ConfigError, match="another architecture .*classes=1.* this config asks for .*classes=2"):
+        fit(without, experiment / "run")
+    fit(cfg, experiment / "run")  # classes = 1 given: it resumes
+    assert len(_epoch_losses(experiment / "run")) == 2
