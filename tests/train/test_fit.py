@@ -990,6 +990,10 @@ def test_a_resume_whose_raster_glob_matches_other_files_is_refused(experiment):
     (experiment / "g" / "b.tif").unlink()
     fit(cfg, experiment / "run")  # the same files again: it resumes
     assert len(_epoch_losses(experiment / "run")) == 2
+    from geoseg.train.export import export
+
+    card = json.loads(export(experiment / "run" / "best.pt", experiment / "m").read_text())
+    assert card["training"]["data_files"] == [str(experiment / "g" / "a.tif")]  # the glob's files, not the pattern
 
 
 @pytest.mark.parametrize("content", [b"", b"PK\x03\x04 not a whole checkpoint"])
