@@ -133,3 +133,46 @@ def test_segment_with_an_unusable_lock_file_exits_2_with_one_line(tmp_path, pixe
     assert r.output.strip() == (f"geoseg: error: cannot create the lock file {lock_path_for(out)}: is a directory; "
                                 "remove it or choose another output")
     assert not out.exists() and not (tmp_path / ".b.gpkg.geoseg-work").exists()
+
+
+def test_a_lock_file_removed_by_its_holder_just_before_locking_is_locked_again(tmp_path, monkeypatch):
+    """The holder removes the file as it ends: a run that opened it just before then locked a file no longer at the
+    path, and a third run could lock the new file at the same time."""
+    import os
+
+    from geoseg import runlock
+
+    lock = tmp_path / ".out.gpkg.geoseg-lock"
+    real, calls = runlock._try_lock, []
+
+    def holder_ends_meanwhile(f):
+        calls.append(f.name)
+        if len(calls) == 1:  # the holder removes its file between our open and our lock; another run recreates it
+            os.unlink(lock)
+            lock.write_text("pid 1")
+        return real(f)
+
+    monkeypatch.setattr(runlock, "_try_lock", holder_ends_meanwhile)
+    with run_lock(lock, "footprints out.gpkg"):
+        assert len(calls) == 2, "the removed file was dropped and the one at the path locked"
+        monkeypatch.setattr(runlock, "_try_lock", real)
+        with pytest.raises(OutputError, match="another geoseg run"), run_lock(lock, "footprints out.gpkg"):
+            pass
+
+
+def test_vectorize_and_evaluate_matches_refuse_an_output_another_run_is_writing(tmp_path):
+    import numpy as np
+    from affine import Affine
+
+    prob = write_raster(tmp_path / "p.tif", (scene((64, 64), [(10, 10, 40, 40)])[:1] > 100).astype(np.uint8) * 255,
+                        transform=Affine(0.5, 0, 500000, 0, -0.5, 5000000))
+    out = tmp_path / "b.gpkg"
+    with run_lock(lock_path_for(out), str(out)):  # a segment run writing b.gpkg
+        r = CliRunner().invoke(cli, ["vectorize", str(prob), "-o", str(out), "--progress", "none"])
+        assert r.exit_code == 2 and "another geoseg run" in r.output and not out.exists()
+    r = CliRunner().invoke(cli, ["vectorize", str(prob), "-o", str(out), "--progress", "none"])
+    assert r.exit_code == 0, r.output
+    m = tmp_path / "m.gpkg"
+    with run_lock(lock_path_for(m), str(m)):
+        r = CliRunner().invoke(cli, ["evaluate", str(out), "--truth", str(out), "--matches", str(m)])
+        assert r.exit_code == 2 and "another geoseg run" in r.output and not m.exists()

@@ -7,7 +7,7 @@ import json
 import click
 
 from geoseg.cli import options as o
-from geoseg.cli.errors import handle_errors
+from geoseg.cli.errors import handle_errors, say
 
 
 @click.command()
@@ -65,10 +65,14 @@ def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, matches, ao
     if gsd_sweep:
         _sweep(pred, truth, gsd_sweep, models, plot, as_json, tile_size, overlap, tta, breakdown, threshold, keep_dir,
                o.make_progress(progress_mode), sweep_mode, gsd, o.parse_scales(tta_scales), ceiling, aoi, iou_threshold)
+        say("done", None, plot=plot)  # --progress json only: the scores are on stdout
         return
     from geoseg.evaluate.run import evaluate as run
+    from geoseg.runlock import output_locks
 
-    scores = run(pred, truth, raster, threshold, iou_threshold, breakdown, matches, aoi)
+    with output_locks(matches):  # another run writing the same --matches file stops at once
+        scores = run(pred, truth, raster, threshold, iou_threshold, breakdown, matches, aoi)
+    say("done", None, matches=matches)
     if as_json:
         click.echo(json.dumps(scores, indent=2))
         return

@@ -66,6 +66,10 @@ def main() -> None:
     except click.Abort:  # Ctrl-C at a prompt or before a command took over
         click.echo("geoseg: interrupted", err=True)
         sys.exit(130)
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):  # the run is over: a late cancel ends the process without a word
+        signal.signal(sig, signal.SIG_DFL)  # (Python's own Ctrl-C handler raised inside torch's exit callbacks)
     sys.exit(rv if isinstance(rv, int) else 0)
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from geoseg.cli import options as o
-from geoseg.cli.errors import handle_errors
+from geoseg.cli.errors import done, handle_errors
 
 
 @click.command()
@@ -68,9 +66,6 @@ def segment(input_path, output, prob, model, device, precision, batch_size, tta,
     summary = {"footprints": n, "output": str(output) if output else None, "prob": str(prob) if prob else None,
                "tiles_predicted": result.stats.tiles_predicted, "tiles_empty": result.stats.tiles_empty,
                "chunks_reused": result.stats.chunks_reused, "work_gsd_m": result.plan.work_gsd_m}
-    if progress_mode == "json":
-        click.echo(json.dumps({"stage": "done", **summary}), err=True)
-    else:
-        resumed = f", resumed {result.stats.chunks_reused} finished rows" if result.stats.chunks_reused else ""
-        what = f"{n} buildings -> {output}" if output else f"probabilities -> {prob}"
-        click.echo(f"{what} ({result.stats.tiles_predicted} tiles at {result.plan.work_gsd_m} m{resumed})", err=True)
+    resumed = f", resumed {result.stats.chunks_reused} finished rows" if result.stats.chunks_reused else ""
+    what = f"{n} buildings -> {output}" if output else f"probabilities -> {prob}"
+    done(summary, f"{what} ({result.stats.tiles_predicted} tiles at {result.plan.work_gsd_m} m{resumed})")

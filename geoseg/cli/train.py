@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from geoseg.cli import options as o
-from geoseg.cli.errors import handle_errors
+from geoseg.cli.errors import done, handle_errors
 
 
 @click.command()
@@ -27,6 +27,5 @@ def train(config, out_dir, export_dir, card_extra, int8, progress_mode):
     command += (["--card", card_extra] if card_extra else []) + (["--int8"] if int8 else [])
     result = train_experiment(config, out_dir, export_dir, card_extra, int8, show_progress=o.make_progress(progress_mode),
                               train_command=shlex.join(command))
-    click.echo(f"best checkpoint: {result['best']}", err=True)
-    if "card" in result:
-        click.echo(f"model card: {result['card']}", err=True)
+    text = f"best checkpoint: {result['best']}" + (f"\nmodel card: {result['card']}" if "card" in result else "")
+    done({"best": str(result["best"]), "card": str(result["card"]) if "card" in result else None}, text)

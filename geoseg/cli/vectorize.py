@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from geoseg.cli import options as o
-from geoseg.cli.errors import handle_errors
+from geoseg.cli.errors import done, handle_errors
 
 
 @click.command()
@@ -31,11 +31,21 @@ def vectorize(prob_path, output, threshold, min_area, min_part, border_cut, simp
 
     Footprint options left out take the values of the geoseg segment run that wrote PROB (its settings tag:
     threshold, border cut, --min-area, --min-part, --simplify, --regularize, --no-split), else the defaults shown."""
-    from geoseg.footprints.from_file import AoiLimit, check_outputs, provenance, vectorize_file
-    from geoseg.io.vector import write_vectors
+    from geoseg.footprints.from_file import AoiLimit, check_outputs
+    from geoseg.runlock import output_locks
 
     limit = AoiLimit(aoi, aoi_margin, aoi_clip) if aoi else None
     check_outputs(output, prob_path, limit)
+    with output_locks(output):  # a segment (or vectorize) run writing the same file: this one stops at once
+        _vectorize(prob_path, output, threshold, min_area, min_part, border_cut, simplify, regularize, no_split,
+                   split_window, dst_crs, limit, progress_mode)
+
+
+def _vectorize(prob_path, output, threshold, min_area, min_part, border_cut, simplify, regularize, no_split,
+               split_window, dst_crs, limit, progress_mode) -> None:
+    from geoseg.footprints.from_file import provenance, vectorize_file
+    from geoseg.io.vector import write_vectors
+
     vcfg = o.vectorize_config(threshold, min_area, min_part, simplify, regularize, no_split, border_cut, split_window)
     reporter = o.make_progress(progress_mode)
     try:
@@ -44,4 +54,4 @@ def vectorize(prob_path, output, threshold, min_area, min_part, border_cut, simp
     finally:
         getattr(reporter, "close", lambda: None)()
     write_vectors(gdf, output, provenance(prob_path, used, tags, limit))
-    click.echo(f"{len(gdf)} buildings -> {output}", err=True)
+    done({"footprints": len(gdf), "output": str(output)}, f"{len(gdf)} buildings -> {output}")

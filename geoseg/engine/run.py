@@ -48,6 +48,7 @@ def predict_rows(info: RasterInfo, plan: Plan, predictor, blend: str, work: Work
     n_rows = plan.tiles.n_rows
     total = sum(_n_run(plan, b, range(n_rows)) for b in blocks)  # tiles to predict, counting the shared ones twice
     before = 0  # tiles of the blocks already handled
+    progress.update(0, total, "predict")  # at once: the first row of tiles takes a while
     for block in blocks:
         todo = [r for r in range(n_rows) if not work.done((r, block.index))]
         if todo:
@@ -58,7 +59,8 @@ def predict_rows(info: RasterInfo, plan: Plan, predictor, blend: str, work: Work
             _run_block(info, plan, predictor, blend, work, progress, block, start, chunks, stats, counter, shared,
                        consumed)
         before += _n_run(plan, block, range(n_rows))
-        progress.update(before, total, "predict")
+        if not todo:  # a block finished in an earlier run: its rows said nothing
+            progress.update(before, total, "predict")
     return stats
 
 

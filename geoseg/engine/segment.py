@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import tempfile
@@ -19,7 +18,7 @@ from geoseg.io.atomic import check_not_an_input
 from geoseg.io.prob_raster import check_raster_output, write_probability
 from geoseg.models.registry import get_card
 from geoseg.progress import NullProgress, Progress
-from geoseg.runlock import lock_path_for, run_lock
+from geoseg.runlock import output_locks
 
 GDAL_CACHE_MB = 64
 
@@ -72,8 +71,10 @@ def segment(input_path: str, output: str | Path | None = None, prob: str | Path 
     tmp_root = None if anchor else tempfile.TemporaryDirectory(prefix="geoseg-")
     wd_path = work_dir_for(anchor) if anchor else Path(tmp_root.name) / "work"
     try:
-        with _output_locks(output, prob), _gdal_env():
+        with output_locks(output, prob), _gdal_env():
+            progress.update(0, 1, "load model")  # the first words of a run, before the weights load
             predictor = _predictor(card, cfg)
+            progress.update(1, 1, "load model")
             fp = fingerprint({"input": os.path.abspath(input_path), "files": _input_files(input_path),
                               "model": card.sha256, "card": _card_key(card), "plan": plan.describe(),
                               "block_width": plan.block_width, "blend": cfg.blend, "bands": info.bands,
@@ -89,18 +90,6 @@ def segment(input_path: str, output: str | Path | None = None, prob: str | Path 
     finally:
         if tmp_root is not None:
             tmp_root.cleanup()
-
-
-@contextlib.contextmanager
-def _output_locks(*outputs: Path | None):
-    """One run per output at a time (geoseg/runlock.py): a second run would share the work folder of its footprints,
-    or replace the same --prob under a run with other footprints. Taken before the model loads: a second run stops
-    at once."""
-    with contextlib.ExitStack() as stack:
-        for out in outputs:
-            if out is not None:
-                stack.enter_context(run_lock(lock_path_for(out), str(out)))
-        yield
 
 
 def _what_is_kept(plan: Plan, work: WorkDir | None, resume: bool) -> str:
@@ -150,6 +139,7 @@ def _gdal_env():
 def _run(info, plan: Plan, card, cfg: SegmentConfig, predictor, work: WorkDir, input_path: str,
          output: Path | None, prob: Path | None, progress: Progress, return_footprints: bool) -> SegmentResult:
     from geoseg.footprints.raster import vectorize_raster
+    from geoseg.io.atomic import deferred_commits
     from geoseg.io.vector import write_vectors
 
     stats = predict_rows(info, plan, predictor, cfg.blend, work, progress)
@@ -181,13 +171,14 @@ def _run(info, plan: Plan, card, cfg: SegmentConfig, predictor, work: WorkDir, i
             area = to_crs(plan.aoi, plan.work_grid.crs, gdf.crs)
             gdf = restrict(gdf, area, cfg.aoi_clip, vcfg.min_area_m2,
                            region=to_crs(plan.region, plan.work_grid.crs, gdf.crs), px_m=plan.work_gsd_m)
-    if prob is not None:
-        area = None if plan.aoi is None else to_crs(plan.aoi, plan.work_grid.crs, plan.out_grid.crs)
-        write_probability(mosaic, prob, plan.out_grid, plan.n_channels, compress=cfg.compress, cog=cfg.cog,
-                          tags=meta, progress=progress, valid_path=work.validity_vrt(chunks), band_names=card.outputs,
-                          within=area)
-    if output is not None:
-        write_vectors(gdf, output, meta)
+    with deferred_commits():  # both outputs are replaced together or not at all (a cancel between them: neither)
+        if prob is not None:
+            area = None if plan.aoi is None else to_crs(plan.aoi, plan.work_grid.crs, plan.out_grid.crs)
+            write_probability(mosaic, prob, plan.out_grid, plan.n_channels, compress=cfg.compress, cog=cfg.cog,
+                              tags=meta, progress=progress, valid_path=work.validity_vrt(chunks),
+                              band_names=card.outputs, within=area)
+        if output is not None:
+            write_vectors(gdf, output, meta)
     if not cfg.keep_work:
         work.remove()
     return SegmentResult(gdf, plan, stats, output, prob, work.resumed)

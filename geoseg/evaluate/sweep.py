@@ -117,7 +117,7 @@ class _Sweep:
         keep = self.keep_dir is not None
         with _run_dir(self.keep_dir) as folder:
             stem = Path(folder) / (f"{self.name}_{gsd_text(g)}m" if keep else "b")
-            key = _key(self.raster, self.truth, self.card.sha256, self.mode, g, self.cfg, self.breakdown,
+            key = _key(self.raster, self.truth, _card_id(self.card), self.mode, g, self.cfg, self.breakdown,
                        {"iou_threshold": self.iou_threshold}, *(("ceiling",) if self.ceiling else ()),
                        *((_file_id(self.aoi),) if self.aoi else ()))
             row = _kept(stem.with_name(stem.name + "_row.json"), key) if keep else None
@@ -260,11 +260,18 @@ def _file_id(path: str | None) -> dict | None:
     return {"path": os.path.abspath(path), "size": st and st.st_size, "mtime": st and st.st_mtime_ns}
 
 
-def _key(raster, truth, model_sha, mode, g, *settings) -> str:
-    """What a kept result depends on: both files (path, size, mtime), the model's weights, mode, GSD, settings."""
+def _card_id(card) -> dict:
+    """The model as a kept result depends on it: its weights and every card field (threshold, border cut, tile size,
+    GSD, normalisation, ...), so a card edited between runs is not scored from the old card's rows."""
+    return {"sha256": card.sha256, "card": card.raw}
+
+
+def _key(raster, truth, model, mode, g, *settings) -> str:
+    """What a kept result depends on: both files (path, size, mtime), the model (weights and card), mode, GSD,
+    settings."""
     from geoseg.engine.workdir import fingerprint
 
-    return fingerprint({"raster": _file_id(raster), "truth": _file_id(truth), "model": model_sha, "mode": mode,
+    return fingerprint({"raster": _file_id(raster), "truth": _file_id(truth), "model": model, "mode": mode,
                         "gsd": g, "settings": [asdict(x) if is_dataclass(x) else x for x in settings]})
 
 
@@ -283,11 +290,36 @@ def _keep(path: Path, key: str, row: dict) -> None:
     tmp.replace(path)
 
 
+TEMP_PREFIX = "geoseg-sweep-"
+
+
 def _run_dir(keep_dir):
-    """Where one sweep run writes: ``keep_dir`` itself, or a temporary folder removed afterwards."""
+    """Where one sweep run writes: ``keep_dir`` itself, or a temporary folder removed afterwards (named with this
+    process's PID, so that the folders of a killed sweep are removed by the next one: see :func:`remove_stale_runs`)."""
     if keep_dir is not None:
         return contextlib.nullcontext(str(keep_dir))
-    return tempfile.TemporaryDirectory(prefix="geoseg-sweep-")
+    remove_stale_runs()
+    return tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-")
+
+
+def remove_stale_runs(root: str | Path | None = None) -> list[Path]:
+    """Remove the temporary run folders (``geoseg-sweep-PID-*``) of sweeps whose process no longer runs."""
+    import shutil
+
+    from geoseg.io.atomic import process_alive
+
+    root = Path(root or tempfile.gettempdir())
+    removed = []
+    try:
+        found = [p for p in root.iterdir() if p.name.startswith(TEMP_PREFIX) and p.is_dir()]
+    except OSError:
+        return removed
+    for p in found:
+        pid = p.name[len(TEMP_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
 
 
 PLOT_EXTENSIONS = (".png", ".svg", ".pdf")

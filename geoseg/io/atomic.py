@@ -6,6 +6,7 @@ import errno
 import os
 import shutil
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def remove_stale_temps(path: Path) -> list[Path]:
         return removed
     for p in names:
         digits = p.name[len(prefix):].split(".", 1)[0]
-        if digits.isdigit() and int(digits) != os.getpid() and not _alive(int(digits)):
+        if digits.isdigit() and int(digits) != os.getpid() and not process_alive(int(digits)):
             try:
                 p.unlink()
                 removed.append(p)
@@ -79,7 +80,7 @@ def remove_stale_temps(path: Path) -> list[Path]:
     return removed
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     if os.name == "nt":  # os.kill would terminate it there: assume it runs
         return True
     try:
@@ -93,16 +94,65 @@ def _alive(pid: int) -> bool:
 
 @contextmanager
 def atomic_output(path: Path):
-    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds."""
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds (at the end of
+    the enclosing :func:`deferred_commits` block, if there is one)."""
     path = Path(path)
     tmp = temp_path_for(path)
+
+    def discard() -> None:
+        for leftover in (tmp, tmp.with_name(tmp.name + ".aux.xml")):
+            leftover.unlink(missing_ok=True)
+
+    queued = False
     try:
         yield tmp
-        os.replace(tmp, path)
+        queued = commit(lambda: os.replace(tmp, path), discard)
     finally:
-        for leftover in (tmp, tmp.with_name(tmp.name + ".aux.xml")):
-            if leftover.exists():
-                leftover.unlink()
+        if not queued:
+            discard()
+
+
+_queue: list[tuple[Callable[[], None], Callable[[], None]]] | None = None  # commits waiting for deferred_commits
+
+
+def commit(rename: Callable[[], None], discard: Callable[[], None]) -> bool:
+    """Run ``rename`` (an output's final rename(s)) now, uninterrupted by signals, or queue it until the end of the
+    enclosing :func:`deferred_commits` block. True if queued: the temporary files must then stay."""
+    from geoseg.interrupts import uninterrupted
+
+    if _queue is not None:
+        _queue.append((rename, discard))
+        return True
+    with uninterrupted():
+        rename()
+    return False
+
+
+@contextmanager
+def deferred_commits():
+    """Commit every output written in the block together, at its end, uninterrupted by signals: a run with two
+    outputs (footprints and probabilities) replaces both or neither. On failure the queued ones are discarded."""
+    from geoseg.interrupts import uninterrupted
+
+    global _queue
+    outer, queued = _queue, []
+    _queue = queued
+    try:
+        yield
+    except BaseException:
+        for _, discard in queued:
+            discard()
+        raise
+    finally:
+        _queue = outer
+    with uninterrupted():
+        for i, (rename, _) in enumerate(queued):
+            try:
+                rename()
+            except BaseException:
+                for _, discard in queued[i:]:
+                    discard()
+                raise
 
 
 # --- failed writes: one line that says why (disk full, ...) and what to do, and no raw GDAL/libtiff lines ---

@@ -194,24 +194,42 @@ def write_vectors(gdf, path: str | os.PathLike, metadata: dict | None = None) ->
     tmp_sidecar = _sidecar(tmp)
     if driver == "GeoJSON":
         gdf = _geojson_crs(gdf, path)
+
+    def discard() -> None:
+        for leftover in _temp_files(tmp, driver) + [tmp_sidecar]:
+            leftover.unlink(missing_ok=True)
+
     try:
         _WRITERS[driver](gdf, tmp, path.stem, meta)
         if meta and _embedded_metadata(tmp) != meta:
             tmp_sidecar.write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
-        _commit(tmp, path)
-        if tmp_sidecar.exists():
-            os.replace(tmp_sidecar, _sidecar(path))
-        elif _sidecar(path).exists():
-            _sidecar(path).unlink()  # stale provenance of the output just replaced
     except OutputError:
+        discard()
         raise
-    except Exception as exc:  # any failure: report it as an output problem (why: the OS's reason) and leave nothing
+    except BaseException as exc:  # any failure: report it as an output problem (why: the OS's reason) and leave nothing
+        discard()
+        if not isinstance(exc, Exception):  # Ctrl-C, SIGTERM: unwind as they are
+            raise
         from geoseg.io.atomic import write_failure
 
         raise write_failure(str(path), exc, tmp, min_free=_bytes_needed(gdf)) from exc
-    finally:
-        for leftover in _temp_files(tmp, driver) + [tmp_sidecar]:
-            leftover.unlink(missing_ok=True)
+    from geoseg.io.atomic import commit
+
+    def rename() -> None:
+        try:
+            _commit(tmp, path)
+            if tmp_sidecar.exists():
+                os.replace(tmp_sidecar, _sidecar(path))
+            elif _sidecar(path).exists():
+                _sidecar(path).unlink()  # stale provenance of the output just replaced
+        except OSError as exc:
+            from geoseg.io.atomic import write_failure
+
+            raise write_failure(str(path), exc, tmp) from exc
+        finally:
+            discard()
+
+    commit(rename, discard)  # now, or with the run's other output (geoseg.io.atomic.deferred_commits)
     return path
 
 

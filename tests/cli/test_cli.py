@@ -250,7 +250,7 @@ def test_all_nodata(tmp_path, pixel_card, outdir):
 
 def test_wrong_band_count(tmp_path, pixel_card, outdir):
     p = write_raster(tmp_path / "two.tif", scene((50, 50))[:2])
-    assert_clean_error(run(*segment_args(p, tmp_path, pixel_card)), "--bands")
+    assert_clean_error(run(*segment_args(p, tmp_path, pixel_card)), "2 data bands but the model needs 3; give a raster with 3 bands")
 
 
 def test_unknown_model_lists_valid_names(tmp_path, good, outdir):

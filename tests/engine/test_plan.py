@@ -24,7 +24,8 @@ def test_the_estimate_counts_working_megapixels_start_up_and_footprints():
     # tile of 512 px holds 0.26 MP, the working grid 0.21 MP here)
     assert shown["est_model_seconds"] == pytest.approx(work_mp / mps, rel=1e-2)
     assert shown["est_seconds"] == pytest.approx(STARTUP_S + work_mp / mps + work_mp * VECTORIZE_S_PER_MP, rel=1e-2)
-    assert shown["est_seconds"] > 5 * shown["est_model_seconds"]  # a small tile's run is mostly start-up
+    # a small tile's run is mostly start-up, with or without native bf16 (fp32 is about 2x slower)
+    assert shown["est_seconds"] > 2 * shown["est_model_seconds"] and STARTUP_S > shown["est_model_seconds"]
 
 
 def test_no_measured_speed_gives_no_estimate(monkeypatch):

@@ -1,6 +1,7 @@
 """Metrics on hand-made cases with known answers."""
 
 import json
+import os
 from pathlib import Path
 
 import geopandas as gpd
@@ -17,7 +18,7 @@ from geoseg.evaluate.objects import object_scores
 from geoseg.evaluate.run import evaluate
 from geoseg.evaluate.sweep import curve_label, gsd_sweep
 from geoseg.models.registry import get_card
-from tests.conftest import scene, write_raster
+from tests.conftest import make_pixel_model, scene, write_raster
 
 T = Affine(1.0, 0, 500000.0, 0, -1.0, 5000000.0)
 
@@ -372,7 +373,8 @@ def test_a_plot_that_could_not_be_written_is_refused_before_the_sweep(tmp_path, 
     r = CliRunner().invoke(cli, ["evaluate", str(raster), "--truth", str(tmp_path / "t.gpkg"), "--gsd-sweep", "1",
                                  "--model", str(pixel_card), "--plot", str(tmp_path / plot), "--progress", "json"])
     assert r.exit_code == 2 and needle in r.output and "Traceback" not in r.output, r.output
-    assert '"stage"' not in r.output, "no run was started"
+    stages = [json.loads(line)["stage"] for line in r.output.splitlines() if line.startswith("{")]
+    assert stages == ["error"], "no run was started; the refusal is the one JSON event"
 
 
 def test_an_svg_plot_is_written_whole_and_a_plot_without_a_sweep_is_a_usage_error(tmp_path, pixel_card, files):
@@ -453,6 +455,8 @@ def test_gsd_sweep_reports_progress_per_model_and_gsd(tmp_path, pixel_card):
     assert r.exit_code == 0, r.output
     assert [x["gsd_m"] for x in json.loads(r.stdout)] == [1.0, 2.5], "progress never reaches stdout"
     recs = [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
+    assert recs[-1]["stage"] == "done", "the last event says the command finished"
+    recs = recs[:-1]
     prefixes = {rec["stage"].split(": ")[0] for rec in recs}
     assert prefixes == {"pixel-test @ 1 m", "pixel-test @ 2.5 m"}, prefixes
     finals = [rec for rec in recs if rec["done"] == rec["total"] and rec["total"] > 0]
@@ -677,3 +681,46 @@ def test_only_the_part_of_a_vector_file_around_the_raster_is_read_across_crss(tm
     assert len(near) == 3
     s = evaluate(str(tmp_path / "t.gpkg"), str(tmp_path / "t.gpkg"), raster=str(raster))
     assert s["n_truth"] == 3 and s["iou"] == 1.0
+
+
+def test_a_kept_sweep_row_is_not_reused_after_the_card_changes(tmp_path):
+    """The kept rows depend on the whole card, not only its weights: a new threshold is a new run."""
+    card = make_pixel_model(tmp_path / "model")
+    rects = [(21, 23, 99, 98)]
+    raster = write_raster(tmp_path / "in.tif", scene((160, 160), rects))
+    gpd.GeoDataFrame(geometry=[b(*r) for r in rects], crs=32633).to_file(tmp_path / "t.gpkg")
+    args = ["evaluate", str(raster), "--truth", str(tmp_path / "t.gpkg"), "--gsd-sweep", "1", "--model", str(card),
+            "--keep", str(tmp_path / "kept"), "--json", "--progress", "json"]
+
+    def sweep():
+        r = CliRunner().invoke(cli, args)
+        assert r.exit_code == 0, r.output
+        kept = any("kept from an earlier run" in line for line in r.stderr.splitlines())
+        return json.loads(r.stdout)[0], kept
+
+    first, kept = sweep()
+    assert not kept
+    again, kept = sweep()
+    assert kept and again["iou"] == first["iou"], "the same card reuses the kept row"
+    raw = json.loads(card.read_text())
+    raw["threshold"] = 0.999  # same weights: almost no pixel is a building now
+    card.write_text(json.dumps(raw))
+    changed, kept = sweep()
+    assert not kept and changed["iou"] < first["iou"] - 0.1, (first["iou"], changed["iou"])
+
+
+def test_the_temporary_folders_of_a_killed_sweep_are_removed_and_a_running_ones_kept(tmp_path):
+    import subprocess
+    import sys
+
+    from geoseg.evaluate.sweep import TEMP_PREFIX, remove_stale_runs
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    gone = tmp_path / f"{TEMP_PREFIX}{int(dead.stdout)}-abc"
+    alive = tmp_path / f"{TEMP_PREFIX}{os.getppid()}-def"
+    other = tmp_path / f"{TEMP_PREFIX}notapid"
+    for d in (gone, alive, other):
+        (d / "sub").mkdir(parents=True)
+        (d / "sub" / "b.gpkg").write_text("x")
+    assert remove_stale_runs(tmp_path) == [gone]
+    assert not gone.exists() and alive.exists() and other.exists()

@@ -348,3 +348,53 @@ def test_a_write_the_os_refuses_says_why_in_one_line_and_leaves_nothing(tmp_path
     # the reason is the OS's (EFBIG) where the writer leaves a file to probe, else the driver's own words
     assert message.startswith(f"cannot write {out}: ") and message.endswith("write elsewhere"), (r.stdout, r.stderr)
     assert "\n" not in message and "Traceback" not in r.stderr and list(tmp_path.iterdir()) == []
+
+
+def test_a_signal_during_a_shapefiles_renames_waits_until_every_part_is_new(tmp_path, monkeypatch):
+    """Its parts are renamed one by one: a SIGTERM between two left a new .dbf beside the old .shp (117 of 119 rows
+    without geometry). The CLI's handlers now hold the signal until the last part is in place."""
+    from geoseg.interrupts import deliver
+
+    out = tmp_path / "b.shp"
+    write_vectors(footprints(3), out)
+    real, renames = os.replace, []
+
+    def signal_after_the_first(src, dst):
+        real(src, dst)
+        renames.append(dst)
+        if len(renames) == 1:
+            deliver(KeyboardInterrupt)  # what the CLI's SIGINT/SIGTERM handler does
+
+    monkeypatch.setattr(vector.os, "replace", signal_after_the_first)
+    with pytest.raises(KeyboardInterrupt):
+        write_vectors(footprints(2), out)
+    monkeypatch.setattr(vector.os, "replace", real)
+    back = read_back(out)
+    assert len(back) == 2 and back.geometry.notna().all() and len(renames) >= 3
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name or "geoseg-tmp" in p.name]
+
+
+def test_deferred_commits_replace_both_outputs_or_neither(tmp_path, monkeypatch):
+    from geoseg.io.atomic import atomic_output, deferred_commits
+
+    a, b = tmp_path / "a.gpkg", tmp_path / "p.txt"
+    write_vectors(footprints(3), a)
+    b.write_text("old")
+    with pytest.raises(KeyboardInterrupt), deferred_commits():  # a cancel while the second output is written
+        with atomic_output(b) as tmp:
+            tmp.write_text("new")
+        monkeypatch.setattr(vector, "_WRITERS", {**vector._WRITERS, "GPKG": _interrupted})
+        write_vectors(footprints(2), a)
+    assert len(read_back(a)) == 3 and b.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gpkg", "p.txt"]
+    monkeypatch.undo()
+    with deferred_commits():
+        with atomic_output(b) as tmp:
+            tmp.write_text("new")
+        write_vectors(footprints(2), a)
+        assert b.read_text() == "old", "committed at the end of the block, not before"
+    assert len(read_back(a)) == 2 and b.read_text() == "new"
+
+
+def _interrupted(*args, **kwargs):
+    raise KeyboardInterrupt

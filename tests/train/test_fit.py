@@ -665,9 +665,12 @@ def test_training_reports_each_step_as_json_lines(experiment):
     exp.write_text(exp.read_text().replace("epochs = 3", "epochs = 2").replace("steps_per_epoch = 10", "steps_per_epoch = 4"))
     r = CliRunner().invoke(cli, ["train", str(exp), "--out", str(experiment / "run"), "--progress", "json"])
     assert r.exit_code == 0, r.output
-    recs = [json.loads(line) for line in r.stderr.splitlines() if line.startswith('{"stage"')]
-    assert [(x["stage"], x["done"], x["total"]) for x in recs] == \
-        [(f"epoch {e}/2", d, 4) for e in (1, 2) for d in range(5)]
+    lines = r.stderr.splitlines()
+    assert lines and all(line.startswith('{"stage"') for line in lines), "with --progress json stderr is only JSON"
+    recs = [json.loads(line) for line in lines]
+    steps = [(x["stage"], x["done"], x["total"]) for x in recs if x["stage"].startswith("epoch")]
+    assert steps == [(f"epoch {e}/2", d, 4) for e in (1, 2) for d in range(5)]
+    assert recs[-1]["stage"] == "done" and os.path.isfile(recs[-1]["best"])
 
 
 def test_a_reporter_that_cancels_stops_training_and_keeps_the_steps_taken(experiment):
