@@ -25,7 +25,8 @@ def outline(grid: RasterGrid):
 
 
 def to_crs(geom, src_crs, dst_crs):
-    """``geom`` (a shapely geometry in ``src_crs``) in ``dst_crs``."""
+    """``geom`` (a shapely geometry in ``src_crs``) in ``dst_crs`` (for a grid's CRS where longitudes may run past
+    180, pass :func:`geoseg.georef.wrapped_crs` of it)."""
     import geopandas as gpd
 
     return gpd.GeoSeries([geom], crs=src_crs).to_crs(dst_crs).iloc[0]
@@ -36,10 +37,11 @@ def read_aoi(path: str, grid: RasterGrid, raster: str, what: str = "aoi"):
     one-line :class:`InputError` when the file is unreadable or none of its polygons lies on the raster."""
     import shapely
 
+    from geoseg.georef import onto
     from geoseg.io.vector import polygonal, read_polygon_features
 
     gdf = read_polygon_features(path, what)
-    geoms = [g for g in polygonal(gdf.to_crs(grid.crs).geometry.values) if not g.is_empty]
+    geoms = [g for g in polygonal(onto(gdf, grid).geometry.values) if not g.is_empty]
     area = shapely.union_all(geoms).intersection(outline(grid)) if geoms else None
     if area is None or area.is_empty or area.area <= 0:
         raise InputError(f"no polygon of the {what} {path} lies on {raster}; draw the area to process over the "
@@ -49,12 +51,12 @@ def read_aoi(path: str, grid: RasterGrid, raster: str, what: str = "aoi"):
 
 def grown(area, grid: RasterGrid, margin_m: float):
     """``area`` (in ``grid``'s CRS) grown by ``margin_m`` metres, measured in the grid's metric CRS."""
-    from geoseg.georef import metric_crs_for
+    from geoseg.georef import metric_crs_for, wrapped_crs
 
     if margin_m <= 0:
         return area
     metric = metric_crs_for(grid)
-    return to_crs(to_crs(area, grid.crs, metric).buffer(margin_m), metric, grid.crs)
+    return to_crs(to_crs(area, grid.crs, metric).buffer(margin_m), metric, wrapped_crs(grid.crs, grid))
 
 
 def restrict(gdf, area, cut: bool = False, min_area_m2: float = 0.0, region=None, px_m: float = 0.0):

@@ -106,6 +106,18 @@ def wrapped_crs(crs: object, grid: RasterGrid):
     return _crs(f"{base} +lon_wrap={centre:.6f}")
 
 
+def onto(data, grid: RasterGrid):
+    """``data`` (a GeoDataFrame or GeoSeries, any CRS) in ``grid``'s CRS, where ``grid``'s longitudes run past 180
+    (:func:`wrapped_crs`) with its longitudes past 180 too: reference polygons or an aoi stored in [-180, 180] then
+    land on a raster written past 180 instead of 360 degrees away."""
+    return data.to_crs(wrapped_crs(grid.crs, grid)).set_crs(grid.crs, allow_override=True)
+
+
+def crosses_antimeridian(grid: RasterGrid) -> bool:
+    """Whether ``grid``'s area crosses 180 degrees (a box around it in another CRS may then span the globe)."""
+    return antimeridian_centre(grid) is not None
+
+
 def ground_gsd_m(grid: RasterGrid) -> float:
     """True ground size of one pixel at the raster centre, in metres (geodesic).
 

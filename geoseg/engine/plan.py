@@ -173,7 +173,8 @@ def _crop(grid: RasterGrid, work: RasterGrid, aoi, margin_m: float, tile: int, o
         return cropped, work[work.window_covering(area.bounds)], area, region
     from rasterio.warp import transform_bounds
 
-    out = grid.window_covering(transform_bounds(work.crs, grid.crs, *area.bounds, densify_pts=21))
+    out = grid.window_covering(transform_bounds(work.crs, georef.wrapped_crs(grid.crs, grid), *area.bounds,
+                                                densify_pts=21))  # longitudes past 180 where the grid's are
     return cropped, grid[out], area, region
 
 
@@ -225,7 +226,8 @@ def _output_grid(grid: RasterGrid, out: RasterGrid, dst_crs: str | None, work: R
     from rasterio.warp import transform_bounds
 
     full = _out_grid(grid, dst_crs)
-    win = full.window_covering(transform_bounds(work.crs, full.crs, *area.bounds, densify_pts=21))
+    win = full.window_covering(transform_bounds(work.crs, georef.wrapped_crs(full.crs, full), *area.bounds,
+                                                densify_pts=21))
     return full if win is None else full[win]
 
 

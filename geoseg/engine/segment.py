@@ -14,6 +14,7 @@ from geoseg.engine.plan import MIN_WORK_PIXELS, Plan, plan_for
 from geoseg.engine.run import RunStats, chunk_windows, predict_rows
 from geoseg.engine.workdir import WorkDir, fingerprint, work_dir_for
 from geoseg.errors import Cancelled, InputError, set_resume
+from geoseg.georef import wrapped_crs
 from geoseg.io.atomic import check_not_an_input
 from geoseg.io.prob_raster import check_raster_output, write_probability
 from geoseg.models.registry import get_card
@@ -168,12 +169,14 @@ def _run(info, plan: Plan, card, cfg: SegmentConfig, predictor, work: WorkDir, i
         if plan.resampled:
             gdf = _clip_to_input(gdf, plan, vcfg.min_area_m2)
         if plan.aoi is not None:
-            area = to_crs(plan.aoi, plan.work_grid.crs, gdf.crs)
+            out_crs = wrapped_crs(gdf.crs, plan.out_grid)  # the footprints' longitudes run past 180 where its do
+            area = to_crs(plan.aoi, plan.work_grid.crs, out_crs)
             gdf = restrict(gdf, area, cfg.aoi_clip, vcfg.min_area_m2,
-                           region=to_crs(plan.region, plan.work_grid.crs, gdf.crs), px_m=plan.work_gsd_m)
+                           region=to_crs(plan.region, plan.work_grid.crs, out_crs), px_m=plan.work_gsd_m)
     with deferred_commits():  # both outputs are replaced together or not at all (a cancel between them: neither)
         if prob is not None:
-            area = None if plan.aoi is None else to_crs(plan.aoi, plan.work_grid.crs, plan.out_grid.crs)
+            area = None if plan.aoi is None else to_crs(plan.aoi, plan.work_grid.crs,
+                                                        wrapped_crs(plan.out_grid.crs, plan.out_grid))
             write_probability(mosaic, prob, plan.out_grid, plan.n_channels, compress=cfg.compress, cog=cfg.cog,
                               tags=meta, progress=progress, valid_path=work.validity_vrt(chunks),
                               band_names=card.outputs, within=area)

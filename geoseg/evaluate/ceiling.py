@@ -67,9 +67,10 @@ def grid_ceiling(raster: str, truth: str, grid, stem: str | Path, aoi: str | Non
     from geoseg.config import VectorizeConfig
     from geoseg.evaluate.run import _extent, evaluate, read_polygons
     from geoseg.footprints.raster import vectorize_raster
+    from geoseg.georef import onto
     from geoseg.io.vector import write_vectors
 
-    geoms = read_polygons(truth, "truth", _extent(grid)).to_crs(grid.crs).geometry.values
+    geoms = onto(read_polygons(truth, "truth", _extent(grid)), grid).geometry.values
     share = write_share(geoms, grid, f"{stem}.tif")
     gdf = vectorize_raster(str(share), VectorizeConfig(threshold=0.5), model_name="oracle")
     write_vectors(gdf, f"{stem}.gpkg", {"source": str(share)})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from geoseg.errors import ConfigError, InputError
+from geoseg.georef import crosses_antimeridian, onto
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt")
 _NOT_RASTERS = ("kml", "kmz", "xml", "sqlite", "gpkg", "gpkg.zip", "pdf")  # GDAL reads them as rasters, rarely meant so
@@ -62,8 +63,9 @@ def _grid(raster: str | None):
 
 
 def _extent(grid):
-    """The grid's footprint as a one-box GeoSeries in its CRS (None without a grid)."""
-    if grid is None:
+    """The grid's footprint as a one-box GeoSeries in its CRS (None without a grid, or for a grid across the
+    antimeridian: its box would miss the polygons stored on the other side of 180 degrees, so all are read)."""
+    if grid is None or crosses_antimeridian(grid):
         return None
     import geopandas as gpd
     from shapely.geometry import box
@@ -124,8 +126,9 @@ def check_truth_on(raster: str, truth: str, aoi: str | None = None) -> None:
 
     grid = _grid(raster)
     extent = _extent(grid)
-    gdf = read_polygons(truth, "truth", extent).to_crs(grid.crs)
+    gdf = onto(read_polygons(truth, "truth", extent), grid)
     aoi_gdf = _read_aoi(aoi, extent, raster)
+    aoi_gdf = None if aoi_gdf is None else onto(aoi_gdf, grid)
     if gdf[valid_at(raster, gdf.geometry.values)].pipe(_within, aoi_gdf).empty:
         _warn_no_truth(_no_truth_on(truth, raster, aoi))
 
@@ -300,7 +303,8 @@ def _on_grid(pred, truth, raster, grid, truth_gdf, pred_gdf, aoi, aoi_gdf, is_ra
     from geoseg import georef
     from geoseg.evaluate.pixels import pixel_scores, valid_at
 
-    truth_all, pred_all = truth_gdf.to_crs(grid.crs), pred_gdf.to_crs(grid.crs)
+    truth_all, pred_all = onto(truth_gdf, grid), onto(pred_gdf, grid)
+    aoi_gdf = None if aoi_gdf is None else onto(aoi_gdf, grid)
     truth_r = truth_all[valid_at(raster, truth_all.geometry.values, as_is)].pipe(_within, aoi_gdf)
     pred_r = pred_all[valid_at(raster, pred_all.geometry.values, as_is)].pipe(_within, aoi_gdf)
     if truth_r.empty:
@@ -308,7 +312,7 @@ def _on_grid(pred, truth, raster, grid, truth_gdf, pred_gdf, aoi, aoi_gdf, is_ra
     if pred_r.empty and not is_raster and (n := _n_features(pred)):
         _warn_apart(f"none of the {n} features of {pred} lies on the valid area of {raster}"
                     + (" inside the aoi" if aoi else ""))
-    area = None if aoi_gdf is None else aoi_gdf.to_crs(grid.crs).geometry.values
+    area = None if aoi_gdf is None else aoi_gdf.geometry.values
     scores = pixel_scores(raster, truth_all.geometry.values, pred_all.geometry.values, prob_threshold=prob_thr,
                           breakdown=breakdown, aoi_geoms=area, ignore_nodata=as_is)
     metric = georef.metric_crs_for(grid)

@@ -36,7 +36,7 @@ def vectorize_file(prob_path: str, cfg: VectorizeConfig, *, out_crs=None, progre
     at the edge, ``clip``), as ``geoseg segment --aoi`` keeps them."""
     from geoseg.aoi import grown, read_aoi, restrict, to_crs
     from geoseg.footprints.raster import vectorize_raster
-    from geoseg.georef import ground_gsd_m
+    from geoseg.georef import ground_gsd_m, wrapped_crs
     from geoseg.grid import RasterGrid
     from geoseg.io.prob_raster import settings_from_raster
     from geoseg.io.raster import check_georeferenced, open_raster
@@ -54,8 +54,9 @@ def vectorize_file(prob_path: str, cfg: VectorizeConfig, *, out_crs=None, progre
     gdf = vectorize_raster(prob_path, cfg, model_name=tags.get("model", ""), out_crs=out_crs, progress=progress, region=region,
                            require_valid=True)
     if area is not None:
-        gdf = restrict(gdf, to_crs(area, grid.crs, gdf.crs), aoi.clip, cfg.min_area_m2,
-                       region=to_crs(region, grid.crs, gdf.crs), px_m=ground_gsd_m(grid))
+        out_crs = wrapped_crs(gdf.crs, grid)  # the footprints' longitudes run past 180 where the raster's do
+        gdf = restrict(gdf, to_crs(area, grid.crs, out_crs), aoi.clip, cfg.min_area_m2,
+                       region=to_crs(region, grid.crs, out_crs), px_m=ground_gsd_m(grid))
     return gdf, cfg, tags
 
 

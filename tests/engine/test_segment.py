@@ -119,6 +119,27 @@ def test_a_geographic_raster_past_180_degrees_is_read_and_mapped_there(tmp_path,
     assert gdf.geometry.bounds.maxx.max() > 180.0
 
 
+@pytest.mark.parametrize("margin", [0.0, 50.0])
+def test_an_aoi_stored_in_minus_180_to_180_selects_on_a_raster_past_180(tmp_path, pixel_card, margin):
+    """OSM-style aoi polygons (longitudes in [-180, 180]) over a raster written past 180: the aoi was 360 degrees
+    away from the raster, so nothing lay on it. Now it selects as the same aoi written past 180 does."""
+    import geopandas as gpd
+
+    t = Affine(1e-5, 0, 179.9985, 0, -1e-5, -16.5)  # 179.9985 .. 180.0015 degrees; 180 at column 150
+    rects = [(20, 40, 60, 110), (100, 200, 160, 260), (200, 120, 260, 190)]  # west, east, inside point east
+    src = write_raster(tmp_path / "fiji.tif", scene((300, 300), rects), crs="EPSG:4326", transform=t)
+    outs = {}
+    for name, x0 in (("signed", -180.0), ("past", 180.0)):  # the east half of the raster, written both ways
+        gpd.GeoDataFrame(geometry=[box(x0, -16.504, x0 + 0.002, -16.499)], crs=4326).to_file(tmp_path / f"{name}.geojson")
+        res = segment(str(src), tmp_path / f"{name}.gpkg", None,
+                      cfg(pixel_card, aoi=str(tmp_path / f"{name}.geojson"), aoi_margin_m=margin))
+        outs[name] = res.footprints
+    assert len(outs["signed"]) == 2, "the two buildings whose inside point is east of 180"
+    for r in rects[1:] if margin else rects[1:2]:  # without a margin the one across the aoi's edge is cut there
+        assert max(iou(g, rect_geom(*r, t=t)) for g in outs["signed"].geometry) > 0.85
+    assert sorted(round(a, 12) for a in outs["signed"].area) == sorted(round(a, 12) for a in outs["past"].area)
+
+
 def test_dst_crs_4326_across_the_antimeridian_keeps_longitudes_past_180(tmp_path, pixel_card):
     """A UTM 60S raster over 180 degrees into EPSG:4326: GDAL's grid was 0 pixels high (an internal error after the
     run) and footprints there spanned 360 degrees. Now the output runs on past 180, as gdalwarp writes it."""
@@ -140,6 +161,31 @@ def test_dst_crs_4326_across_the_antimeridian_keeps_longitudes_past_180(tmp_path
         assert ds.crs.to_epsg() == 4326 and ds.height > 150 and ds.width > 150
         assert ds.bounds.left < 180.0 < ds.bounds.right
         assert (ds.dataset_mask() > 0).mean() > 0.9
+
+
+def test_an_aoi_east_of_180_with_dst_crs_4326_keeps_its_building_past_180(tmp_path, pixel_card):
+    """A UTM 60S raster over 180 degrees, an aoi east of 180 stored in [-180, 180] (as OSM has it) and --dst-crs
+    EPSG:4326: the aoi was moved into the output CRS without the wrap, 360 degrees from the footprints."""
+    import geopandas as gpd
+    from rasterio.warp import transform
+    from shapely.geometry import Polygon
+
+    (x,), (y,) = transform("EPSG:4326", "EPSG:32760", [180.0], [-16.5])
+    t = Affine(1.0, 0, round(x) - 100, 0, -1.0, round(y) + 100)  # 180 degrees near column 100
+    rects = [(80, 60, 120, 140), (20, 20, 50, 60), (150, 140, 190, 190)]  # across 180, west, east
+    src = write_raster(tmp_path / "utm60s.tif", scene((200, 200), rects), crs="EPSG:32760", transform=t)
+    corners = [t @ cr for cr in ((110, 130), (200, 130), (200, 200), (110, 200))]
+    lon, lat = transform("EPSG:32760", "EPSG:4326", *zip(*corners))
+    assert max(lon) < 0, "the aoi is stored west of -180's side, in [-180, 180]"
+    gpd.GeoDataFrame(geometry=[Polygon(zip(lon, lat))], crs=4326).to_file(tmp_path / "east.geojson")
+    res = segment(str(src), tmp_path / "o.gpkg", tmp_path / "p.tif",
+                  cfg(pixel_card, dst_crs="EPSG:4326", aoi=str(tmp_path / "east.geojson")))
+    gdf = res.footprints
+    assert len(gdf) == 1 and gdf.total_bounds[0] > 180.0
+    metric = gdf.to_crs(rasterio.crs.CRS.from_user_input("+proj=utm +zone=60 +south +datum=WGS84"))
+    assert iou(metric.geometry.iloc[0], rect_geom(*rects[2], t=t)) > 0.85
+    with rasterio.open(tmp_path / "p.tif") as ds:  # cut to the aoi, where the building is
+        assert ds.bounds.left > 180.0 and ds.read(1).max() > 200
 
 
 def test_dst_crs_reprojects_outputs(tmp_path, pixel_card):

@@ -144,3 +144,29 @@ def test_evaluate_records_the_match_iou_it_used(tmp_path):
     loose, strict = evaluate(shifted, truth, raster=raster), evaluate(shifted, truth, raster=raster, iou_threshold=0.7)
     assert (loose["iou_threshold"], loose["obj_tp"]) == (0.5, 3)
     assert (strict["iou_threshold"], strict["obj_tp"]) == (0.7, 1)
+
+
+def test_truth_and_aoi_stored_in_minus_180_to_180_score_on_a_raster_past_180(tmp_path):
+    """OSM truth (longitudes in [-180, 180]) over a raster written past 180 (as gdalwarp writes Fiji): the truth east
+    of 180 was 360 degrees away from the raster and scored as missing."""
+    t = Affine(1e-5, 0, 179.9985, 0, -1e-5, -16.5)  # 180 degrees at column 150
+    write_raster(tmp_path / "fiji.tif", scene((300, 300)), crs="EPSG:4326", transform=t)
+
+    def geo(r0, c0, r1, c1, shift=0.0):
+        (x0, y0), (x1, y1) = t @ (c0, r0), t @ (c1, r1)
+        return box(x0 + shift, y1, x1 + shift, y0)
+
+    rects = [(20, 40, 60, 110), (100, 200, 160, 260), (200, 220, 260, 290)]  # west of 180, then two east of it
+    past = [geo(*r) for r in rects]
+    signed = [geo(*r, shift=-360.0 if r[1] >= 150 else 0.0) for r in rects]
+    gpd.GeoDataFrame(geometry=past, crs=4326).to_file(tmp_path / "pred.gpkg")
+    gpd.GeoDataFrame(geometry=signed, crs=4326).to_file(tmp_path / "truth.geojson")
+    gpd.GeoDataFrame(geometry=[box(-180.0, -16.504, -179.998, -16.499)], crs=4326).to_file(tmp_path / "east.geojson")
+    raster = str(tmp_path / "fiji.tif")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LabelWarning)  # "no polygon of the truth lies on the raster" was the symptom
+        whole = evaluate(str(tmp_path / "pred.gpkg"), str(tmp_path / "truth.geojson"), raster=raster)
+        east = evaluate(str(tmp_path / "pred.gpkg"), str(tmp_path / "truth.geojson"), raster=raster,
+                        aoi=str(tmp_path / "east.geojson"))
+    assert whole["iou"] == pytest.approx(1.0) and whole["obj_tp"] == 3 and whole["obj_fp"] == 0
+    assert east["iou"] == pytest.approx(1.0) and east["obj_tp"] == 2 and east["obj_fn"] == 0

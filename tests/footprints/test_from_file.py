@@ -156,3 +156,25 @@ def test_vectorize_follows_the_footprint_rules_of_the_run_unless_told_otherwise(
     assert r.exit_code == 0, r.output
     cli_out = gpd.read_file(tmp_path / "c.gpkg")
     assert len(cli_out) == 3 and (cli_out["reg_status"] == -1).all()
+
+
+@pytest.mark.parametrize("margin", [50.0, 0.0])
+def test_an_aoi_in_minus_180_to_180_limits_a_probability_raster_past_180(tmp_path, pixel_card, margin):
+    """The probabilities of a run over Fiji, written past 180 degrees, limited to an aoi stored in [-180, 180]: the
+    same footprints as without it, less those west of 180 (before, the aoi lay 360 degrees away and nothing came
+    out). ``segment`` with the aoi finds the same two (traced on its working grid, so not to the square metre)."""
+    from affine import Affine
+    from shapely.geometry import box
+
+    t = Affine(1e-5, 0, 179.9985, 0, -1e-5, -16.5)  # 180 degrees at column 150
+    rects = [(20, 40, 60, 110), (100, 200, 160, 260), (200, 220, 260, 290)]
+    src = write_raster(tmp_path / "fiji.tif", scene((300, 300), rects), crs="EPSG:4326", transform=t)
+    segment(str(src), None, tmp_path / "p.tif", cfg(pixel_card))
+    aoi = tmp_path / "east.geojson"
+    gpd.GeoDataFrame(geometry=[box(-180.0, -16.504, -179.998, -16.499)], crs=4326).to_file(aoi)
+    direct = segment(str(src), None, None, cfg(pixel_card, aoi=str(aoi), aoi_margin_m=margin)).footprints
+    got, _, _ = vectorize_file(str(tmp_path / "p.tif"), VCFG, aoi=AoiLimit(str(aoi), margin))
+    every, _, _ = vectorize_file(str(tmp_path / "p.tif"), VCFG)
+    east = every[every.geometry.bounds.minx > 180.0]
+    assert len(got) == len(direct) == len(east) == 2 and len(every) == 3
+    assert shapes(got) == shapes(east)
