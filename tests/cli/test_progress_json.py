@@ -65,3 +65,35 @@ def test_the_callers_signal_handlers_are_back_after_a_command(tmp_path):
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     CliRunner().invoke(cli, ["vectorize", str(_prob(tmp_path)), "-o", str(tmp_path / "b.gpkg"), "--progress", "none"])
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_a_terminated_segment_ends_with_a_cancelled_event_and_leaves_no_output(tmp_path):
+    """What the QGIS plugin's cancel does: SIGTERM to a real ``geoseg segment --progress json`` mid-predict. The
+    last line says it was cancelled (exit code 143, what a rerun resumes); every line is JSON; no output exists."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import rasterio
+
+    sample = Path(__file__).resolve().parents[2] / "sample_tiles" / "banepa_z20_crop_3857.tif"
+    tile = rasterio.open(sample).read()
+    src = write_raster(tmp_path / "in.tif", np.concatenate([tile[:, :, :600]] * 3, axis=1)[:, :1000],
+                       crs="EPSG:32645", transform=Affine(0.3, 0, 336000, 0, -0.3, 3057000))
+    cmd = [sys.executable, "-m", "geoseg.cli.main", "segment", str(src), "-o", str(tmp_path / "o.gpkg"), "--prob",
+           str(tmp_path / "o.tif"), "--tile-size", "256", "--overlap", "32", "--progress", "json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in proc.stderr:  # each event as it comes, as a driving program reads them
+        lines.append(line)
+        event = json.loads(line)
+        if event["stage"] == "predict" and event["done"] >= 1:
+            proc.send_signal(signal.SIGTERM)
+            break
+    lines += proc.stderr.readlines()
+    assert proc.wait(timeout=60) == 143, "".join(lines)
+    events = [json.loads(line) for line in lines if line.strip()]
+    assert events[0]["stage"] == "load model" and events[-1]["stage"] == "cancelled"
+    assert events[-1]["exit_code"] == 143 and "rerun the same command to resume" in events[-1]["message"]
+    assert not (tmp_path / "o.gpkg").exists() and not (tmp_path / "o.tif").exists()
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name], "temporary outputs left behind"
