@@ -83,6 +83,45 @@ class JsonProgress:
         return False
 
 
+class LineProgress:
+    """Plain lines for logs (stderr not a terminal: nohup, cron, a batch job): ``geoseg: STAGE: DONE/TOTAL``
+    when a stage starts, at most every ``every_s`` seconds while it runs (with its percentage and ETA), and once when
+    it ends, with the time it took. A log of a long run stays readable, where a bar's redraws would fill it."""
+
+    def __init__(self, stream: TextIO | None = None, every_s: float = 30.0) -> None:
+        self.stream = stream or sys.stderr
+        self.every_s = every_s
+        self._eta = _Eta()
+        self._stage: str | None = None
+        self._said = self._t0 = 0.0
+        self._ended = False
+
+    def update(self, done: int, total: int, stage: str) -> None:
+        now = time.monotonic()
+        eta = self._eta.eta(done, total, stage)
+        if stage != self._stage:
+            self._stage, self._t0, self._ended = stage, now, False
+            if done < total:
+                self._say(f"{stage}: {done}/{total}", now)
+                return
+        if self._ended:
+            return
+        if total and done >= total:
+            self._ended = True
+            self._say(f"{stage}: {done}/{total} in {now - self._t0:.1f} s", now)
+        elif now - self._said >= self.every_s:
+            left = "" if eta is None else f", about {eta:.0f} s left"
+            self._say(f"{stage}: {done}/{total} ({100 * done / max(1, total):.0f}%{left})", now)
+
+    def _say(self, text: str, now: float) -> None:
+        self.stream.write(f"geoseg: {text}\n")
+        self.stream.flush()
+        self._said = now
+
+    def cancelled(self) -> bool:
+        return False
+
+
 class BarProgress:
     """A tqdm progress bar per stage, on stderr."""
 

@@ -69,7 +69,10 @@ vectorize_aoi_margin = click.option("--aoi-margin", type=click.FloatRange(min=0)
                                     help="Trace this many metres of PROB beyond the --aoi, so buildings across its edge "
                                          "come out whole.")
 aoi_clip = click.option("--aoi-clip", is_flag=True, help="Cut footprints at the --aoi's edge instead of keeping them whole.")
-progress = click.option("--progress", "progress_mode", type=click.Choice(["bar", "json", "none"]), default="bar", show_default=True, help="Progress display; json prints one object per line on stderr.")
+progress = click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "lines", "json", "none"]),
+                        default="auto", show_default=True,
+                        help="Progress on stderr: a bar, plain log lines (auto: a bar on a terminal, lines otherwise), "
+                             "json (one object per line, for programs) or none.")
 
 
 def parse_bands(text: str | None) -> tuple[int, ...] | None:
@@ -91,9 +94,14 @@ def parse_scales(text: str | None) -> tuple[float, ...]:
 
 
 def make_progress(mode: str):
-    from geoseg.progress import BarProgress, JsonProgress, NullProgress
+    """The reporter for ``--progress``: ``auto`` is a bar where stderr is a terminal, log lines elsewhere."""
+    import sys
 
-    return {"bar": BarProgress, "json": JsonProgress, "none": NullProgress}[mode]()
+    from geoseg.progress import BarProgress, JsonProgress, LineProgress, NullProgress
+
+    if mode == "auto":
+        mode = "bar" if sys.stderr.isatty() else "lines"
+    return {"bar": BarProgress, "lines": LineProgress, "json": JsonProgress, "none": NullProgress}[mode]()
 
 
 # command-line parameter -> VectorizeConfig field

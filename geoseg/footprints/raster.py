@@ -420,11 +420,14 @@ def vectorize_raster(
 
             tracer = _BlockTracer(layout, prob, cfg.split_touching, finisher, read, min_part_px=cfg.min_part_m2 / gsd_m**2,
                                   border_cut=border_cut)
+            progress.update(0, layout.n_blocks, "vectorize")
             for done, (i, j) in enumerate(layout.blocks(), start=1):
                 check_cancel(progress)
                 tracer.add_block(i, j, *read(layout.window(i, j)))
-                progress.update(done, layout.n_blocks, "vectorize")
-            tracer.finish()
+                if done < layout.n_blocks:
+                    progress.update(done, layout.n_blocks, "vectorize")
+            tracer.finish()  # the footprints left open at the last block: the stage ends after them
+            progress.update(layout.n_blocks, layout.n_blocks, "vectorize")
     except RasterioIOError as exc:
         from geoseg.io.raster import gdal_reason
 

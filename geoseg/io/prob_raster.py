@@ -82,6 +82,7 @@ def write_probability(src_path: Path, out_path: Path, out_grid: RasterGrid, n_ba
                 dst = rasterio.open(tmp, "w", **profile)
             steps = [PixelWindow(r0, c0, min(rows_per_step, out_grid.height - r0), min(COLS_PER_STEP, out_grid.width - c0))
                      for r0 in range(0, out_grid.height, rows_per_step) for c0 in range(0, out_grid.width, COLS_PER_STEP)]
+            progress.update(0, len(steps) + 1, "write probability")
             for i, step in enumerate(steps):  # 2-D windows: memory does not grow with the raster's width
                 check_cancel(progress)
                 win = step.to_rasterio()
@@ -96,13 +97,14 @@ def write_probability(src_path: Path, out_path: Path, out_grid: RasterGrid, n_ba
                 with write_errors(out_path, tmp):  # only the writes: a read error is not the output's fault
                     dst.write(data, window=win)
                     dst.write_mask(np.where(mask > 0, 255, 0).astype(np.uint8), window=win)
-                progress.update(i + 1, len(steps), "write probability")
+                progress.update(i + 1, len(steps) + 1, "write probability")  # the last step: the flush at close
             with write_errors(out_path, tmp):
                 dst.update_tags(**(tags or {}))
                 for b in range(1, n_bands + 1):
                     # the output's name ("building", "border"): `geoseg vectorize` finds the border band by it
                     dst.set_band_description(b, band_names[b - 1] if band_names else "probability")
             close_checked(dst, out_path, tmp)  # most of the file is written here (GDAL flushes its cache)
+            progress.update(len(steps) + 1, len(steps) + 1, "write probability")
         finally:
             if dst is not None and not dst.closed:  # after an error: the temp file is discarded, its flush errors too
                 with contextlib.suppress(Exception):  # the first error is the one to report

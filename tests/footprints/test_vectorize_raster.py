@@ -256,7 +256,7 @@ def test_reads_are_bounded_and_progress_is_reported(tmp_path, monkeypatch, read_
     assert max((r1 - r0) * (c1 - c0) for r0, r1, c0, c1 in windows) <= (40 + 2 * 10) ** 2  # no read holds more
     blocks = [w for w in windows if w != (10, 190, 10, 20)]  # all but the building's own box
     assert len(blocks) == 10 and all(r1 - r0 <= 60 and c1 - c0 <= 60 for r0, r1, c0, c1 in blocks)
-    assert progress.calls == [(k, 10, "vectorize") for k in range(1, 11)]
+    assert progress.calls == [(k, 10, "vectorize") for k in range(11)]  # a start, each block, the end
     with pytest.raises(Cancelled):
         vectorize_raster(path, VectorizeConfig(band_rows=40, halo_rows=10), progress=_Recorder(cancel_after=2))
 
