@@ -106,7 +106,7 @@ class LineProgress:
                 return
         if self._ended:
             return
-        if total and done >= total:
+        if done >= total:  # a stage with nothing to do (0/0) ends at once
             self._ended = True
             self._say(f"{stage}: {done}/{total} in {now - self._t0:.1f} s", now)
         elif now - self._said >= self.every_s:

@@ -19,10 +19,12 @@ def test_lines_say_each_stage_start_and_end_and_nothing_between_within_the_inter
         p.update(done, 4, "predict")
     p.update(4, 4, "predict")  # a repeated end is not said twice
     p.update(1, 1, "vectorize")  # a stage that starts finished is said once
+    p.update(0, 0, "predict again")  # nothing to do: said once, as ended
     lines = out.getvalue().splitlines()
     assert lines[0] == "geoseg: predict: 0/4"
     assert re.fullmatch(r"geoseg: predict: 4/4 in \d+\.\d s", lines[1])
-    assert re.fullmatch(r"geoseg: vectorize: 1/1 in \d+\.\d s", lines[2]) and len(lines) == 3
+    assert re.fullmatch(r"geoseg: vectorize: 1/1 in \d+\.\d s", lines[2])
+    assert re.fullmatch(r"geoseg: predict again: 0/0 in \d+\.\d s", lines[3]) and len(lines) == 4
 
 
 def test_lines_while_a_stage_runs_give_its_share_done():
