@@ -12,6 +12,7 @@ from affine import Affine
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "sample_tiles"
 SHARED = REPO.parent / "shared" / "data"
+FIJI = Affine(1e-5, 0, 179.9985, 0, -1e-5, -16.5)  # EPSG:4326 past 180, as gdalwarp writes it: 180 at column 150
 
 
 def write_raster(path, data, crs="EPSG:32633", transform=None, mask=None, nodata=None, **extra) -> Path:

@@ -82,6 +82,8 @@ def gsd_sweep(raster: str, truth: str, gsds: list[float], model: str = "default"
 
             check_output_dir(Path(keep_dir), f"--keep {keep_dir}")
             Path(keep_dir).mkdir(parents=True, exist_ok=True)
+        else:
+            remove_stale_runs()  # the temporary folders of killed sweeps, once per sweep
         run = _Sweep(raster, truth, model, card, cfg, mode, breakdown, keep_dir, ceiling, aoi, iou_threshold,
                      name or card.name, progress or NullProgress())
         return run.all(gsds, source_gsd)
@@ -298,7 +300,6 @@ def _run_dir(keep_dir):
     process's PID, so that the folders of a killed sweep are removed by the next one: see :func:`remove_stale_runs`)."""
     if keep_dir is not None:
         return contextlib.nullcontext(str(keep_dir))
-    remove_stale_runs()
     return tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-")
 
 

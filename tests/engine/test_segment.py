@@ -12,7 +12,7 @@ from geoseg.config import SegmentConfig, VectorizeConfig
 from geoseg.engine.segment import segment
 from geoseg.errors import Cancelled, InputError
 from geoseg.progress import NullProgress
-from tests.conftest import scene, write_raster
+from tests.conftest import FIJI, scene, write_raster
 
 UTM = Affine(1.0, 0, 500000.0, 0, -1.0, 5000000.0)
 
@@ -103,7 +103,7 @@ def test_geographic_input_footprints_overlay_the_input(tmp_path, pixel_card):
 
 def test_a_geographic_raster_past_180_degrees_is_read_and_mapped_there(tmp_path, pixel_card):
     """Longitudes past 180 (as gdalwarp writes them over Fiji): the part east of 180 was read as nodata and lost."""
-    t = Affine(1e-5, 0, 179.9985, 0, -1e-5, -16.5)  # 179.9985 .. 180.0015 degrees
+    t = FIJI
     rects = [(20, 40, 60, 110), (100, 200, 160, 260), (200, 120, 260, 190)]  # the second and third straddle or pass 180
     src = write_raster(tmp_path / "fiji.tif", scene((300, 300), rects), crs="EPSG:4326", transform=t)
     res = segment(str(src), tmp_path / "o.gpkg", tmp_path / "p.tif", cfg(pixel_card))
@@ -125,7 +125,7 @@ def test_an_aoi_stored_in_minus_180_to_180_selects_on_a_raster_past_180(tmp_path
     away from the raster, so nothing lay on it. Now it selects as the same aoi written past 180 does."""
     import geopandas as gpd
 
-    t = Affine(1e-5, 0, 179.9985, 0, -1e-5, -16.5)  # 179.9985 .. 180.0015 degrees; 180 at column 150
+    t = FIJI
     rects = [(20, 40, 60, 110), (100, 200, 160, 260), (200, 120, 260, 190)]  # west, east, inside point east
     src = write_raster(tmp_path / "fiji.tif", scene((300, 300), rects), crs="EPSG:4326", transform=t)
     outs = {}

@@ -16,7 +16,7 @@ from shapely.geometry import MultiPolygon, Polygon, box
 from geoseg.cli.main import cli
 from geoseg.errors import InputWarning, LabelWarning
 from geoseg.evaluate.run import evaluate, is_raster_path
-from tests.conftest import scene, write_raster
+from tests.conftest import FIJI, scene, write_raster
 
 X0, Y0 = 500000, 5000000
 RECTS = [(10, 10, 30, 30), (10, 50, 30, 70), (50, 10, 70, 40)]
@@ -149,7 +149,7 @@ def test_evaluate_records_the_match_iou_it_used(tmp_path):
 def test_truth_and_aoi_stored_in_minus_180_to_180_score_on_a_raster_past_180(tmp_path):
     """OSM truth (longitudes in [-180, 180]) over a raster written past 180 (as gdalwarp writes Fiji): the truth east
     of 180 was 360 degrees away from the raster and scored as missing."""
-    t = Affine(1e-5, 0, 179.9985, 0, -1e-5, -16.5)  # 180 degrees at column 150
+    t = FIJI
     write_raster(tmp_path / "fiji.tif", scene((300, 300)), crs="EPSG:4326", transform=t)
 
     def geo(r0, c0, r1, c1, shift=0.0):

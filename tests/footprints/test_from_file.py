@@ -7,7 +7,7 @@ from geoseg.config import VectorizeConfig
 from geoseg.engine.segment import segment
 from geoseg.errors import InputError
 from geoseg.footprints.from_file import AoiLimit, vectorize_file
-from tests.conftest import write_raster
+from tests.conftest import FIJI, write_raster
 from tests.engine.test_segment import rect_geom, scene
 from tests.engine.test_segment_aoi import AOI_RC, RECTS, bounds, cfg
 
@@ -163,10 +163,9 @@ def test_an_aoi_in_minus_180_to_180_limits_a_probability_raster_past_180(tmp_pat
     """The probabilities of a run over Fiji, written past 180 degrees, limited to an aoi stored in [-180, 180]: the
     same footprints as without it, less those west of 180 (before, the aoi lay 360 degrees away and nothing came
     out). ``segment`` with the aoi finds the same two (traced on its working grid, so not to the square metre)."""
-    from affine import Affine
     from shapely.geometry import box
 
-    t = Affine(1e-5, 0, 179.9985, 0, -1e-5, -16.5)  # 180 degrees at column 150
+    t = FIJI
     rects = [(20, 40, 60, 110), (100, 200, 160, 260), (200, 220, 260, 290)]
     src = write_raster(tmp_path / "fiji.tif", scene((300, 300), rects), crs="EPSG:4326", transform=t)
     segment(str(src), None, tmp_path / "p.tif", cfg(pixel_card))
