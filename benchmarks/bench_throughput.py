@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--model", default="default", help="model name or card path")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    ap.add_argument("--runtime", default="torch", choices=["torch", "onnx"], help="onnx: ONNX Runtime on the CPU")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--with-footprints", action="store_true", help="also vectorize (geoseg.footprints)")
     ap.add_argument("--real-tiff", action="store_true", help="read a materialized GeoTIFF instead of the VRT mosaic")
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from geoseg.config import SegmentConfig
+    from geoseg.engine.onnx_runtime import onnx_module
     from geoseg.engine.plan import make_plan
     from geoseg.engine.predictor import Predictor
     from geoseg.engine.segment import segment
@@ -77,17 +79,18 @@ def main(argv: list[str] | None = None) -> dict:
     width, height = parse_size(args.size)
     raster = build(width, height, args.data_dir, real_tiff=args.real_tiff)
     card = get_card(args.model)
-    cfg = SegmentConfig(model=args.model, device=args.device, precision=args.precision, batch_size=args.batch_size,
-                        resume=False)
+    cfg = SegmentConfig(model=args.model, device=args.device, precision=args.precision, runtime=args.runtime,
+                        batch_size=args.batch_size, resume=False)
     info = inspect_raster(str(raster), card.bands)
     plan = make_plan(info, card, cfg)
-    predictor = Predictor(load_module(card), card, args.device, args.precision, args.batch_size)
+    module = onnx_module(card) if args.runtime == "onnx" else load_module(card)
+    predictor = Predictor(module, card, args.device, args.precision, args.batch_size, runtime=args.runtime)
     env = environment(predictor.device, predictor.precision)
     work_mp = plan.work_grid.width * plan.work_grid.height / 1e6
     print(f"{raster.name}: {plan.work_grid.width}x{plan.work_grid.height} px on the working grid ({work_mp:.1f} MP), "
           f"resampled={plan.resampled}, model {card.name}, tile {plan.tiles.tile_size}/{plan.tiles.overlap}, "
           f"{len(plan.tiles)} tiles in {plan.tiles.n_rows} rows")
-    print(f"device {env['device']}{' (' + env['gpu'] + ')' if env['gpu'] else ''}, precision {env['precision']}, "
+    print(f"runtime {args.runtime}, device {env['device']}{' (' + env['gpu'] + ')' if env['gpu'] else ''}, precision {env['precision']}, "
           f"batch {args.batch_size}, torch {env['torch']} with {env['torch_threads']} threads, {env['cpu_count']} CPUs")
 
     t_model = model_only_seconds(predictor, info, plan)

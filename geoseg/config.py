@@ -11,6 +11,7 @@ from typing import Any, Literal, get_args
 Blend = Literal["cosine", "gaussian", "crop"]
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Runtime = Literal["torch", "onnx"]
 Tta = Literal["none", "flip", "d4"]
 Compress = Literal["deflate", "zstd"]
 DEFAULT_BORDER_CUT = 0.5  # border/gap probability cut out of shapes before splitting, for cards that set none
@@ -19,7 +20,7 @@ DEFAULT_BORDER_CUT = 0.5  # border/gap probability cut out of shapes before spli
 # it differs. Fields with no flag are named as in the API.
 OPTION_NAMES = {
     "threshold": "--threshold", "border_cut": "--border-cut", "min_area_m2": "--min-area", "min_part_m2": "--min-part",
-    "simplify_m": "--simplify", "model": "--model", "device": "--device", "precision": "--precision",
+    "simplify_m": "--simplify", "model": "--model", "device": "--device", "precision": "--precision", "runtime": "--runtime",
     "batch_size": "--batch-size", "gsd_m": "--gsd", "tile_size": "--tile-size", "overlap": "--overlap",
     "blend": "--blend", "tta": "--tta", "tta_scales": "--tta-scales", "dst_crs": "--dst-crs", "compress": "--compress",
     "bands": "--bands", "aoi": "--aoi", "aoi_margin_m": "--aoi-margin",
@@ -154,6 +155,7 @@ class SegmentConfig(_Checks):
     model: str = "default"
     device: Device = "auto"
     precision: Precision = "auto"
+    runtime: Runtime = "torch"  # "onnx": ONNX Runtime on the CPU (fp32), faster there without native bf16
     batch_size: int = 8
     gsd_m: float | Literal["native"] | None = None  # None: the model's GSD; "native": the input's, within the valid range
     allow_any_gsd: bool = False  # let gsd_m leave the model's valid range (scale sweeps)
@@ -191,6 +193,7 @@ class SegmentConfig(_Checks):
             _fail("aoi", "the path of a polygon file", self.aoi)
         self._choice("device", get_args(Device))
         self._choice("precision", get_args(Precision))
+        self._choice("runtime", get_args(Runtime))
         self._choice("blend", get_args(Blend))
         self._choice("tta", get_args(Tta))
         self._choice("compress", get_args(Compress))

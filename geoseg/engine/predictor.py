@@ -18,22 +18,27 @@ class Predictor:
     channels_last (see :func:`uses_channels_last` and docs/benchmarks.md). Tiles
     whose sides are not multiples of 32 are reflect-padded and cropped back.
     ``tta`` averages the model over flipped/rotated copies and ``tta_scales`` over resized ones
-    (see :mod:`geoseg.engine.tta`).
+    (see :mod:`geoseg.engine.tta`). ``runtime="onnx"``: ``module`` is an
+    :class:`~geoseg.engine.onnx_runtime.OnnxModule`, run on the CPU in fp32.
     """
 
     def __init__(self, module, card: ModelCard, device: str = "auto", precision: str = "auto", batch_size: int = 8,
-                 tta: str = "none", tta_scales=(1.0,)):
+                 tta: str = "none", tta_scales=(1.0,), runtime: str = "torch"):
         import torch
 
-        self.device = resolve_device(device)
-        self.precision = resolve_precision(precision, self.device)
+        from geoseg.engine.onnx_runtime import check_runtime
+
+        check_runtime(runtime, device, precision)
+        self.runtime = runtime
+        self.device = "cpu" if runtime == "onnx" else resolve_device(device)
+        self.precision = "fp32" if runtime == "onnx" else resolve_precision(precision, self.device)
         self.batch_size = max(1, int(batch_size))
         self.card = card
         self.tta = check_mode(tta)
         self.tta_scales = check_scales(tta_scales)
         self.module = module.to(self.device).eval()
         self._dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
-        self.channels_last = uses_channels_last(self.device, self.precision)
+        self.channels_last = runtime == "torch" and uses_channels_last(self.device, self.precision)
         if self.channels_last:
             self.module = self.module.to(memory_format=torch.channels_last)
 

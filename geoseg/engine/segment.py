@@ -80,7 +80,8 @@ def segment(input_path: str, output: str | Path | None = None, prob: str | Path 
                               "model": card.sha256, "card": _card_key(card), "plan": plan.describe(),
                               "block_width": plan.block_width, "blend": cfg.blend, "bands": info.bands,
                               "scale": info.scale, "device": predictor.device, "precision": predictor.precision,
-                              "tta": predictor.tta, **_scales_key(predictor), **_aoi_key(plan)})
+                              "tta": predictor.tta, **_scales_key(predictor), **_aoi_key(plan),
+                              **({} if predictor.runtime == "torch" else {"runtime": predictor.runtime})})
             work = WorkDir(wd_path, plan.work_grid, plan.n_channels, fp, resume=cfg.resume)
             try:
                 return _run(info, plan, card, cfg, predictor, work, input_path, output, prob, progress, return_footprints)
@@ -200,11 +201,14 @@ def _clip_to_input(gdf, plan: Plan, min_area_m2: float):
 
 def _predictor(card, cfg: SegmentConfig):
     from geoseg.engine.device import resolve_device
+    from geoseg.engine.onnx_runtime import check_runtime, onnx_module
     from geoseg.engine.predictor import Predictor
     from geoseg.models.loading import load_module
 
-    resolve_device(cfg.device)  # --device cuda without a GPU: said before the weights load
-    return Predictor(load_module(card), card, cfg.device, cfg.precision, cfg.batch_size, cfg.tta, cfg.tta_scales)
+    check_runtime(cfg.runtime, cfg.device, cfg.precision)  # said before the weights load, as is:
+    resolve_device(cfg.device)  # --device cuda without a GPU
+    module = onnx_module(card) if cfg.runtime == "onnx" else load_module(card)
+    return Predictor(module, card, cfg.device, cfg.precision, cfg.batch_size, cfg.tta, cfg.tta_scales, cfg.runtime)
 
 
 def _aoi_key(plan: Plan) -> dict:
