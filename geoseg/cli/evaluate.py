@@ -45,10 +45,11 @@ from geoseg.cli.errors import handle_errors, say
 @o.overlap
 @o.tta
 @o.tta_scales
+@o.runtime
 @o.progress
 @handle_errors
 def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, matches, aoi, gsd_sweep, models, breakdown, ceiling, plot, sweep_mode, gsd,
-             keep_dir, tile_size, overlap, tta, tta_scales, progress_mode):
+             keep_dir, tile_size, overlap, tta, tta_scales, runtime, progress_mode):
     """Pixel IoU, precision, recall, F1 and object F1 (one-to-one at IoU >= --iou, default 0.5) of PRED against --truth.
 
     PRED is footprints or a probability raster. A probability raster scored on its own grid (no --raster, or
@@ -61,10 +62,11 @@ def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, matches, ao
     --sweep-mode imagery instead makes imagery of each GSD and segments it as `geoseg segment` would.
     """
     _check_usage(pred, raster, threshold, matches, gsd_sweep, breakdown, sweep_mode, gsd, keep_dir, tile_size, overlap,
-                 tta, tta_scales, ceiling, plot)
+                 tta, tta_scales, ceiling, plot, runtime)
     if gsd_sweep:
         _sweep(pred, truth, gsd_sweep, models, plot, as_json, tile_size, overlap, tta, breakdown, threshold, keep_dir,
-               o.make_progress(progress_mode), sweep_mode, gsd, o.parse_scales(tta_scales), ceiling, aoi, iou_threshold)
+               o.make_progress(progress_mode), sweep_mode, gsd, o.parse_scales(tta_scales), ceiling, aoi, iou_threshold,
+               runtime)
         say("done", None, plot=plot)  # --progress json only: the scores are on stdout
         return
     from geoseg.evaluate.run import evaluate as run
@@ -83,7 +85,7 @@ def evaluate(pred, truth, raster, threshold, iou_threshold, as_json, matches, ao
 
 
 def _check_usage(pred, raster, threshold, matches, gsd_sweep, breakdown, sweep_mode, gsd, keep_dir, tile_size, overlap,
-                 tta, tta_scales, ceiling, plot) -> None:
+                 tta, tta_scales, ceiling, plot, runtime="torch") -> None:
     """Usage errors (exit 2) for options that would be ignored or cannot apply, before any work."""
     from click.core import ParameterSource
 
@@ -99,9 +101,9 @@ def _check_usage(pred, raster, threshold, matches, gsd_sweep, breakdown, sweep_m
     if gsd_sweep:
         return
     if (tile_size is not None or overlap is not None or tta != "none" or tta_scales is not None or keep_dir is not None
-            or sweep_mode != "model" or ceiling or plot is not None):
-        raise click.UsageError("--tile-size, --overlap, --tta, --tta-scales, --keep, --ceiling, --plot and --sweep-mode "
-                               "apply to --gsd-sweep runs only")
+            or sweep_mode != "model" or ceiling or plot is not None or runtime != "torch"):
+        raise click.UsageError("--tile-size, --overlap, --tta, --tta-scales, --runtime, --keep, --ceiling, --plot and "
+                               "--sweep-mode apply to --gsd-sweep runs only")
     if click.get_current_context().get_parameter_source("models") is not ParameterSource.DEFAULT:
         raise click.UsageError("--model runs with --gsd-sweep only; to score a model's footprints, segment first "
                                "(`geoseg segment ... -o b.gpkg`) and evaluate b.gpkg")
@@ -114,7 +116,7 @@ def _check_usage(pred, raster, threshold, matches, gsd_sweep, breakdown, sweep_m
 
 def _sweep(raster, truth, gsds_text, models, plot, as_json, tile_size=None, overlap=None, tta="none", breakdown=False,
            threshold=None, keep_dir=None, progress=None, mode="model", run_gsd=None, tta_scales=(1.0,), ceiling=False,
-           aoi=None, iou_threshold=0.5):
+           aoi=None, iou_threshold=0.5, runtime="torch"):
     from geoseg.config import SegmentConfig, VectorizeConfig
     from geoseg.evaluate.sweep import check_plot_output, curve_label, each_warning_once, gsd_sweep, plot_sweep, run_names
 
@@ -130,7 +132,7 @@ def _sweep(raster, truth, gsds_text, models, plot, as_json, tile_size=None, over
     names = run_names(models)  # an unknown model fails before any run; cards that share a name are told apart
     # None: each model card's own
     base = SegmentConfig(tile_size=tile_size, overlap=overlap, tta=tta, tta_scales=tta_scales, gsd_m=run_gsd,
-                         vectorize=VectorizeConfig(threshold=threshold))
+                         runtime=runtime, vectorize=VectorizeConfig(threshold=threshold))
     try:
         with each_warning_once():  # what every model's runs warn of, once
             by_model = {m: gsd_sweep(raster, truth, gsds, m, progress, base_config=base, breakdown=breakdown,

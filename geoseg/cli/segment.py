@@ -15,9 +15,7 @@ from geoseg.cli.errors import done, handle_errors
 @o.model
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True)
-@click.option("--runtime", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
-              help="onnx: ONNX Runtime on the CPU in fp32, faster than PyTorch on CPUs without native bf16 "
-                   "(needs pip install 'geoseg[onnx]'; the model is exported once into ~/.cache/geoseg).")
+@o.runtime
 @o.batch_size
 @o.tta
 @o.tta_scales

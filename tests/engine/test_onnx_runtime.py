@@ -119,6 +119,32 @@ def test_an_unwritable_cache_folder_is_a_one_line_error(tmp_path, pixel_card, mo
     assert not (tmp_path / "b.gpkg").exists()
 
 
+def test_a_gsd_sweep_with_onnx_runtime_scores_as_with_torch(tmp_path, pixel_card, cache):
+    import geopandas as gpd
+    from affine import Affine
+    from shapely.geometry import box
+
+    from geoseg.cli.main import cli
+
+    t = Affine(1.0, 0, 500000.0, 0, -1.0, 5000000.0)  # write_raster's default grid (UTM 33N, 1 m)
+    src = write_raster(tmp_path / "in.tif", scene((200, 300), RECTS, seed=3), transform=t)
+    truth = tmp_path / "truth.geojson"
+    boxes = [box(*(t @ (c0, r1)), *(t @ (c1, r0))) for r0, c0, r1, c1 in RECTS]
+    gpd.GeoDataFrame(geometry=boxes, crs="EPSG:32633").to_file(truth)
+    rows = {}
+    for runtime in ("torch", "onnx"):
+        res = CliRunner().invoke(cli, ["evaluate", str(src), "--truth", str(truth), "--gsd-sweep", "1,2", "-m",
+                                       str(pixel_card), "--json", "--runtime", runtime, "--progress", "none"])
+        assert res.exit_code == 0, res.output
+        rows[runtime] = json.loads(res.stdout)
+    assert [r["gsd_m"] for r in rows["onnx"]] == [1.0, 2.0] and rows["onnx"][0]["iou"] > 0.9
+    for a, b in zip(rows["torch"], rows["onnx"], strict=True):
+        assert abs(a["iou"] - b["iou"]) < 1e-3 and a["n_pred"] == b["n_pred"]
+    assert list((cache / "onnx").glob("*.onnx")), "the sweep ran through ONNX Runtime"
+    res = CliRunner().invoke(cli, ["evaluate", str(src), "--truth", str(truth), "--runtime", "onnx"])
+    assert res.exit_code == 2 and "--gsd-sweep runs only" in res.output
+
+
 @pytest.mark.slow
 def test_the_default_model_through_onnx_runtime_matches_torch_on_the_sample_tile(tmp_path, cache):
     src = SAMPLES / "banepa_z20_crop_3857.tif"
