@@ -46,10 +46,14 @@ def check_runtime(runtime: str, device: str, precision: str) -> None:
     except ImportError:
         raise ConfigError("--runtime onnx needs ONNX Runtime: pip install 'geoseg[onnx]' "
                           "(or use --runtime torch, the default)") from None
+
+
+def warn_if_slower(precision: str) -> None:
+    """A :class:`PrecisionWarning` where PyTorch would be faster: a CPU with native bf16 (auto precision)."""
     from geoseg.engine.device import cpu_has_bf16
 
     if precision == "auto" and cpu_has_bf16():
-        warnings.warn(NATIVE_BF16, PrecisionWarning, stacklevel=2)
+        warnings.warn(NATIVE_BF16, PrecisionWarning, stacklevel=3)
 
 
 def cached_onnx(card) -> Path:

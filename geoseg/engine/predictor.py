@@ -26,9 +26,11 @@ class Predictor:
                  tta: str = "none", tta_scales=(1.0,), runtime: str = "torch"):
         import torch
 
-        from geoseg.engine.onnx_runtime import check_runtime
+        from geoseg.engine.onnx_runtime import check_runtime, warn_if_slower
 
         check_runtime(runtime, device, precision)
+        if runtime == "onnx":
+            warn_if_slower(precision)
         self.runtime = runtime
         self.device = "cpu" if runtime == "onnx" else resolve_device(device)
         self.precision = "fp32" if runtime == "onnx" else resolve_precision(precision, self.device)

@@ -80,6 +80,28 @@ def test_what_onnx_runtime_cannot_do_is_a_config_error_before_any_work(tmp_path,
     assert not (tmp_path / "bad.gpkg").exists() and not (cache / "onnx").exists()
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_onnx_on_a_cpu_with_native_bf16_warns_that_torch_is_faster(pixel_card, cache, monkeypatch, native):
+    """The CPU's bf16 support cannot be switched here, so the probe is replaced by each answer in turn."""
+    import warnings
+
+    from geoseg.engine import device
+    from geoseg.engine.onnx_runtime import onnx_module
+    from geoseg.engine.predictor import Predictor
+    from geoseg.errors import PrecisionWarning
+    from geoseg.models.registry import get_card
+
+    card = get_card(str(pixel_card))
+    module = onnx_module(card, threads=1)
+    monkeypatch.setattr(device, "cpu_has_bf16", lambda: native)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        p = Predictor(module, card, runtime="onnx")
+    told = [str(w.message) for w in seen if issubclass(w.category, PrecisionWarning)]
+    assert (len(told) == 1 and "--runtime torch" in told[0]) if native else seen == []
+    assert (p.device, p.precision, p.channels_last) == ("cpu", "fp32", False)
+
+
 def test_an_unknown_runtime_names_the_valid_ones():
     with pytest.raises(ConfigError, match="torch.*onnx"):
         SegmentConfig(runtime="tensorrt")
